@@ -1,0 +1,157 @@
+/**
+ * `tenantforge` command line: the service, migrations and the tenant registry.
+ * Errors print one line saying what to do, and exit non-zero (2 for usage errors).
+ *
+ * @example
+ * tenantforge tenants create --slug acme --name "Acme Capital" --plan pro
+ */
+import { parseArgs } from 'node:util';
+import { ZodError, type z } from 'zod';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { DatabaseUnavailableError, MissingExtensionError } from '../db/connect.ts';
+import { LocalClusterError } from '../db/local-cluster.ts';
+import { MigrationError } from '../db/migrate.ts';
+import { AppError } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { startPlatform, StartupError, type Platform } from '../platform.ts';
+import { TemplateError } from '../provisioning/clone-plan.ts';
+import { runServer } from '../server.ts';
+import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
+import type { Tenant } from '../tenants/service.ts';
+
+const USAGE = `usage: tenantforge <command>
+
+  serve                                  run the HTTP service (embedded PostgreSQL unless DATABASE_URL is set)
+  migrate                                install roles and extensions if allowed, apply all migrations, exit
+  tenants create --slug S --name N [--plan free|pro|enterprise] [--idempotency-key K]
+  tenants list [--limit N] [--cursor C] [--status S]
+  tenants show <id-or-slug>
+  tenants update <id-or-slug> [--name N] [--plan P] [--status active|suspended]
+  tenants delete <id-or-slug> [--purge]
+  tenants purge-expired                  purge soft-deleted tenants past their retention
+
+  --json prints machine-readable output. Settings come from the environment (see README).`;
+
+class UsageError extends Error {}
+
+export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    return fail(err, false);
+  }
+  const [command, sub, ...rest] = argv;
+  try {
+    if (!command || command === 'help' || command === '--help') {
+      console.log(USAGE);
+      return command ? 0 : 2;
+    }
+    if (command === 'serve') {
+      await runServer(config, createLogger(config.logLevel));
+      return 0;
+    }
+    if (command === 'migrate') {
+      await withPlatform(config, async () => console.log('migrations are current'));
+      return 0;
+    }
+    if (command === 'tenants') return await tenantsCommand(config, sub, rest);
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (err) {
+    return fail(err, config.debugErrors);
+  }
+}
+
+async function tenantsCommand(config: Config, sub: string | undefined, args: string[]): Promise<number> {
+  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      slug: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, status: { type: 'string' },
+      limit: { type: 'string' }, cursor: { type: 'string' }, 'idempotency-key': { type: 'string' },
+      purge: { type: 'boolean' }, json: { type: 'boolean' },
+    },
+  });
+  const target = () => positionals[0] ?? raise(new UsageError(`tenants ${sub} needs an <id-or-slug>`));
+  const print = (tenant: Tenant) => console.log(values.json ? JSON.stringify(tenant) : describe(tenant));
+  return withPlatform(config, async ({ tenants }) => {
+    switch (sub) {
+      case 'create': {
+        const input = parse(createTenantInput, { slug: values.slug, name: values.name, plan: values.plan });
+        print((await tenants.create(input, who, values['idempotency-key'])).tenant);
+        return 0;
+      }
+      case 'list': {
+        const page = await tenants.list(parse(listTenantsQuery, { limit: values.limit, cursor: values.cursor, status: values.status }));
+        if (values.json) console.log(JSON.stringify(page));
+        else {
+          for (const t of page.items) console.log(describe(t));
+          if (page.nextCursor) console.log(`more: --cursor ${page.nextCursor}`);
+        }
+        return 0;
+      }
+      case 'show':
+        print(await tenants.get(target()));
+        return 0;
+      case 'update':
+        print(await tenants.update(target(), parse(updateTenantInput, { name: values.name, plan: values.plan, status: values.status }), who));
+        return 0;
+      case 'delete':
+        print(await tenants.delete(target(), { purge: values.purge ?? false }, who));
+        return 0;
+      case 'purge-expired':
+        console.log(`purged ${await tenants.purgeExpired(who)} tenant(s)`);
+        return 0;
+      default:
+        throw new UsageError(`unknown tenants subcommand ${JSON.stringify(sub ?? '')}`);
+    }
+  });
+}
+
+async function withPlatform<T>(config: Config, work: (platform: Platform) => Promise<T>): Promise<T> {
+  const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { runPurgeSweeper: false });
+  try {
+    return await work(platform);
+  } finally {
+    await platform.close();
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, raw: Record<string, unknown>): z.infer<S> {
+  const defined = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+  return schema.parse(defined);
+}
+
+function describe(t: Tenant): string {
+  return `${t.id}  ${t.slug.padEnd(24)} ${t.status.padEnd(9)} ${t.plan.padEnd(10)} ${t.schema}  ${t.name}`;
+}
+
+function raise(err: Error): never {
+  throw err;
+}
+
+/** One line on stderr: what went wrong and what to do. */
+function fail(err: unknown, debug: boolean): number {
+  const known = [ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError];
+  let message: string;
+  if (err instanceof UsageError) {
+    console.error(`tenantforge: ${err.message}\n\n${USAGE}`);
+    return 2;
+  } else if (err instanceof ZodError) {
+    message = err.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ');
+  } else if (err instanceof AppError) {
+    message = `${err.message} [${err.code}]`;
+  } else if (known.some((k) => err instanceof k)) {
+    message = (err as Error).message;
+  } else {
+    message = `unexpected error: ${(err as Error)?.message ?? String(err)} (set TENANTFORGE_DEBUG_ERRORS=true for the stack)`;
+  }
+  console.error(`tenantforge: error: ${message}`);
+  if (debug && err instanceof Error) console.error(err.stack);
+  return 1;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main(process.argv.slice(2), process.env).then((code) => process.exit(code));
+}

@@ -1,0 +1,112 @@
+/**
+ * Environment -> typed configuration. The only module that reads `process.env`.
+ *
+ * @example
+ * const config = loadConfig(process.env); // throws ConfigError naming the bad variable
+ */
+import { z } from 'zod';
+
+const postgresUrl = z
+  .string()
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
+
+const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'must be a whole number with a unit: ms, s, m, h or d (e.g. 30s)')
+    .default(fallback)
+    .transform(parseDuration);
+
+/** Every setting, its environment variable, default and meaning; the README table mirrors this. */
+const schema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  APP_DATABASE_URL: postgresUrl.optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TENANTFORGE_DATA_DIR: z.string().min(1).default('.data'),
+  TENANTFORGE_LOCAL_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
+  TENANTFORGE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  TENANTFORGE_SCHEMA_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  TENANTFORGE_APP_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
+  TENANTFORGE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
+  TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
+  TENANTFORGE_DELETED_RETENTION: duration('30d'),
+  TENANTFORGE_PURGE_INTERVAL: duration('1h'),
+  TENANTFORGE_SHUTDOWN_TIMEOUT: duration('10s'),
+  TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
+});
+
+export type Config = {
+  /** Privileged connection (superuser, or the migrator role); absent = embedded local cluster. */
+  databaseUrl: string | undefined;
+  /** Runtime role connection; absent = derived from databaseUrl with the tf_app role. */
+  appDatabaseUrl: string | undefined;
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  dataDir: string;
+  localPgPort: number;
+  adminToken: string | undefined;
+  schemaSecret: string | undefined;
+  appPassword: string | undefined;
+  poolMax: number;
+  statementTimeoutMs: number;
+  deletedRetentionMs: number;
+  purgeIntervalMs: number;
+  shutdownTimeoutMs: number;
+  debugErrors: boolean;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates the environment; every problem is reported, each naming its variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(redactValue(name, present[name]))}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    appDatabaseUrl: e.APP_DATABASE_URL,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.TENANTFORGE_DATA_DIR,
+    localPgPort: e.TENANTFORGE_LOCAL_PG_PORT,
+    adminToken: e.TENANTFORGE_ADMIN_TOKEN,
+    schemaSecret: e.TENANTFORGE_SCHEMA_SECRET,
+    appPassword: e.TENANTFORGE_APP_PASSWORD,
+    poolMax: e.TENANTFORGE_POOL_MAX,
+    statementTimeoutMs: e.TENANTFORGE_STATEMENT_TIMEOUT,
+    deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
+    purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,
+    shutdownTimeoutMs: e.TENANTFORGE_SHUTDOWN_TIMEOUT,
+    debugErrors: e.TENANTFORGE_DEBUG_ERRORS,
+  };
+}
+
+function redactValue(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (/TOKEN|SECRET|PASSWORD/.test(name)) return '<redacted>';
+  if (/URL/.test(name)) return value.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:<redacted>@');
+  return value;
+}
+
+/** `"30s"` -> 30000. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  if (!match) throw new ConfigError(`not a duration: ${text}`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms'];
+  return Number(match[1]) * unit;
+}

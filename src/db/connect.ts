@@ -1,0 +1,115 @@
+/**
+ * postgres.js pools and start-up checks that turn connection failures into one clear line.
+ *
+ * @example
+ * const sql = openPool(url, { max: 10, name: 'control' });
+ * await assertReachable(sql, url); // throws DatabaseUnavailableError: "cannot connect to ..."
+ */
+import postgres from 'postgres';
+import { REQUIRED_EXTENSIONS } from './roles.ts';
+
+export type Sql = postgres.Sql;
+/** A transaction's handle (what `sql.begin` passes to its callback). */
+export type Tx = postgres.TransactionSql<Record<string, never>>;
+
+export type PoolOptions = {
+  max?: number;
+  name?: string;
+  /** Recycle connections so per-backend catalog caches stay bounded (DESIGN.md section 5). */
+  maxLifetimeSeconds?: number;
+};
+
+export function openPool(url: string, options: PoolOptions = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    max_lifetime: options.maxLifetimeSeconds ?? 30 * 60,
+    connection: { application_name: `tenantforge:${options.name ?? 'pool'}` },
+    onnotice: () => {},
+  });
+}
+
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
+}
+
+export class MissingExtensionError extends Error {
+  override name = 'MissingExtensionError';
+}
+
+/** `postgres://user:secret@host:5432/db` -> `user@host:5432/db` (never prints the password). */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${decodeURIComponent(u.username) || '(default user)'}@${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** Runs a trivial query; on failure throws one line naming the server and the cause. */
+export async function assertReachable(sql: Sql, url: string): Promise<void> {
+  try {
+    await sql`select 1`;
+  } catch (err) {
+    throw new DatabaseUnavailableError(`cannot connect to PostgreSQL at ${describeUrl(url)}: ${connectionCause(err)}`);
+  }
+}
+
+function connectionCause(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  switch (e.code) {
+    case '28P01':
+      return 'password authentication failed (check the password in the URL)';
+    case '28000':
+      return `access denied: ${e.message}`;
+    case '3D000':
+      return `${e.message} (create it, or name an existing database in the URL)`;
+    case 'ECONNREFUSED':
+      return 'connection refused (is the server running and listening on that port?)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name not found';
+    case 'CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'timed out after 5 s (is the host reachable?)';
+    default:
+      return e.message ?? String(err);
+  }
+}
+
+export type ServerInfo = {
+  serverVersion: string;
+  extensions: Record<string, string | null>;
+};
+
+/** Installed versions of the required extensions in the connected database (null = not installed). */
+export async function readServerInfo(sql: Sql): Promise<ServerInfo> {
+  const [row] = await sql<{ version: string }[]>`select current_setting('server_version') as version`;
+  const installed = await sql<{ extname: string; extversion: string }[]>`
+    select extname, extversion from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
+  const extensions: Record<string, string | null> = {};
+  for (const name of REQUIRED_EXTENSIONS) extensions[name] = installed.find((e) => e.extname === name)?.extversion ?? null;
+  return { serverVersion: row!.version, extensions };
+}
+
+const HOW_TO_GET: Record<string, string> = {
+  timescaledb:
+    "TimescaleDB: on Debian run `bash scripts/bootstrap-db.sh`; elsewhere use the timescale/timescaledb-ha image; the server also needs shared_preload_libraries = 'timescaledb'",
+  vector: 'pgvector: on Debian run `bash scripts/bootstrap-db.sh`; elsewhere install pgvector 0.8 or use the timescale/timescaledb-ha image',
+  pgcrypto: 'pgcrypto: ships with PostgreSQL (Debian package postgresql-contrib)',
+};
+
+/** Throws when a required extension is missing, naming it and how to get it. */
+export function assertExtensions(info: ServerInfo, where: string): void {
+  const missing = Object.entries(info.extensions)
+    .filter(([, version]) => version === null)
+    .map(([name]) => name);
+  if (missing.length === 0) return;
+  throw new MissingExtensionError(
+    `database ${where} lacks the extension${missing.length > 1 ? 's' : ''} ${missing.join(', ')}. ` +
+      missing.map((m) => HOW_TO_GET[m]).join('. ') +
+      '. Connect once with a superuser DATABASE_URL so start-up can create them.',
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * Installs what the platform needs inside a database: the extensions (in their own
+ * schema), the platform roles and their database-level rights. Needs a superuser
+ * connection; with any other role, `checkInstallation` only reports what is missing.
+ *
+ * @example
+ * if (await canInstall(sql)) await installPlatform(sql, { appPassword });
+ */
+import type { Sql, Tx } from './connect.ts';
+import { EXTENSIONS_SCHEMA, REQUIRED_EXTENSIONS, ROLES } from './roles.ts';
+import { withRetry } from './retry.ts';
+
+/** Whether the connected role is a superuser (only superusers may create TimescaleDB). */
+export async function canInstall(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ rolsuper: boolean }[]>`select rolsuper from pg_roles where rolname = current_user`;
+  return row?.rolsuper === true;
+}
+
+export type InstallOptions = {
+  /** Password set on the runtime role, so the service can log in as it. */
+  appPassword: string;
+};
+
+/** Idempotent; safe to run from several instances (and databases of one cluster) at once. */
+export async function installPlatform(sql: Sql, options: InstallOptions): Promise<void> {
+  await withRetry(() =>
+    sql.begin(async (tx) => {
+      // Serialises instances on this database; roles are cluster-wide, so two databases of
+      // one cluster can still race on CREATE ROLE: withRetry covers that.
+      await tx`select pg_advisory_xact_lock(hashtext('tenantforge:install'))`;
+      await tx.unsafe(`create schema if not exists ${EXTENSIONS_SCHEMA}`);
+      await tx.unsafe(`grant usage on schema ${EXTENSIONS_SCHEMA} to public`);
+      for (const ext of REQUIRED_EXTENSIONS) {
+        await tx.unsafe(`create extension if not exists ${ext} schema ${EXTENSIONS_SCHEMA}`);
+      }
+      await ensureRole(tx, ROLES.owner, 'nologin createrole');
+      await ensureRole(tx, ROLES.migrator, 'nologin');
+      await ensureRole(tx, ROLES.app, 'login noinherit');
+      await ensureRole(tx, ROLES.validator, 'nologin');
+      await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
+      await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
+      const [db] = await tx<{ name: string }[]>`select current_database() as name`;
+      await tx.unsafe(`grant create on database "${db!.name.replaceAll('"', '""')}" to ${ROLES.owner}`);
+    }),
+  );
+}
+
+async function ensureRole(tx: Tx, name: string, attributes: string): Promise<void> {
+  const [exists] = await tx`select 1 from pg_roles where rolname = ${name}`;
+  const safety = 'nosuperuser nocreatedb noreplication nobypassrls';
+  await tx.unsafe(`${exists ? 'alter' : 'create'} role ${name} ${attributes} ${safety}`);
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+export type InstallationProblem = { what: string; fix: string };
+
+/** What a non-superuser start-up finds missing (empty when all is in place). */
+export async function checkInstallation(sql: Sql): Promise<InstallationProblem[]> {
+  const problems: InstallationProblem[] = [];
+  const roles = await sql<{ rolname: string }[]>`select rolname from pg_roles where rolname = any(${Object.values(ROLES)})`;
+  for (const role of Object.values(ROLES)) {
+    if (!roles.some((r) => r.rolname === role)) {
+      problems.push({ what: `role ${role} is missing`, fix: 'start once with a superuser DATABASE_URL to create the platform roles' });
+    }
+  }
+  const exts = await sql<{ extname: string }[]>`select extname from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
+  for (const ext of REQUIRED_EXTENSIONS) {
+    if (!exts.some((e) => e.extname === ext)) {
+      problems.push({ what: `extension ${ext} is missing`, fix: `a superuser runs: create extension ${ext} schema ${EXTENSIONS_SCHEMA}` });
+    }
+  }
+  return problems;
+}

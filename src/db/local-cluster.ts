@@ -1,0 +1,259 @@
+/**
+ * Local PostgreSQL clusters run from the Debian binaries the bootstrap installs:
+ * the persistent dev cluster behind `npm start`, and throwaway clusters for tests.
+ * Clusters run as the `postgres` OS user when we are root (initdb refuses root).
+ *
+ * @example
+ * const cluster = await startLocalCluster({ dir: '.data/pg', port: 54329 });
+ * console.log(cluster.superuserUrl('tenantforge'));
+ * await cluster.stop();
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes, createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const PG_MAJORS = ['17', '16', '15'];
+
+export type LocalCluster = {
+  dir: string;
+  port: number;
+  /** Connection string for the cluster's superuser on loopback. */
+  superuserUrl(database: string): string;
+  /** Whether this call started the server (false: it was already running and is reused). */
+  startedHere: boolean;
+  stop(): Promise<void>;
+  /** Stops the server and deletes the cluster directory. */
+  destroy(): Promise<void>;
+};
+
+export class LocalClusterError extends Error {
+  override name = 'LocalClusterError';
+}
+
+/** The newest installed PostgreSQL whose server has both extensions. */
+export function findPgBin(): string {
+  for (const major of PG_MAJORS) {
+    const bin = `/usr/lib/postgresql/${major}/bin`;
+    const ext = `/usr/share/postgresql/${major}/extension`;
+    if (existsSync(join(bin, 'initdb')) && existsSync(join(ext, 'timescaledb.control')) && existsSync(join(ext, 'vector.control'))) {
+      return bin;
+    }
+  }
+  throw new LocalClusterError(
+    'no local PostgreSQL with TimescaleDB and pgvector found; run `bash scripts/bootstrap-db.sh` (Debian, root) ' +
+      'or set DATABASE_URL to a server that has them (docker compose up gives you one)',
+  );
+}
+
+const asRoot = process.getuid?.() === 0;
+
+/** Runs a PostgreSQL binary as the `postgres` user when we are root. */
+async function pg(bin: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  try {
+    const { stdout } = await run(cmd, argv, { timeout: timeoutMs, cwd: '/' });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw new LocalClusterError(`${bin.split('/').pop()} ${args[0] ?? ''} failed: ${(e.stderr || e.stdout || e.message).trim()}`);
+  }
+}
+
+/** Gives the postgres user a directory it owns; when it cannot reach `wanted`, a stable place it can. */
+async function prepareDir(wanted: string): Promise<string> {
+  const abs = resolve(wanted);
+  if (!asRoot) {
+    mkdirSync(abs, { recursive: true, mode: 0o700 });
+    return abs;
+  }
+  mkdirSync(dirname(abs), { recursive: true });
+  const reachable = await run('runuser', ['-u', 'postgres', '--', 'test', '-x', dirname(abs)]).then(
+    () => true,
+    () => false,
+  );
+  const dir = reachable ? abs : join('/var/lib/tenantforge', createHash('sha256').update(abs).digest('hex').slice(0, 16));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await run('chown', ['postgres:postgres', dir]);
+  return dir;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolveUse) => {
+    const server = createServer();
+    server.once('error', () => resolveUse(true));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveUse(false)));
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export type StartOptions = {
+  /** Where the cluster lives; created on first use. */
+  dir: string;
+  port: number;
+  /** Throwaway clusters trade durability for speed. */
+  throwaway?: boolean;
+  /** Where the superuser password is kept (readable by us, not by the postgres user). */
+  secretFile?: string;
+};
+
+/** Creates the cluster when missing, then starts it, or reuses it when it is already running. */
+export async function startLocalCluster(options: StartOptions): Promise<LocalCluster> {
+  const bin = findPgBin();
+  const dir = await prepareDir(options.dir);
+  const secretFile = options.secretFile ?? join(resolve(options.dir), '..', 'pg-superuser.secret');
+  const port = options.port;
+
+  if (!existsSync(join(dir, 'PG_VERSION'))) await initCluster(bin, dir, port, secretFile, options.throwaway ?? false);
+  if (!existsSync(secretFile)) {
+    throw new LocalClusterError(`the cluster in ${dir} exists but its password file ${secretFile} is missing; delete ${dir} to recreate it`);
+  }
+  const password = readFileSync(secretFile, 'utf8').trim();
+
+  let startedHere = false;
+  if (!(await isRunning(bin, dir))) {
+    clearStalePid(dir);
+    if (await portInUse(port)) {
+      throw new LocalClusterError(
+        `port ${port} is taken by another program, so the local PostgreSQL cannot start; free it or set TENANTFORGE_LOCAL_PG_PORT`,
+      );
+    }
+    await pg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', join(dir, 'server.log'), '-o', `-p ${port}`]);
+    startedHere = true;
+  }
+
+  const cluster: LocalCluster = {
+    dir,
+    port,
+    startedHere,
+    superuserUrl: (database) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    stop: async () => {
+      if (await isRunning(bin, dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', dir]);
+    },
+    destroy: async () => {
+      if (await isRunning(bin, dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', dir]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}
+
+async function initCluster(bin: string, dir: string, port: number, secretFile: string, throwaway: boolean): Promise<void> {
+  const password = randomBytes(24).toString('base64url');
+  mkdirSync(dirname(secretFile), { recursive: true });
+  writeFileSync(secretFile, password + '\n', { mode: 0o600 });
+  // initdb reads the password from a file the postgres user can read; it is deleted right after.
+  const pwfile = join(dir, '..', `.pw-${randomBytes(6).toString('hex')}`);
+  writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+  if (asRoot) await run('chown', ['postgres', pwfile]);
+  try {
+    await pg(join(bin, 'initdb'), [
+      '-D', dir, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=peer', '--auth-host=scram-sha-256',
+      '--encoding=UTF8', '--locale=C.UTF-8', ...(throwaway ? ['--no-sync'] : []),
+    ]);
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+  const settings = [
+    `port = ${port}`,
+    `listen_addresses = '127.0.0.1'`,
+    `unix_socket_directories = '${dir}'`,
+    `shared_preload_libraries = 'timescaledb'`,
+    `timescaledb.telemetry_level = off`,
+    `max_connections = 300`,
+    `max_locks_per_transaction = 256`,
+    `password_encryption = 'scram-sha-256'`,
+    ...(throwaway ? ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off'] : []),
+  ];
+  const conf = join(dir, 'postgresql.conf');
+  writeFileSync(conf, `${readFileSync(conf, 'utf8')}\n# tenantforge\n${settings.join('\n')}\n`);
+}
+
+async function isRunning(bin: string, dir: string): Promise<boolean> {
+  return pg(join(bin, 'pg_ctl'), ['status', '-D', dir]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A crashed run leaves postmaster.pid behind; postgres refuses to start if that pid now belongs to another process. */
+function clearStalePid(dir: string): void {
+  const pidFile = join(dir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || !pidAlive(pid) || !isPostgresProcess(pid)) rmSync(pidFile, { force: true });
+}
+
+function isPostgresProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('postgres');
+  } catch {
+    return false;
+  }
+}
+
+const THROWAWAY_PREFIX = 'tenantforge-test-';
+
+/**
+ * A throwaway cluster in a temp dir on a free port. Clusters left by crashed
+ * earlier runs (their owner process is gone) are stopped and removed first.
+ */
+export async function startThrowawayCluster(): Promise<LocalCluster> {
+  await sweepAbandonedClusters();
+  const root = join(tmpdir(), `${THROWAWAY_PREFIX}${randomBytes(4).toString('hex')}`);
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  chmodSync(root, 0o755);
+  writeFileSync(join(root, 'owner.pid'), String(process.pid));
+  const cluster = await startLocalCluster({
+    dir: join(root, 'pg'),
+    port: await freePort(),
+    throwaway: true,
+    secretFile: join(root, 'superuser.secret'),
+  });
+  return {
+    ...cluster,
+    destroy: async () => {
+      await cluster.destroy();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+async function sweepAbandonedClusters(): Promise<void> {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(THROWAWAY_PREFIX)) continue;
+    const root = join(tmpdir(), name);
+    const owner = Number(existsSync(join(root, 'owner.pid')) ? readFileSync(join(root, 'owner.pid'), 'utf8') : NaN);
+    if (Number.isInteger(owner) && pidAlive(owner)) continue;
+    const pidFile = join(root, 'pg', 'postmaster.pid');
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      if (Number.isInteger(pid) && pidAlive(pid) && isPostgresProcess(pid)) process.kill(pid, 'SIGQUIT');
+    }
+    rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Retries work that lost a race in the catalog: serialization failures, deadlocks,
+ * "tuple concurrently updated" on concurrent DDL and unique violations on role names.
+ *
+ * @example
+ * await withRetry(() => sql.begin((tx) => provision(tx)));
+ */
+const RETRYABLE_CODES = new Set(['40001', '40P01', '23505']);
+
+export function isRetryable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e.code && RETRYABLE_CODES.has(e.code)) {
+    // A unique violation is a race only on catalog rows (e.g. two CREATE ROLEs), never on our own data.
+    return e.code !== '23505' || /pg_authid|pg_namespace|pg_extension|pg_type/.test(e.message ?? '');
+  }
+  return e.code === 'XX000' && /tuple concurrently (updated|deleted)/.test(e.message ?? '');
+}
+
+export async function withRetry<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= attempts || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+    }
+  }
+}

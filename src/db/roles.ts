@@ -1,0 +1,22 @@
+/**
+ * The platform's database roles (DESIGN.md section 2). Names are fixed so that every
+ * instance, the validator and the docs agree on them.
+ */
+export const ROLES = {
+  /** NOLOGIN; owns the platform schema, the template and every tenant schema and table. */
+  owner: 'tf_owner',
+  /** Runs DDL as the owner; give it LOGIN and a password to run the service without a superuser. */
+  migrator: 'tf_migrator',
+  /** The service's pooled runtime connections; member of each tenant role, never owner or BYPASSRLS. */
+  app: 'tf_app',
+  /** Reads catalogs only. */
+  validator: 'tf_validator',
+} as const;
+
+/** Schema holding the extensions, so that nothing of theirs lands in `public`. */
+export const EXTENSIONS_SCHEMA = 'extensions';
+
+/** The schema new tenants are cloned from. */
+export const TEMPLATE_SCHEMA = 'tf_template';
+
+export const REQUIRED_EXTENSIONS = ['timescaledb', 'vector', 'pgcrypto'] as const;

@@ -1,0 +1,85 @@
+/**
+ * The control plane (schema `platform`), managed by drizzle-kit migrations in `drizzle/`.
+ * Tenant tables are not here: they come from the SQL template in `sql/`.
+ */
+import { sql } from 'drizzle-orm';
+import { bigint, check, doublePrecision, index, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+export const platform = pgSchema('platform');
+
+export const TENANT_STATUSES = ['active', 'suspended', 'deleted', 'purged'] as const;
+export type TenantStatus = (typeof TENANT_STATUSES)[number];
+
+export const tenants = platform.table(
+  'tenants',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    slug: text('slug').notNull(),
+    name: text('name').notNull(),
+    plan: text('plan').notNull(),
+    status: text('status').$type<TenantStatus>().notNull().default('active'),
+    schemaName: text('schema_name').notNull(),
+    roleName: text('role_name').notNull(),
+    templateVersion: text('template_version').notNull(),
+    provisioningMs: doublePrecision('provisioning_ms'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    purgeAfter: timestamp('purge_after', { withTimezone: true }),
+  },
+  (t) => [
+    // Slugs stay taken after a soft delete, compared case-insensitively.
+    uniqueIndex('tenants_slug_lower_key').on(sql`lower(${t.slug})`),
+    uniqueIndex('tenants_schema_name_key').on(t.schemaName),
+    uniqueIndex('tenants_role_name_key').on(t.roleName),
+    index('tenants_purge_after_idx').on(t.purgeAfter).where(sql`${t.status} = 'deleted'`),
+    check('tenants_status_check', sql`${t.status} in ('active', 'suspended', 'deleted', 'purged')`),
+    check('tenants_schema_name_check', sql`${t.schemaName} ~ '^tenant_[0-9a-f]+$' and octet_length(${t.schemaName}) <= 63`),
+  ],
+);
+
+export const auditLog = platform.table(
+  'audit_log',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull().defaultNow(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    tenantId: uuid('tenant_id'),
+    outcome: text('outcome').$type<'succeeded' | 'failed'>().notNull(),
+    durationMs: doublePrecision('duration_ms'),
+    requestId: text('request_id'),
+    detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [index('audit_log_tenant_idx').on(t.tenantId, t.occurredAt), check('audit_log_outcome_check', sql`${t.outcome} in ('succeeded', 'failed')`)],
+);
+
+export const idempotencyKeys = platform.table('idempotency_keys', {
+  key: text('key').primaryKey(),
+  requestHash: text('request_hash').notNull(),
+  tenantId: uuid('tenant_id')
+    .notNull()
+    .references(() => tenants.id),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Tenant migrations (files in `sql/`) applied to the template schema. */
+export const templateMigrations = platform.table('template_migrations', {
+  name: text('name').primaryKey(),
+  checksum: text('checksum').notNull(),
+  appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Per-tenant migration ledger: which template migrations each tenant schema has. */
+export const tenantMigrations = platform.table(
+  'tenant_migrations',
+  {
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    name: text('name').notNull(),
+    checksum: text('checksum').notNull(),
+    appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.name] })],
+);

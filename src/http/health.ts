@@ -1,0 +1,68 @@
+/**
+ * Liveness and readiness. /healthz: the process answers. /readyz: the database answers,
+ * the extensions are there (with versions), and migrations are current; 503 otherwise.
+ *
+ * @example
+ * app.route('/', healthRoutes(platform));
+ */
+import { Hono } from 'hono';
+import { readServerInfo } from '../db/connect.ts';
+import { pendingControlPlaneMigrations } from '../db/migrate.ts';
+import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
+import { currentTemplateVersion } from '../migrations/template.ts';
+import type { Platform } from '../platform.ts';
+import type { AppEnv } from './env.ts';
+
+export type Readiness = {
+  status: 'ready' | 'unready';
+  problems: string[];
+  database: { reachable: boolean; serverVersion: string | null };
+  extensions: Record<string, string | null>;
+  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
+};
+
+export async function checkReadiness(platform: Pick<Platform, 'control'>, timeoutMs = 2_000): Promise<Readiness> {
+  const expected = templateVersionOf(readTenantMigrations());
+  const result: Readiness = {
+    status: 'unready',
+    problems: [],
+    database: { reachable: false, serverVersion: null },
+    extensions: {},
+    migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
+  };
+  try {
+    await withTimeout(
+      (async () => {
+        const info = await readServerInfo(platform.control);
+        result.database = { reachable: true, serverVersion: info.serverVersion };
+        result.extensions = info.extensions;
+        for (const [name, version] of Object.entries(info.extensions)) if (!version) result.problems.push(`extension ${name} is not installed`);
+        result.migrations.controlPlanePending = await pendingControlPlaneMigrations(platform.control);
+        if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
+        result.migrations.templateVersion = await currentTemplateVersion(platform.control);
+        if (result.migrations.templateVersion !== expected) result.problems.push(`template is at ${result.migrations.templateVersion}, expected ${expected}`);
+      })(),
+      timeoutMs,
+    );
+  } catch (err) {
+    result.problems.push(`database: ${(err as Error).message}`);
+  }
+  result.status = result.problems.length === 0 ? 'ready' : 'unready';
+  return result;
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function healthRoutes(platform: Pick<Platform, 'control'>): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const readiness = await checkReadiness(platform);
+    return c.json(readiness, readiness.status === 'ready' ? 200 : 503);
+  });
+  return app;
+}

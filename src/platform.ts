@@ -1,0 +1,154 @@
+/**
+ * Start-up: from configuration to a running platform. Finds or starts the database,
+ * installs or checks roles and extensions, applies migrations, opens the pools and
+ * builds the services. The HTTP server and the CLI both start here.
+ *
+ * @example
+ * const platform = await startPlatform(loadConfig(process.env), log);
+ * await platform.tenants.list({ limit: 10 });
+ * await platform.close();
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from './config.ts';
+import { assertExtensions, assertReachable, describeUrl, openPool, readServerInfo, type ServerInfo, type Sql } from './db/connect.ts';
+import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
+import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
+import { migrateControlPlane } from './db/migrate.ts';
+import { ROLES } from './db/roles.ts';
+import type { Logger } from './log.ts';
+import { migrateTemplate } from './migrations/template.ts';
+import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
+import { TenantService } from './tenants/service.ts';
+
+export const EMBEDDED_DATABASE = 'tenantforge';
+
+export type Platform = {
+  config: Config;
+  log: Logger;
+  /** Privileged pool: control plane and DDL. */
+  control: Sql;
+  /** Runtime-role pool: tenant data, always inside withTenant. */
+  app: Sql;
+  server: ServerInfo;
+  adminToken: string;
+  provisioner: Provisioner;
+  tenants: TenantService;
+  /** The embedded cluster, when this process started or reused it. */
+  cluster: LocalCluster | undefined;
+  close(): Promise<void>;
+};
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean };
+
+export async function startPlatform(config: Config, log: Logger, options: StartOptions = {}): Promise<Platform> {
+  const secrets = resolveSecrets(config);
+  let cluster: LocalCluster | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    cluster = await startLocalCluster({ dir: join(config.dataDir, 'pg'), port: config.localPgPort });
+    log.info({ dir: cluster.dir, port: cluster.port, reused: !cluster.startedHere }, 'embedded PostgreSQL ready');
+    url = cluster.superuserUrl(EMBEDDED_DATABASE);
+    await ensureDatabase(cluster.superuserUrl('postgres'), EMBEDDED_DATABASE);
+  }
+  const control = openPool(url, { max: config.poolMax, name: 'control' });
+  const pools: Sql[] = [control];
+  try {
+    await assertReachable(control, url);
+    if (await canInstall(control)) {
+      await installPlatform(control, { appPassword: secrets.appPassword });
+    } else {
+      const problems = await checkInstallation(control);
+      if (problems.length) {
+        throw new StartupError(`${describeUrl(url)} is not ready for tenantforge: ${problems.map((p) => `${p.what} (${p.fix})`).join('; ')}`);
+      }
+    }
+    const server = await readServerInfo(control);
+    assertExtensions(server, describeUrl(url));
+    const controlPlane = await migrateControlPlane(control);
+    const template = await migrateTemplate(control);
+    log.info({ applied: [...controlPlane.applied, ...template.applied], templateVersion: template.version }, 'migrations current');
+
+    const appUrl = config.appDatabaseUrl ?? withCredentials(url, ROLES.app, secrets.appPassword);
+    const app = openPool(appUrl, { max: config.poolMax, name: 'app' });
+    pools.push(app);
+    await assertReachable(app, appUrl);
+
+    const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
+    await provisioner.plan();
+    const tenants = new TenantService({ sql: control, provisioner, log, deletedRetentionMs: config.deletedRetentionMs });
+
+    const sweeper =
+      options.runPurgeSweeper === false
+        ? undefined
+        : setInterval(() => {
+            tenants.purgeExpired({ actor: 'system:retention' }).catch((err) => log.error({ err }, 'retention purge failed'));
+          }, config.purgeIntervalMs).unref();
+
+    return {
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, cluster,
+      close: async () => {
+        if (sweeper) clearInterval(sweeper);
+        await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
+        if (cluster?.startedHere) await cluster.stop();
+      },
+    };
+  } catch (err) {
+    await Promise.all(pools.map((p) => p.end({ timeout: 1 })));
+    if (cluster?.startedHere) await cluster.stop();
+    throw err;
+  }
+}
+
+async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
+  const sql = openPool(maintenanceUrl, { max: 1, name: 'setup' });
+  try {
+    const [exists] = await sql`select 1 from pg_database where datname = ${name}`;
+    if (!exists) await sql.unsafe(`create database "${name}"`);
+  } finally {
+    await sql.end();
+  }
+}
+
+function withCredentials(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = user;
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+type Secrets = { adminToken: string; schemaSecret: string; appPassword: string };
+
+/**
+ * Secrets not given in the environment are generated once and kept in
+ * `<data dir>/secrets.json` (mode 0600), so restarts keep the same ones.
+ */
+function resolveSecrets(config: Config): Secrets {
+  const fromEnv = { adminToken: config.adminToken, schemaSecret: config.schemaSecret, appPassword: config.appPassword };
+  if (fromEnv.adminToken && fromEnv.schemaSecret && fromEnv.appPassword) return fromEnv as Secrets;
+  const file = resolve(config.dataDir, 'secrets.json');
+  const stored: Partial<Secrets> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const generated: Secrets = {
+    adminToken: stored.adminToken ?? randomBytes(24).toString('base64url'),
+    schemaSecret: stored.schemaSecret ?? randomBytes(32).toString('base64url'),
+    appPassword: stored.appPassword ?? randomBytes(24).toString('base64url'),
+  };
+  if (JSON.stringify(stored) !== JSON.stringify(generated)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, JSON.stringify(generated, null, 2) + '\n', { mode: 0o600 });
+  }
+  return {
+    adminToken: fromEnv.adminToken ?? generated.adminToken,
+    schemaSecret: fromEnv.schemaSecret ?? generated.schemaSecret,
+    appPassword: fromEnv.appPassword ?? generated.appPassword,
+  };
+}
+
+export function secretsFile(config: Config): string {
+  return resolve(config.dataDir, 'secrets.json');
+}

@@ -1,0 +1,103 @@
+/**
+ * Creates, and drops, a tenant's schema and role by running the cached clone plan
+ * inside the caller's transaction: the tenant exists completely or not at all.
+ *
+ * @example
+ * const provisioner = new Provisioner(sql, secret);
+ * await sql.begin((tx) => provisioner.provision(tx, tenantId));
+ */
+import type { Sql, Tx } from '../db/connect.ts';
+import { ROLES } from '../db/roles.ts';
+import { templateVersionOf } from '../migrations/files.ts';
+import { compileClonePlan, renderClonePlan, ROLE_DDL_LOCK, type ClonePlan } from './clone-plan.ts';
+import { assertTenantRoleName, assertTenantSchemaName, tenantRoleName, tenantSchemaName } from './names.ts';
+
+export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
+
+export type ProvisionerOptions = {
+  /** Rewrites the rendered statements before they run: used by tests to inject faults at step k. */
+  interceptStatements?: (statements: string[]) => string[];
+};
+
+export class StaleTemplateError extends Error {
+  override name = 'StaleTemplateError';
+}
+
+export class Provisioner {
+  #plan: ClonePlan | undefined;
+  #compiling: Promise<ClonePlan> | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly secret: string,
+    private readonly options: ProvisionerOptions = {},
+  ) {}
+
+  /** The clone plan for the template's current version, compiled once per version. */
+  async plan(): Promise<ClonePlan> {
+    const version = await this.#templateVersion(this.sql);
+    if (this.#plan?.templateVersion === version) return this.#plan;
+    this.#compiling ??= compileClonePlan(this.sql, version).finally(() => (this.#compiling = undefined));
+    this.#plan = await this.#compiling;
+    return this.#plan;
+  }
+
+  async #templateVersion(sql: Sql | Tx): Promise<string> {
+    return templateVersionOf(await sql<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`);
+  }
+
+  /** Schema and role a tenant id maps to. */
+  namesFor(tenantId: string): { schema: string; role: string } {
+    const schema = tenantSchemaName(tenantId, this.secret);
+    return { schema, role: tenantRoleName(schema) };
+  }
+
+  /**
+   * Clones the template for one tenant inside `tx`, with a plan from `plan()` (fetched
+   * before the transaction, as compiling needs a connection of its own). The whole plan goes to the server as
+   * one multi-statement query: one round trip, and any failing statement aborts it all.
+   */
+  async provision(tx: Tx, tenantId: string, plan: ClonePlan): Promise<ProvisionedTenant> {
+    // A template migration takes this lock exclusively; holding it shared pins the version.
+    await tx`select pg_advisory_xact_lock_shared(hashtext('tenantforge:migrate:template'))`;
+    const migrations = await tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`;
+    if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');
+
+    const names = this.namesFor(tenantId);
+    let statements = [`set local role ${ROLES.owner}`, ...renderClonePlan(plan, names), 'reset role'];
+    if (this.options.interceptStatements) statements = this.options.interceptStatements(statements);
+    await tx.unsafe(statements.join(';\n'));
+
+    // Read the names back from the catalog rather than trusting what we meant to create.
+    const [created] = await tx<{ schema: string | null; role: string | null }[]>`
+      select (select nspname from pg_namespace where nspname = ${names.schema}) as schema,
+             (select rolname from pg_roles where rolname = ${names.role}) as role`;
+    if (created?.schema !== names.schema || created?.role !== names.role) {
+      throw new Error(`provisioning did not create ${names.schema}/${names.role}`);
+    }
+    return { ...names, templateVersion: plan.templateVersion, migrations };
+  }
+
+  /** Drops a tenant's schema (tables, chunks) and role inside `tx`. */
+  async drop(tx: Tx, names: { schema: string; role: string }): Promise<void> {
+    const schema = assertTenantSchemaName(names.schema);
+    const role = assertTenantRoleName(names.role);
+    await tx.unsafe(
+      [
+        `set local role ${ROLES.owner}`,
+        ROLE_DDL_LOCK,
+        `drop schema if exists "${schema}" cascade`,
+        `drop role if exists "${role}"`,
+        'reset role',
+      ].join(';\n'),
+    );
+  }
+
+  /** Gives or takes the runtime role's way into a tenant (suspension, deletion). */
+  async setRuntimeAccess(tx: Tx, role: string, allowed: boolean): Promise<void> {
+    const name = assertTenantRoleName(role);
+    const change = allowed ? `grant "${name}" to ${ROLES.app}` : `revoke "${name}" from ${ROLES.app}`;
+    await tx.unsafe([`set local role ${ROLES.owner}`, ROLE_DDL_LOCK, change, 'reset role'].join(';\n'));
+  }
+}
+

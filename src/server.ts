@@ -1,0 +1,50 @@
+/**
+ * Runs the HTTP service until SIGTERM/SIGINT, then stops accepting, drains in-flight
+ * requests, closes the pools and stops the embedded cluster if this process started it.
+ *
+ * @example
+ * await runServer(loadConfig(process.env), log);
+ */
+import { serve } from '@hono/node-server';
+import type { Config } from './config.ts';
+import { createApp } from './http/app.ts';
+import type { Logger } from './log.ts';
+import { secretsFile, startPlatform } from './platform.ts';
+
+export async function runServer(config: Config, log: Logger): Promise<void> {
+  const platform = await startPlatform(config, log);
+  const app = createApp(platform);
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    log.info(
+      {
+        url: `http://${config.host}:${info.port}`,
+        database: platform.server.serverVersion,
+        extensions: platform.server.extensions,
+        adminToken: config.adminToken ? 'from TENANTFORGE_ADMIN_TOKEN' : `in ${secretsFile(config)}`,
+      },
+      'tenantforge is serving',
+    );
+  });
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: draining requests');
+      const force = setTimeout(() => {
+        log.warn('drain timed out; closing open connections');
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }, config.shutdownTimeoutMs).unref();
+      server.close(async () => {
+        clearTimeout(force);
+        await platform.close();
+        log.info('stopped');
+        resolve();
+      });
+      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

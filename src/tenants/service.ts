@@ -1,0 +1,289 @@
+/**
+ * The tenant registry: create (provision), read, list, update, suspend, soft delete
+ * and purge tenants. Every change writes an audit-log row and a log line.
+ *
+ * @example
+ * const tenants = new TenantService({ sql, provisioner, log, deletedRetentionMs });
+ * const { tenant } = await tenants.create({ slug: 'acme', name: 'Acme' }, { actor: 'cli' });
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Sql, Tx } from '../db/connect.ts';
+import { withRetry } from '../db/retry.ts';
+import { AppError, notFound } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Provisioner } from '../provisioning/provisioner.ts';
+import type { TenantStatus } from '../db/schema.ts';
+import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
+
+export type Tenant = {
+  id: string;
+  slug: string;
+  name: string;
+  plan: string;
+  schema: string;
+  status: TenantStatus;
+  createdAt: string;
+  updatedAt: string;
+  deletedAt: string | null;
+  purgeAfter: string | null;
+  provisioningMs: number | null;
+};
+
+type TenantRow = {
+  id: string;
+  slug: string;
+  name: string;
+  plan: string;
+  schema_name: string;
+  role_name: string;
+  status: TenantStatus;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+  purge_after: Date | null;
+  provisioning_ms: number | null;
+};
+
+/** Who asked, for the audit log. */
+export type Actor = { actor: string; requestId?: string };
+
+export type TenantServiceDeps = {
+  sql: Sql;
+  provisioner: Provisioner;
+  log: Logger;
+  deletedRetentionMs: number;
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class TenantService {
+  constructor(private readonly deps: TenantServiceDeps) {}
+
+  /**
+   * Provisions a tenant. With an idempotency key, a retry with the same key and body
+   * returns the tenant the first call made (`replayed: true`), never a second one.
+   */
+  async create(input: CreateTenantInput, who: Actor, idempotencyKey?: string): Promise<{ tenant: Tenant; replayed: boolean }> {
+    const { sql, provisioner, log } = this.deps;
+    const requestHash = createHash('sha256').update(JSON.stringify([input.slug, input.name, input.plan])).digest('hex');
+    if (idempotencyKey) {
+      const replay = await this.#replay(idempotencyKey, requestHash);
+      if (replay) return { tenant: replay, replayed: true };
+    }
+    const id = randomUUID();
+    const started = performance.now();
+    try {
+      // Outside the transaction: compiling needs a connection of its own.
+      const plan = await provisioner.plan();
+      const row = await withRetry(() =>
+        sql.begin(async (tx) => {
+          if (idempotencyKey) {
+            // Serialises concurrent requests with one key; the loser replays the winner's tenant.
+            await tx`select pg_advisory_xact_lock(hashtext(${'tenantforge:idempotency:' + idempotencyKey}))`;
+            const [existing] = await tx<{ request_hash: string; tenant_id: string }[]>`
+              select request_hash, tenant_id from platform.idempotency_keys where key = ${idempotencyKey}`;
+            if (existing) return { replayOf: existing } as const;
+          }
+          // The registry row goes first: a taken slug fails here, before any DDL runs.
+          const names = provisioner.namesFor(id);
+          await tx`
+            insert into platform.tenants (id, slug, name, plan, status, schema_name, role_name, template_version)
+            values (${id}, ${input.slug}, ${input.name}, ${input.plan}, 'active', ${names.schema}, ${names.role}, ${plan.templateVersion})`;
+          const provisioned = await provisioner.provision(tx as Tx, id, plan);
+          const ms = performance.now() - started;
+          const [inserted] = await tx<TenantRow[]>`
+            update platform.tenants set provisioning_ms = ${ms} where id = ${id} returning *`;
+          await tx`insert into platform.tenant_migrations ${sql(provisioned.migrations.map((m) => ({ tenant_id: id, name: m.name, checksum: m.checksum })))}`;
+          if (idempotencyKey) {
+            await tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${id})`;
+          }
+          await this.#audit(tx as Tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema });
+          return { row: inserted! } as const;
+        }),
+      );
+      if ('replayOf' in row) return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
+      const tenant = toTenant(row.row);
+      log.info({ tenantId: id, slug: input.slug, schema: tenant.schema, durationMs: round(tenant.provisioningMs!), requestId: who.requestId }, 'tenant provisioned');
+      return { tenant, replayed: false };
+    } catch (err) {
+      const ms = performance.now() - started;
+      const mapped = mapCreateError(err, input.slug);
+      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message });
+      log.warn({ slug: input.slug, durationMs: round(ms), err: (err as Error).message, requestId: who.requestId }, 'tenant provisioning failed');
+      throw mapped;
+    }
+  }
+
+  async #replay(key: string, requestHash: string): Promise<Tenant | undefined> {
+    const [existing] = await this.deps.sql<{ request_hash: string; tenant_id: string }[]>`
+      select request_hash, tenant_id from platform.idempotency_keys where key = ${key}`;
+    return existing ? this.#replayed(existing, requestHash, key) : undefined;
+  }
+
+  async #replayed(existing: { request_hash: string; tenant_id: string }, requestHash: string, key: string): Promise<Tenant> {
+    if (existing.request_hash !== requestHash) {
+      throw new AppError(422, 'idempotency_key_reused', 'Idempotency key reused with a different request',
+        `Idempotency-Key ${JSON.stringify(key)} was first used with another body; use a new key for a new request`);
+    }
+    return this.get(existing.tenant_id);
+  }
+
+  /** By id or slug; soft-deleted tenants are returned too (with their status). */
+  async get(idOrSlug: string): Promise<Tenant> {
+    return toTenant(await this.#row(idOrSlug));
+  }
+
+  async #row(idOrSlug: string, tx: Sql | Tx = this.deps.sql, lock = false): Promise<TenantRow> {
+    const byId = UUID.test(idOrSlug);
+    const [row] = byId
+      ? await tx<TenantRow[]>`select * from platform.tenants where id = ${idOrSlug} ${lock ? tx`for update` : tx``}`
+      : await tx<TenantRow[]>`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
+    if (!row) throw notFound('tenant', idOrSlug);
+    return row;
+  }
+
+  /** Oldest first, by (created_at, id); `cursor` is opaque to callers. */
+  async list(query: ListTenantsQuery): Promise<{ items: Tenant[]; nextCursor: string | null }> {
+    const { sql } = this.deps;
+    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const rows = await sql<(TenantRow & { created_us: string })[]>`
+      select *, (extract(epoch from created_at) * 1000000)::bigint::text as created_us from platform.tenants
+      where true
+        ${after ? sql`and (created_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : sql``}
+        ${query.status ? sql`and status = ${query.status}` : sql`and status <> 'purged'`}
+      order by created_at, id
+      limit ${query.limit + 1}`;
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(toTenant),
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_us, last.id) : null,
+    };
+  }
+
+  /** Renames, changes plan, suspends or reactivates. Suspension revokes the runtime role's access at once. */
+  async update(idOrSlug: string, patch: UpdateTenantInput, who: Actor): Promise<Tenant> {
+    const { sql, provisioner, log } = this.deps;
+    const started = performance.now();
+    const row = await withRetry(() =>
+      sql.begin(async (tx) => {
+        const current = await this.#row(idOrSlug, tx, true);
+        if (current.status === 'deleted' || current.status === 'purged') {
+          throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${current.slug} is ${current.status} and cannot be changed`);
+        }
+        if (patch.status && patch.status !== current.status) {
+          await provisioner.setRuntimeAccess(tx as Tx, current.role_name, patch.status === 'active');
+        }
+        const [updated] = await tx<TenantRow[]>`
+          update platform.tenants set
+            name = ${patch.name ?? current.name}, plan = ${patch.plan ?? current.plan},
+            status = ${patch.status ?? current.status}, updated_at = now()
+          where id = ${current.id} returning *`;
+        await this.#audit(tx as Tx, who, patch.status === 'suspended' ? 'tenant.suspend' : 'tenant.update', current.id, 'succeeded',
+          performance.now() - started, { changes: patch });
+        return updated!;
+      }),
+    );
+    log.info({ tenantId: row.id, changes: patch, requestId: who.requestId }, 'tenant updated');
+    return toTenant(row);
+  }
+
+  /**
+   * Soft delete: access is revoked at once and the data kept until `purge_after`.
+   * With `purge`, the schema and role are dropped now. Deleting twice is harmless.
+   */
+  async delete(idOrSlug: string, options: { purge: boolean }, who: Actor): Promise<Tenant> {
+    const { sql, provisioner, log, deletedRetentionMs } = this.deps;
+    const started = performance.now();
+    const row = await withRetry(() =>
+      sql.begin(async (tx) => {
+        const current = await this.#row(idOrSlug, tx, true);
+        if (current.status === 'purged') return current;
+        if (options.purge) return this.#purge(tx as Tx, current, who, started);
+        if (current.status === 'deleted') return current;
+        if (current.status === 'active') await provisioner.setRuntimeAccess(tx as Tx, current.role_name, false);
+        const [deleted] = await tx<TenantRow[]>`
+          update platform.tenants set status = 'deleted', deleted_at = now(), updated_at = now(),
+            purge_after = now() + ${`${deletedRetentionMs} milliseconds`}::interval
+          where id = ${current.id} returning *`;
+        await this.#audit(tx as Tx, who, 'tenant.delete', current.id, 'succeeded', performance.now() - started, { purgeAfter: deleted!.purge_after });
+        return deleted!;
+      }),
+    );
+    log.info({ tenantId: row.id, status: row.status, requestId: who.requestId }, 'tenant deleted');
+    return toTenant(row);
+  }
+
+  async #purge(tx: Tx, current: TenantRow, who: Actor, started: number): Promise<TenantRow> {
+    await this.deps.provisioner.drop(tx, { schema: current.schema_name, role: current.role_name });
+    const [purged] = await tx<TenantRow[]>`
+      update platform.tenants set status = 'purged', deleted_at = coalesce(deleted_at, now()), purge_after = null, updated_at = now()
+      where id = ${current.id} returning *`;
+    await this.#audit(tx, who, 'tenant.purge', current.id, 'succeeded', performance.now() - started, { schema: current.schema_name });
+    return purged!;
+  }
+
+  /** Purges soft-deleted tenants whose retention has run out; returns how many. */
+  async purgeExpired(who: Actor): Promise<number> {
+    const due = await this.deps.sql<{ id: string }[]>`
+      select id from platform.tenants where status = 'deleted' and purge_after <= now() order by purge_after limit 100`;
+    for (const { id } of due) await this.delete(id, { purge: true }, who);
+    return due.length;
+  }
+
+  async #audit(
+    sql: Sql | Tx,
+    who: Actor,
+    action: string,
+    tenantId: string | null,
+    outcome: 'succeeded' | 'failed',
+    durationMs: number,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    await sql`
+      insert into platform.audit_log (actor, action, tenant_id, outcome, duration_ms, request_id, detail)
+      values (${who.actor}, ${action}, ${tenantId}, ${outcome}, ${durationMs}, ${who.requestId ?? null}, ${sql.json(detail as never)})`;
+  }
+}
+
+function mapCreateError(err: unknown, slug: string): unknown {
+  const e = err as { code?: string; constraint_name?: string };
+  if (e.code === '23505' && e.constraint_name === 'tenants_slug_lower_key') {
+    return new AppError(409, 'slug_taken', 'Slug already in use', `slug ${JSON.stringify(slug)} is taken (slugs of deleted tenants stay reserved)`, { field: 'slug' });
+  }
+  return err;
+}
+
+function toTenant(row: TenantRow): Tenant {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    plan: row.plan,
+    schema: row.schema_name,
+    status: row.status,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    deletedAt: row.deleted_at?.toISOString() ?? null,
+    purgeAfter: row.purge_after?.toISOString() ?? null,
+    provisioningMs: row.provisioning_ms === null ? null : round(row.provisioning_ms),
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/** Microseconds, not a JS Date: two tenants created in one millisecond must be neither skipped nor repeated. */
+function encodeCursor(createdUs: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdUs, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdUs: string; id: string } {
+  try {
+    const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !UUID.test(id)) throw new Error();
+    return { createdUs, id };
+  } catch {
+    throw new AppError(400, 'invalid_cursor', 'Malformed cursor', 'cursor is not one this API returned; start again without it', { field: 'cursor' });
+  }
+}
