@@ -1,0 +1,183 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tenant } from '../../src/tenants/service.ts';
+import { testPlatform, type TestPlatform } from '../support/platform.ts';
+
+let t: TestPlatform;
+/** Index of the statement to replace with a failing one; undefined = no fault. */
+let faultAt: number | undefined;
+
+beforeAll(async () => {
+  t = await testPlatform({
+    provisioner: {
+      interceptStatements: (statements) =>
+        faultAt === undefined ? statements : statements.map((s, i) => (i === faultAt ? `do $$ begin raise exception 'injected fault at statement ${i}'; end $$` : s)),
+    },
+  });
+});
+afterAll(() => t?.close());
+
+const admin = { actor: 'test' };
+
+async function createTenant(slug: string): Promise<Tenant> {
+  return (await t.tenants.create({ slug, name: slug, plan: 'free' }, admin)).tenant;
+}
+
+/** Everything of tenants that lives in the catalog, to compare before and after. */
+async function footprint() {
+  const [row] = await t.su`
+    select (select count(*)::int from pg_namespace where nspname like 'tenant\\_%') as schemas,
+           (select count(*)::int from pg_roles where rolname like 'tenant\\_%') as roles,
+           (select count(*)::int from pg_auth_members m join pg_roles r on r.oid = m.roleid where r.rolname like 'tenant\\_%') as memberships,
+           (select count(*)::int from _timescaledb_catalog.hypertable where schema_name like 'tenant\\_%') as hypertables,
+           (select count(*)::int from platform.tenants) as tenants,
+           (select count(*)::int from platform.tenant_migrations) as ledger,
+           (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname like 'tenant\\_%') as relations`;
+  return row!;
+}
+
+describe('rollback: a fault at any step leaves nothing of the tenant behind', () => {
+  it('fails cleanly at every statement of the plan', async () => {
+    const statements = (await t.provisioner.plan()).steps.length + 2; // plus set role / reset role
+    expect(statements).toBeGreaterThan(40);
+    const before = await footprint();
+    for (let k = 0; k < statements; k++) {
+      faultAt = k;
+      const slug = `fault-${k}`;
+      const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug } });
+      expect(res.status, `statement ${k}`).toBe(500);
+      expect((await res.json()).code).toBe('internal_error');
+      expect(await footprint(), `statement ${k}`).toEqual(before);
+      const [audit] = await t.su`select outcome, detail from platform.audit_log where detail->>'slug' = ${slug}`;
+      expect(audit?.outcome).toBe('failed');
+      expect(audit?.detail.error).toContain(`injected fault at statement ${k}`);
+      const names = t.provisioner.namesFor(audit!.detail.attemptedId);
+      const leftovers = await t.su`
+        select 1 from pg_namespace where nspname = ${names.schema} union all select 1 from pg_roles where rolname = ${names.role}`;
+      expect(leftovers).toHaveLength(0);
+    }
+    faultAt = undefined;
+    expect((await createTenant('after-faults')).status).toBe('active');
+  });
+});
+
+describe('concurrency', () => {
+  it('provisions 100 tenants at once, all succeeding', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 100 }, (_, i) => t.http('/v1/tenants', { method: 'POST', json: { slug: `burst-${i}`, name: `Burst ${i}` } })),
+    );
+    const statuses = await Promise.all(results.map(async (r) => (r.status === 'fulfilled' ? r.value.status : String(r.reason))));
+    expect(statuses.filter((s) => s !== 201)).toEqual([]);
+    const [count] = await t.su`select count(*)::int as n from platform.tenants where slug like 'burst-%' and status = 'active'`;
+    expect(count!.n).toBe(100);
+    const [schemas] = await t.su`
+      select count(*)::int as n from pg_namespace n join platform.tenants x on x.schema_name = n.nspname where x.slug like 'burst-%'`;
+    expect(schemas!.n).toBe(100);
+  });
+});
+
+describe('a tenant schema matches the template', () => {
+  let tenant: Tenant;
+  beforeAll(async () => {
+    tenant = await createTenant('structure');
+  });
+
+  const norm = (text: string | null, schema: string) => text?.replaceAll(`"${schema}".`, 'S.').replaceAll(`${schema}.`, 'S.') ?? null;
+
+  async function shape(schema: string) {
+    const columns = await t.su`
+      select c.relname, a.attname, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) as default
+      from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+      left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+      where n.nspname = ${schema} and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+        and c.relname not like '\\_hyper%' order by 1, 2`;
+    const constraints = await t.su`
+      select c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid) as def
+      from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = ${schema} and c.relname not like '\\_hyper%' order by 1, 2`;
+    const indexes = await t.su`
+      select tablename, regexp_replace(indexdef, '^CREATE (UNIQUE )?INDEX \\S+ ', 'CREATE \\1INDEX ') as def
+      from pg_indexes where schemaname = ${schema} and tablename not like '\\_hyper%' order by 1, 2`;
+    const policies = await t.su`
+      select tablename, policyname, permissive, cmd, qual, with_check from pg_policies where schemaname = ${schema} order by 1, 2`;
+    const triggers = await t.su`
+      select c.relname, g.tgname, pg_get_triggerdef(g.oid) as def
+      from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = ${schema} and not g.tgisinternal and c.relname not like '\\_hyper%' order by 1, 2`;
+    const dimensions = await t.su`
+      select hypertable_name, column_name, time_interval::text from timescaledb_information.dimensions where hypertable_schema = ${schema} order by 1`;
+    const rls = await t.su`
+      select c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) as owner
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relkind = 'r' order by 1`;
+    return {
+      columns: [...columns],
+      constraints: constraints.map((c) => ({ ...c, def: norm(c.def, schema) })),
+      indexes: indexes.map((i) => ({ ...i, def: norm(i.def, schema) })),
+      policies: [...policies],
+      // Trigger functions are shared: tenant triggers call the template's function.
+      triggers: triggers.map((g) => ({ ...g, def: g.def.replace(` ON ${schema}.`, ' ON S.').replace(` ON "${schema}".`, ' ON S.') })),
+      dimensions: [...dimensions],
+      rls: [...rls],
+    };
+  }
+
+  it('has the same columns, constraints, indexes, policies, triggers, hypertables and RLS', async () => {
+    const template = await shape('tf_template');
+    const clone = await shape(tenant.schema);
+    expect(template.columns.length).toBeGreaterThan(40);
+    expect(clone).toEqual(template);
+    expect(clone.dimensions.map((d) => d.hypertable_name).sort()).toEqual(['market_data', 'trades']);
+    expect(clone.rls.every((r) => r.relrowsecurity && r.relforcerowsecurity && r.owner === 'tf_owner')).toBe(true);
+  });
+
+  it('grants the tenant role exactly select/insert/update/delete per table, and nothing to PUBLIC', async () => {
+    const grants = await t.su`
+      select c.relname, coalesce(g.rolname, 'PUBLIC') as grantee, string_agg(a.privilege_type, ',' order by a.privilege_type) as privileges
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.relacl) a
+      left join pg_roles g on g.oid = a.grantee
+      where n.nspname = ${tenant.schema} and c.relkind in ('r', 'p') and c.relname not like '\\_hyper%' and a.grantee <> c.relowner
+      group by 1, 2 order by 1, 2`;
+    expect(grants.map((g) => g.relname)).toEqual(['embeddings', 'market_data', 'orders', 'portfolios', 'positions', 'trades']);
+    for (const g of grants) expect(g).toMatchObject({ grantee: `${tenant.schema}_role`, privileges: 'DELETE,INSERT,SELECT,UPDATE' });
+    const [schemaAcl] = await t.su`
+      select array_agg(coalesce(g.rolname, 'PUBLIC') || ':' || a.privilege_type order by 1) as acl
+      from pg_namespace n, aclexplode(n.nspacl) a left join pg_roles g on g.oid = a.grantee
+      where n.nspname = ${tenant.schema} and a.grantee <> n.nspowner`;
+    expect(schemaAcl!.acl).toEqual([`${tenant.schema}_role:USAGE`]);
+    const [owner] = await t.su`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = ${tenant.schema}`;
+    expect(owner!.owner).toBe('tf_owner');
+  });
+
+  it('keeps hypertable chunks in the tenant schema, with the hypertable grants only', async () => {
+    await t.app.begin(async (tx) => {
+      await tx`select set_config('role', ${`${tenant.schema}_role`}, true), set_config('search_path', ${`${tenant.schema}, extensions`}, true),
+                      set_config('app.current_tenant_id', ${tenant.id}, true)`;
+      const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
+      await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at) values (${p!.id}, 'AAPL', 'buy', 10, 190.5, now())`;
+      // The cloned trigger (a shared template function) runs for the tenant role.
+      const [touched] = await tx`
+        update portfolios set name = 'renamed', updated_at = '2000-01-01' where id = ${p!.id} returning updated_at > '2001-01-01' as later`;
+      expect(touched!.later).toBe(true);
+    });
+    const chunks = await t.su`
+      select chunk_schema, chunk_name from timescaledb_information.chunks where hypertable_schema = ${tenant.schema}`;
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]!.chunk_schema).toBe(tenant.schema);
+    const [acl] = await t.su`
+      select array_agg(distinct coalesce(g.rolname, 'PUBLIC')) as grantees
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.relacl) a left join pg_roles g on g.oid = a.grantee
+      where n.nspname = ${tenant.schema} and c.relname = ${chunks[0]!.chunk_name} and a.grantee <> c.relowner`;
+    expect(acl!.grantees).toEqual([`${tenant.schema}_role`]);
+  });
+
+  it("keeps one tenant's role out of another tenant's tables and chunks", async () => {
+    const other = await createTenant('neighbour');
+    const attempt = (sql: string) =>
+      t.app.begin(async (tx) => {
+        await tx`select set_config('role', ${`${other.schema}_role`}, true), set_config('app.current_tenant_id', ${tenant.id}, true)`;
+        return tx.unsafe(sql);
+      });
+    await expect(attempt(`select * from "${tenant.schema}".trades`)).rejects.toThrow(/permission denied for schema/);
+    const [chunk] = await t.su`select chunk_name from timescaledb_information.chunks where hypertable_schema = ${tenant.schema}`;
+    await expect(attempt(`select * from "${tenant.schema}"."${chunk!.chunk_name}"`)).rejects.toThrow(/permission denied for schema/);
+  });
+});

@@ -1,0 +1,47 @@
+/**
+ * Starts (or finds) the PostgreSQL every test file uses and hands its superuser URL
+ * to the tests by injection (`inject('databaseUrl')`). Test files create their own
+ * databases in it (see platform.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import type { TestProject } from 'vitest/node';
+import { startThrowawayCluster } from '../../src/db/local-cluster.ts';
+import { chooseDatabaseSource, dockerReachable, type DatabaseSource } from './database-source.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Superuser URL of the server's maintenance database. */
+    databaseUrl: string;
+    databaseSource: DatabaseSource;
+    /** The runtime role's password; one per run, as roles are cluster-wide. */
+    appPassword: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const source = chooseDatabaseSource(process.env, await dockerReachable());
+  let url: string;
+  let teardown = async () => {};
+  if (source === 'environment') {
+    url = process.env.DATABASE_URL!;
+  } else if (source === 'testcontainers') {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const password = randomBytes(12).toString('hex');
+    const container = await new GenericContainer('timescale/timescaledb-ha:pg16')
+      .withEnvironment({ POSTGRES_PASSWORD: password })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .start();
+    url = `postgres://postgres:${password}@${container.getHost()}:${container.getMappedPort(5432)}/postgres`;
+    teardown = async () => void (await container.stop());
+  } else {
+    const cluster = await startThrowawayCluster();
+    url = cluster.superuserUrl('postgres');
+    teardown = () => cluster.destroy();
+  }
+  console.log(`tests use PostgreSQL from: ${source}`);
+  project.provide('databaseUrl', url);
+  project.provide('databaseSource', source);
+  project.provide('appPassword', process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(18).toString('base64url'));
+  return teardown;
+}
