@@ -108,6 +108,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
 async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
   const sql = openPool(maintenanceUrl, { max: 1, name: 'setup' });
   try {
+    await assertReachable(sql, maintenanceUrl);
     const [exists] = await sql`select 1 from pg_database where datname = ${name}`;
     if (!exists) await sql.unsafe(`create database "${name}"`);
   } finally {

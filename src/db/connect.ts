@@ -101,6 +101,17 @@ const HOW_TO_GET: Record<string, string> = {
   pgcrypto: 'pgcrypto: ships with PostgreSQL (Debian package postgresql-contrib)',
 };
 
+/** How to get an extension the server does not have. */
+export function extensionHint(name: string): string {
+  return HOW_TO_GET[name] ?? `install the ${name} extension on the server`;
+}
+
+/** Required extensions the server cannot provide at all (not installed on the machine). */
+export async function unavailableExtensions(sql: Sql): Promise<string[]> {
+  const available = await sql<{ name: string }[]>`select name from pg_available_extensions where name = any(${[...REQUIRED_EXTENSIONS]})`;
+  return REQUIRED_EXTENSIONS.filter((e) => !available.some((a) => a.name === e));
+}
+
 /** Throws when a required extension is missing, naming it and how to get it. */
 export function assertExtensions(info: ServerInfo, where: string): void {
   const missing = Object.entries(info.extensions)

@@ -6,7 +6,7 @@
  * @example
  * if (await canInstall(sql)) await installPlatform(sql, { appPassword });
  */
-import type { Sql, Tx } from './connect.ts';
+import { extensionHint, MissingExtensionError, unavailableExtensions, type Sql, type Tx } from './connect.ts';
 import { EXTENSIONS_SCHEMA, REQUIRED_EXTENSIONS, ROLES } from './roles.ts';
 import { withRetry } from './retry.ts';
 
@@ -23,6 +23,10 @@ export type InstallOptions = {
 
 /** Idempotent; safe to run from several instances (and databases of one cluster) at once. */
 export async function installPlatform(sql: Sql, options: InstallOptions): Promise<void> {
+  const unavailable = await unavailableExtensions(sql);
+  if (unavailable.length) {
+    throw new MissingExtensionError(`the server lacks the extension(s) ${unavailable.join(', ')}. ${unavailable.map(extensionHint).join('. ')}`);
+  }
   await withRetry(() =>
     sql.begin(async (tx) => {
       // Serialises instances on this database; roles are cluster-wide, so two databases of
@@ -67,10 +71,13 @@ export async function checkInstallation(sql: Sql): Promise<InstallationProblem[]
     }
   }
   const exts = await sql<{ extname: string }[]>`select extname from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
+  const unavailable = await unavailableExtensions(sql);
   for (const ext of REQUIRED_EXTENSIONS) {
-    if (!exts.some((e) => e.extname === ext)) {
-      problems.push({ what: `extension ${ext} is missing`, fix: `a superuser runs: create extension ${ext} schema ${EXTENSIONS_SCHEMA}` });
-    }
+    if (exts.some((e) => e.extname === ext)) continue;
+    const fix = unavailable.includes(ext)
+      ? extensionHint(ext)
+      : `a superuser runs: create schema if not exists ${EXTENSIONS_SCHEMA}; create extension ${ext} schema ${EXTENSIONS_SCHEMA}`;
+    problems.push({ what: `extension ${ext} is missing`, fix });
   }
   return problems;
 }

@@ -76,7 +76,9 @@ async function prepareDir(wanted: string): Promise<string> {
     () => true,
     () => false,
   );
-  const dir = reachable ? abs : join('/var/lib/tenantforge', createHash('sha256').update(abs).digest('hex').slice(0, 16));
+  const fallbackRoot = '/var/lib/tenantforge';
+  if (!reachable) mkdirSync(fallbackRoot, { recursive: true, mode: 0o755 });
+  const dir = reachable ? abs : join(fallbackRoot, createHash('sha256').update(abs).digest('hex').slice(0, 16));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   await run('chown', ['postgres:postgres', dir]);
   return dir;
@@ -135,14 +137,18 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
   const password = readFileSync(secretFile, 'utf8').trim();
 
   let startedHere = false;
-  if (!(await isRunning(bin, dir))) {
+  if (!isRunning(dir)) {
     clearStalePid(dir);
     if (await portInUse(port)) {
       throw new LocalClusterError(
         `port ${port} is taken by another program, so the local PostgreSQL cannot start; free it or set TENANTFORGE_LOCAL_PG_PORT`,
       );
     }
-    await pg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', join(dir, 'server.log'), '-o', `-p ${port}`]);
+    const logFile = join(dir, 'server.log');
+    await pg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', logFile, '-o', `-p ${port}`]).catch((err) => {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-4).join(' | ') : '';
+      throw new LocalClusterError(`${(err as Error).message.split('\n')[0]} (${logFile}: ${tail})`);
+    });
     startedHere = true;
   }
 
@@ -152,10 +158,10 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
     startedHere,
     superuserUrl: (database) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
     stop: async () => {
-      if (await isRunning(bin, dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', dir]);
+      if (isRunning(dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', dir]);
     },
     destroy: async () => {
-      if (await isRunning(bin, dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', dir]).catch(() => {});
+      if (isRunning(dir)) await pg(join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', dir]).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -167,7 +173,7 @@ async function initCluster(bin: string, dir: string, port: number, secretFile: s
   mkdirSync(dirname(secretFile), { recursive: true });
   writeFileSync(secretFile, password + '\n', { mode: 0o600 });
   // initdb reads the password from a file the postgres user can read; it is deleted right after.
-  const pwfile = join(dir, '..', `.pw-${randomBytes(6).toString('hex')}`);
+  const pwfile = join(tmpdir(), `tenantforge-pw-${randomBytes(6).toString('hex')}`);
   writeFileSync(pwfile, password + '\n', { mode: 0o600 });
   if (asRoot) await run('chown', ['postgres', pwfile]);
   try {
@@ -193,24 +199,38 @@ async function initCluster(bin: string, dir: string, port: number, secretFile: s
   writeFileSync(conf, `${readFileSync(conf, 'utf8')}\n# tenantforge\n${settings.join('\n')}\n`);
 }
 
-async function isRunning(bin: string, dir: string): Promise<boolean> {
-  return pg(join(bin, 'pg_ctl'), ['status', '-D', dir]).then(
-    () => true,
-    () => false,
-  );
+/**
+ * Whether the cluster's postmaster is alive. Not `pg_ctl status`: in a container whose
+ * init does not reap, a killed postmaster stays a zombie that still "exists".
+ */
+function isRunning(dir: string): boolean {
+  const pid = postmasterPid(dir);
+  return pid !== undefined && pidAlive(pid) && isPostgresProcess(pid);
 }
 
-/** A crashed run leaves postmaster.pid behind; postgres refuses to start if that pid now belongs to another process. */
-function clearStalePid(dir: string): void {
+function postmasterPid(dir: string): number | undefined {
   const pidFile = join(dir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
+  if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || !pidAlive(pid) || !isPostgresProcess(pid)) rmSync(pidFile, { force: true });
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/**
+ * A crashed run leaves postmaster.pid and the socket lock file behind; postgres refuses
+ * to start while their pid looks alive (it may be a zombie, or reused by another process).
+ */
+function clearStalePid(dir: string): void {
+  if (isRunning(dir)) return;
+  rmSync(join(dir, 'postmaster.pid'), { force: true });
+  for (const f of readdirSync(dir)) if (/^\.s\.PGSQL\.\d+(\.lock)?$/.test(f)) rmSync(join(dir, f), { force: true });
+}
+
+/** A live (not zombie) postgres process. */
 function isPostgresProcess(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('postgres');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('postgres');
   } catch {
     return false;
   }
@@ -249,11 +269,8 @@ async function sweepAbandonedClusters(): Promise<void> {
     const root = join(tmpdir(), name);
     const owner = Number(existsSync(join(root, 'owner.pid')) ? readFileSync(join(root, 'owner.pid'), 'utf8') : NaN);
     if (Number.isInteger(owner) && pidAlive(owner)) continue;
-    const pidFile = join(root, 'pg', 'postmaster.pid');
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (Number.isInteger(pid) && pidAlive(pid) && isPostgresProcess(pid)) process.kill(pid, 'SIGQUIT');
-    }
+    const pid = postmasterPid(join(root, 'pg'));
+    if (pid !== undefined && isRunning(join(root, 'pg'))) process.kill(pid, 'SIGQUIT');
     rmSync(root, { recursive: true, force: true });
   }
 }
