@@ -5,6 +5,20 @@
 --   * every table has tenant_id uuid not null defaulting to the current tenant setting;
 --   * every table has RLS enabled and forced, with policies on app.current_tenant_id;
 --   * keys are uuids (no sequences: they would need catalog scans to grant per tenant).
+-- Single-column rules live in shared domains, not per-table CHECK constraints: every
+-- CHECK is a pg_constraint row per tenant (and per chunk), and TimescaleDB's
+-- create_hypertable scans all of pg_constraint, so per-tenant rows make provisioning
+-- slower as tenants grow.
+
+create domain ticker as text check (length(value) between 1 and 32);
+create domain trade_side as text check (value in ('buy', 'sell'));
+create domain order_type as text check (value in ('market', 'limit'));
+create domain order_status as text check (value in ('open', 'partially_filled', 'filled', 'cancelled'));
+create domain currency_code as text check (value ~ '^[A-Z]{3}$');
+create domain label as text check (length(value) between 1 and 200);
+create domain client_ref as text check (length(value) between 1 and 200);
+create domain positive_decimal as numeric(38, 10) check (value > 0);
+create domain nonnegative_decimal as numeric(38, 10) check (value >= 0);
 
 create function touch_updated_at() returns trigger
 language plpgsql set search_path = pg_catalog as $$
@@ -16,8 +30,8 @@ end $$;
 create table portfolios (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
-  name text not null check (length(name) between 1 and 200),
-  base_currency text not null default 'USD' check (base_currency ~ '^[A-Z]{3}$'),
+  name label not null,
+  base_currency currency_code not null default 'USD',
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
@@ -25,10 +39,10 @@ create index portfolios_created_idx on portfolios (created_at, id);
 
 create table positions (
   portfolio_id uuid not null references portfolios (id) on delete cascade,
-  symbol text not null check (length(symbol) between 1 and 32),
+  symbol ticker not null,
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
   quantity numeric(38, 10) not null default 0,
-  average_price numeric(38, 10) not null default 0 check (average_price >= 0),
+  average_price nonnegative_decimal not null default 0,
   realized_pnl numeric(38, 10) not null default 0,
   updated_at timestamptz not null default now(),
   primary key (portfolio_id, symbol)
@@ -38,15 +52,15 @@ create table orders (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
   portfolio_id uuid not null references portfolios (id) on delete cascade,
-  client_order_id text check (length(client_order_id) between 1 and 64),
-  symbol text not null check (length(symbol) between 1 and 32),
-  side text not null check (side in ('buy', 'sell')),
-  type text not null check (type in ('market', 'limit')),
-  quantity numeric(38, 10) not null check (quantity > 0),
-  limit_price numeric(38, 10) check (limit_price > 0),
-  filled_quantity numeric(38, 10) not null default 0 check (filled_quantity >= 0 and filled_quantity <= quantity),
-  average_fill_price numeric(38, 10),
-  status text not null default 'open' check (status in ('open', 'partially_filled', 'filled', 'cancelled')),
+  client_order_id client_ref,
+  symbol ticker not null,
+  side trade_side not null,
+  type order_type not null,
+  quantity positive_decimal not null,
+  limit_price positive_decimal,
+  filled_quantity nonnegative_decimal not null default 0 check (filled_quantity <= quantity),
+  average_fill_price nonnegative_decimal,
+  status order_status not null default 'open',
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   check ((type = 'limit') = (limit_price is not null))
@@ -61,11 +75,11 @@ create table trades (
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
   portfolio_id uuid not null references portfolios (id) on delete cascade,
   order_id uuid references orders (id) on delete set null,
-  symbol text not null check (length(symbol) between 1 and 32),
-  side text not null check (side in ('buy', 'sell')),
-  quantity numeric(38, 10) not null check (quantity > 0),
-  price numeric(38, 10) not null check (price >= 0),
-  fee numeric(38, 10) not null default 0 check (fee >= 0),
+  symbol ticker not null,
+  side trade_side not null,
+  quantity positive_decimal not null,
+  price nonnegative_decimal not null,
+  fee nonnegative_decimal not null default 0,
   executed_at timestamptz not null,
   primary key (id, executed_at)
 );
@@ -76,13 +90,13 @@ select create_hypertable('trades', 'executed_at', chunk_time_interval => interva
 -- OHLCV bars. A hypertable on the bar's start time.
 create table market_data (
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
-  symbol text not null check (length(symbol) between 1 and 32),
+  symbol ticker not null,
   bar_time timestamptz not null,
   open numeric(38, 10) not null,
   high numeric(38, 10) not null,
   low numeric(38, 10) not null,
   close numeric(38, 10) not null,
-  volume numeric(38, 10) not null default 0 check (volume >= 0),
+  volume nonnegative_decimal not null default 0,
   primary key (symbol, bar_time),
   check (low <= high and low <= open and low <= close and high >= open and high >= close)
 );
@@ -91,7 +105,7 @@ select create_hypertable('market_data', 'bar_time', chunk_time_interval => inter
 create table embeddings (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
-  external_id text check (length(external_id) between 1 and 200),
+  external_id client_ref,
   content text not null,
   metadata jsonb not null default '{}',
   embedding vector(384) not null,

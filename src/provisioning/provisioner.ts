@@ -58,15 +58,19 @@ export class Provisioner {
    * one multi-statement query: one round trip, and any failing statement aborts it all.
    */
   async provision(tx: Tx, tenantId: string, plan: ClonePlan): Promise<ProvisionedTenant> {
-    // A template migration takes this lock exclusively; holding it shared pins the version.
-    await tx`select pg_advisory_xact_lock_shared(hashtext('tenantforge:migrate:template'))`;
-    const migrations = await tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`;
-    if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');
-
     const names = this.namesFor(tenantId);
     let statements = [`set local role ${ROLES.owner}`, ...renderClonePlan(plan, names), 'reset role'];
     if (this.options.interceptStatements) statements = this.options.interceptStatements(statements);
-    await tx.unsafe(statements.join(';\n'));
+    // Pipelined (one round trip): a template migration takes this lock exclusively, so
+    // holding it shared pins the version the plan was compiled for. If the version moved,
+    // the error below rolls the whole transaction back, plan included.
+    const [migrations] = await Promise.all([
+      tx<{ name: string; checksum: string }[]>`
+        select name, checksum from platform.template_migrations, pg_advisory_xact_lock_shared(hashtext('tenantforge:migrate:template'))
+        order by name`,
+      tx.unsafe(statements.join(';\n')),
+    ]);
+    if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');
 
     // Read the names back from the catalog rather than trusting what we meant to create.
     const [created] = await tx<{ schema: string | null; role: string | null }[]>`

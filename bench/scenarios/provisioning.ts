@@ -1,0 +1,129 @@
+/**
+ * Provisioning: latency through the HTTP API against a hand-written in-database clone
+ * (the baseline), 100 concurrent provisions, and flatness as the tenant count grows.
+ * API and baseline calls alternate, so both see the same catalog size and machine noise.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Check } from '../lib/checks.ts';
+import { ratio, summarize, timed } from '../lib/stats.ts';
+import type { Scenario } from '../run.ts';
+
+const WINDOW = 60;
+const LATENCY_SAMPLES = 200;
+const FIRST_WINDOW_AT = 100;
+
+export const provisioning: Scenario = {
+  name: 'provisioning',
+  async run({ startEnvironment, slo, options, progress }) {
+    const env = await startEnvironment();
+    try {
+      await env.su.unsafe(readFileSync(join(import.meta.dirname, 'provisioning-baseline.sql'), 'utf8'));
+      let serial = 0;
+      let existing = 0;
+      const curve: { tenants: number; ms: number }[] = [];
+
+      const viaApi = async () => {
+        const slug = `bench-${serial++}`;
+        const [ms, res] = await timed(() =>
+          fetch(`${env.baseUrl}/v1/tenants`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ slug, name: `Bench ${slug}` }),
+          }),
+        );
+        const body = await res.text();
+        if (res.status !== 201) throw new Error(`provisioning ${slug} answered ${res.status}: ${body}`);
+        existing++;
+        return ms;
+      };
+      const baseline = async () => {
+        const schema = `tenant_${randomBytes(10).toString('hex')}`;
+        const [ms] = await timed(() => env.su`select bench.clone_tenant(${schema}, ${schema + '_role'}, gen_random_uuid())`);
+        existing++;
+        return ms;
+      };
+      const pairs = async (n: number) => {
+        const api: number[] = [];
+        const base: number[] = [];
+        for (let i = 0; i < n; i++) {
+          api.push(await viaApi());
+          curve.push({ tenants: existing, ms: api.at(-1)! });
+          base.push(await baseline());
+        }
+        return { api, base };
+      };
+
+      progress('warming up');
+      await pairs(10);
+      while (existing < FIRST_WINDOW_AT) curve.push({ tenants: existing, ms: await viaApi() });
+
+      progress(`latency: ${LATENCY_SAMPLES} API provisions alternating with the baseline`);
+      const latency = await pairs(LATENCY_SAMPLES);
+      const at100 = { api: summarize(latency.api.slice(0, WINDOW)), base: summarize(latency.base.slice(0, WINDOW)) };
+
+      progress('100 concurrent provisions');
+      const [wallMs, outcomes] = await timed(() => Promise.allSettled(Array.from({ length: 100 }, () => viaApi())));
+      const concurrentOk = outcomes.filter((o) => o.status === 'fulfilled').length;
+      const firstFailure = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined;
+
+      const target = options.tenants;
+      progress(`filling to ${target} tenants`);
+      while (existing < target) {
+        curve.push({ tenants: existing, ms: await viaApi() });
+        if (existing % 500 === 0) progress(`  ${existing} tenants`);
+      }
+      progress(`window at ${target} tenants`);
+      const last = await pairs(WINDOW);
+      const atTarget = { api: summarize(last.api), base: summarize(last.base) };
+
+      const api = summarize(latency.api);
+      const base = summarize(latency.base);
+      const seed = slo.provisioning.seed;
+      const strict = slo.provisioning.strict;
+      const checks: Check[] = [
+        { name: 'average', kind: 'seed', value: api.mean, limit: seed.averageMs, op: '<=', unit: 'ms' },
+        { name: 'p95', kind: 'seed', value: api.p95, limit: seed.p95Ms, op: '<=', unit: 'ms' },
+        { name: 'p99', kind: 'seed', value: api.p99, limit: seed.p99Ms, op: '<=', unit: 'ms' },
+        { name: 'max', kind: 'seed', value: api.max, limit: seed.maxMs, op: '<=', unit: 'ms' },
+        { name: '100 concurrent: successes', kind: 'seed', value: concurrentOk, limit: seed.concurrentMinSuccesses, op: '>=', unit: '' },
+        { name: '100 concurrent: wall time', kind: 'seed', value: Math.round(wallMs), limit: seed.concurrentWallMs, op: '<=', unit: 'ms' },
+        { name: 'p50 vs baseline', kind: 'strict', value: ratio(api.p50, base.p50), limit: strict.p50VsBaseline, op: '<=', unit: 'x' },
+        { name: 'p99', kind: 'strict', value: api.p99, limit: strict.p99Ms, op: '<=', unit: 'ms' },
+        { name: '100 concurrent: successes', kind: 'strict', value: concurrentOk, limit: strict.concurrentMinSuccesses, op: '>=', unit: '' },
+        { name: '100 concurrent: wall time', kind: 'strict', value: Math.round(wallMs), limit: strict.concurrentWallMs, op: '<=', unit: 'ms' },
+        { name: `flatness: p50 at ${target} vs at ${FIRST_WINDOW_AT} tenants`, kind: 'strict', value: ratio(atTarget.api.p50, at100.api.p50), limit: strict.flatnessP50Ratio, op: '<=', unit: 'x' },
+      ];
+      return {
+        metrics: {
+          api,
+          baseline: base,
+          p50VsBaseline: ratio(api.p50, base.p50),
+          concurrent: { requested: 100, succeeded: concurrentOk, wallMs: Math.round(wallMs), firstFailure: firstFailure ? String(firstFailure.reason) : null },
+          flatness: {
+            [`at${FIRST_WINDOW_AT}`]: at100,
+            [`at${target}`]: atTarget,
+            apiP50Ratio: ratio(atTarget.api.p50, at100.api.p50),
+            baselineP50Ratio: ratio(atTarget.base.p50, at100.base.p50),
+          },
+          tenantsAtEnd: existing,
+        },
+        checks,
+        curve: bucketCurve(curve, target >= 2000 ? 100 : 50),
+      };
+    } finally {
+      await env.close();
+    }
+  },
+};
+
+/** p50 latency per bucket of tenant count, for the chart. */
+function bucketCurve(points: { tenants: number; ms: number }[], size: number) {
+  const buckets = new Map<number, number[]>();
+  for (const p of points) {
+    const key = Math.floor(p.tenants / size) * size;
+    buckets.set(key, [...(buckets.get(key) ?? []), p.ms]);
+  }
+  return [...buckets.entries()].filter(([, ms]) => ms.length >= 5).map(([tenants, ms]) => ({ tenants, p50: summarize(ms).p50, p99: summarize(ms).p99 }));
+}
