@@ -66,7 +66,9 @@ async function main(): Promise<number> {
     writeFileSync(join(out, `${scenario.name}.json`), JSON.stringify(record, null, 2) + '\n');
     if (result.curve) writeFileSync(join(out, `${scenario.name}.svg`), provisioningChart(result.curve));
     sections.push(markdown(scenario.name, seconds, result));
-    for (const c of result.checks.filter((c) => !passed(c))) misses.push(`${scenario.name}: ${describeMiss(c)}`);
+    for (const c of result.checks.filter((c) => !passed(values.ci ? withNoiseMargin(c, slo.ciNoiseMargin ?? 0) : c))) {
+      misses.push(`${scenario.name}: ${describeMiss(c)}`);
+    }
   }
   const summary = `# Bench results\n\nRun at ${new Date().toISOString()} (${values.ci ? 'CI configuration' : 'full configuration'}, ${tenants} tenants).\n\n${sections.join('\n')}`;
   writeFileSync(join(out, 'summary.md'), summary);
@@ -77,6 +79,16 @@ async function main(): Promise<number> {
   }
   console.log('bench: every target met');
   return 0;
+}
+
+/**
+ * In CI, strict latency and ratio targets get the margin slo.json justifies: the machine
+ * is shared, and one run's p50 ratio moves by that much between identical runs. Seed
+ * targets and counts (e.g. 100/100 successes) get none.
+ */
+function withNoiseMargin(c: Check, margin: number): Check {
+  if (c.kind !== 'strict' || (c.unit !== 'ms' && c.unit !== 'x')) return c;
+  return { ...c, limit: c.op === '<=' ? c.limit * (1 + margin) : c.limit / (1 + margin) };
 }
 
 function markdown(name: string, seconds: number, result: ScenarioResult): string {
