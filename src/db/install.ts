@@ -27,26 +27,30 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
   if (unavailable.length) {
     throw new MissingExtensionError(`the server lacks the extension(s) ${unavailable.join(', ')}. ${unavailable.map(extensionHint).join('. ')}`);
   }
+  // Roles are cluster-wide: another database of the same cluster may be installing at
+  // the same moment, so this part retries on catalog races.
   await withRetry(() =>
     sql.begin(async (tx) => {
-      // Serialises instances on this database; roles are cluster-wide, so two databases of
-      // one cluster can still race on CREATE ROLE: withRetry covers that.
-      await tx`select pg_advisory_xact_lock(hashtext('tenantforge:install'))`;
-      await tx.unsafe(`create schema if not exists ${EXTENSIONS_SCHEMA}`);
-      await tx.unsafe(`grant usage on schema ${EXTENSIONS_SCHEMA} to public`);
-      for (const ext of REQUIRED_EXTENSIONS) {
-        await tx.unsafe(`create extension if not exists ${ext} schema ${EXTENSIONS_SCHEMA}`);
-      }
       await ensureRole(tx, ROLES.owner, 'nologin createrole');
       await ensureRole(tx, ROLES.migrator, 'nologin');
       await ensureRole(tx, ROLES.app, 'login noinherit');
       await ensureRole(tx, ROLES.validator, 'nologin');
       await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
       await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
-      const [db] = await tx<{ name: string }[]>`select current_database() as name`;
-      await tx.unsafe(`grant create on database "${db!.name.replaceAll('"', '""')}" to ${ROLES.owner}`);
     }),
   );
+  // Database-local, serialised by an advisory lock, and never retried on one backend:
+  // TimescaleDB refuses a second CREATE EXTENSION in a session that already loaded it.
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext('tenantforge:install'))`;
+    await tx.unsafe(`create schema if not exists ${EXTENSIONS_SCHEMA}`);
+    await tx.unsafe(`grant usage on schema ${EXTENSIONS_SCHEMA} to public`);
+    for (const ext of REQUIRED_EXTENSIONS) {
+      await tx.unsafe(`create extension if not exists ${ext} schema ${EXTENSIONS_SCHEMA}`);
+    }
+    const [db] = await tx<{ name: string }[]>`select current_database() as name`;
+    await tx.unsafe(`grant create on database "${db!.name.replaceAll('"', '""')}" to ${ROLES.owner}`);
+  });
 }
 
 async function ensureRole(tx: Tx, name: string, attributes: string): Promise<void> {

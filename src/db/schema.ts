@@ -83,3 +83,45 @@ export const tenantMigrations = platform.table(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.name] })],
 );
+
+/** Tenant API keys: only a SHA-256 of the key is kept; the key is shown once. */
+export const apiKeys = platform.table(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    name: text('name'),
+    prefix: text('prefix').notNull(),
+    keyHash: text('key_hash').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash_key').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/** Direct database logins (one per tenant), for the tenant's own tools. */
+export const tenantLogins = platform.table('tenant_logins', {
+  tenantId: uuid('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id),
+  roleName: text('role_name').notNull().unique(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  rotatedAt: timestamp('rotated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Isolation validator runs: the report of each, kept for the admin API and trends. */
+export const isolationReports = platform.table(
+  'isolation_reports',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }).notNull().defaultNow(),
+    outcome: text('outcome').$type<'clean' | 'violations' | 'error'>().notNull(),
+    tenantsChecked: bigint('tenants_checked', { mode: 'number' }).notNull(),
+    violations: bigint('violations', { mode: 'number' }).notNull(),
+    report: jsonb('report').$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index('isolation_reports_finished_idx').on(t.finishedAt), check('isolation_reports_outcome_check', sql`${t.outcome} in ('clean', 'violations', 'error')`)],
+);

@@ -1,0 +1,88 @@
+/**
+ * Tenant API keys: issued by an admin, shown once, stored as a SHA-256 hash. A data-plane
+ * request's tenant comes from its key alone. Lookups are not cached, so revocation and
+ * suspension take effect on the next request.
+ *
+ * @example
+ * const { key } = await keys.issue(tenantId, { name: 'trading-engine' }, who);
+ * const tenant = await keys.authenticate(key); // TenantContext, or throws 401/403
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Sql } from '../db/connect.ts';
+import type { TenantContext } from '../db/with-tenant.ts';
+import { AppError, notFound } from '../errors.ts';
+import { PLANS, type PlanName } from './plans.ts';
+import type { Actor, TenantService } from './service.ts';
+
+export type ApiKeyView = { id: string; name: string | null; prefix: string; createdAt: string; revokedAt: string | null };
+
+const KEY_PATTERN = /^tf_[A-Za-z0-9_-]{40}$/;
+const hash = (key: string) => createHash('sha256').update(key).digest('hex');
+
+export class ApiKeyService {
+  constructor(
+    private readonly sql: Sql,
+    private readonly tenants: TenantService,
+  ) {}
+
+  async issue(idOrSlug: string, options: { name?: string }, who: Actor): Promise<ApiKeyView & { key: string }> {
+    const tenant = await this.tenants.get(idOrSlug);
+    if (tenant.status !== 'active') {
+      throw new AppError(409, 'tenant_not_active', 'Tenant is not active', `tenant ${tenant.slug} is ${tenant.status}; keys are issued to active tenants only`);
+    }
+    const key = `tf_${randomBytes(30).toString('base64url')}`;
+    const prefix = key.slice(0, 11);
+    const [row] = await this.sql<KeyRow[]>`
+      with k as (
+        insert into platform.api_keys (tenant_id, name, prefix, key_hash)
+        values (${tenant.id}, ${options.name ?? null}, ${prefix}, ${hash(key)}) returning *
+      ), a as (
+        insert into platform.audit_log (actor, action, tenant_id, outcome, request_id, detail)
+        select ${who.actor}, 'api_key.issue', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id, 'prefix', prefix) from k
+      )
+      select * from k`;
+    return { ...toView(row!), key };
+  }
+
+  async list(idOrSlug: string): Promise<ApiKeyView[]> {
+    const tenant = await this.tenants.get(idOrSlug);
+    const rows = await this.sql<KeyRow[]>`select * from platform.api_keys where tenant_id = ${tenant.id} order by created_at, id`;
+    return rows.map(toView);
+  }
+
+  async revoke(idOrSlug: string, keyId: string, who: Actor): Promise<void> {
+    const tenant = await this.tenants.get(idOrSlug);
+    const [row] = await this.sql`
+      with k as (
+        update platform.api_keys set revoked_at = coalesce(revoked_at, now())
+        where id = ${uuidOrNull(keyId)} and tenant_id = ${tenant.id} returning id
+      ), a as (
+        insert into platform.audit_log (actor, action, tenant_id, outcome, request_id, detail)
+        select ${who.actor}, 'api_key.revoke', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id) from k
+      )
+      select id from k`;
+    if (!row) throw notFound('api_key', keyId);
+  }
+
+  /** The tenant a key belongs to; 401 for an unknown or revoked key, 403 for a tenant that may not work. */
+  async authenticate(key: string): Promise<TenantContext> {
+    const invalid = new AppError(401, 'invalid_api_key', 'Invalid API key', 'send a valid tenant API key as "Authorization: Bearer <key>"');
+    if (!KEY_PATTERN.test(key)) throw invalid;
+    const [row] = await this.sql<{ id: string; schema_name: string; role_name: string; status: string; plan: PlanName }[]>`
+      select t.id, t.schema_name, t.role_name, t.status, t.plan
+      from platform.api_keys k join platform.tenants t on t.id = k.tenant_id
+      where k.key_hash = ${hash(key)} and k.revoked_at is null`;
+    if (!row) throw invalid;
+    if (row.status === 'suspended') throw new AppError(403, 'tenant_suspended', 'Tenant suspended', 'this tenant is suspended; contact the platform operator');
+    if (row.status !== 'active') throw new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
+    return { id: row.id, schema: row.schema_name, role: row.role_name, statementTimeoutMs: PLANS[row.plan].statementTimeoutMs };
+  }
+}
+
+type KeyRow = { id: string; name: string | null; prefix: string; created_at: Date; revoked_at: Date | null };
+
+function toView(row: KeyRow): ApiKeyView {
+  return { id: row.id, name: row.name, prefix: row.prefix, createdAt: row.created_at.toISOString(), revokedAt: row.revoked_at?.toISOString() ?? null };
+}
+
+const uuidOrNull = (id: string) => (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id : null);
