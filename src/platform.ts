@@ -20,6 +20,7 @@ import { ROLES } from './db/roles.ts';
 import type { Logger } from './log.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
+import { ApiKeyService } from './tenants/keys.ts';
 import { TenantService } from './tenants/service.ts';
 
 export const EMBEDDED_DATABASE = 'tenantforge';
@@ -35,6 +36,7 @@ export type Platform = {
   adminToken: string;
   provisioner: Provisioner;
   tenants: TenantService;
+  keys: ApiKeyService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   close(): Promise<void>;
@@ -82,6 +84,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
     await provisioner.plan();
     const tenants = new TenantService({ sql: control, provisioner, log, deletedRetentionMs: config.deletedRetentionMs });
+    const keys = new ApiKeyService(control, tenants);
 
     const sweeper =
       options.runPurgeSweeper === false
@@ -91,7 +94,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
           }, config.purgeIntervalMs).unref();
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, cluster,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, cluster,
       close: async () => {
         if (sweeper) clearInterval(sweeper);
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));

@@ -10,13 +10,23 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
+import { embeddingRoutes } from '../data/embeddings.ts';
+import { marketDataRoutes } from '../data/market-data.ts';
+import { orderRoutes } from '../data/orders.ts';
+import { portfolioRoutes } from '../data/portfolios.ts';
+import { tenantAuth } from '../data/tenant-auth.ts';
+import { tradeRoutes } from '../data/trades.ts';
 import { tenantRoutes } from '../tenants/routes.ts';
 import { adminAuth } from './admin-auth.ts';
 import type { AppEnv } from './env.ts';
 import { healthRoutes } from './health.ts';
+import { OpenApi } from './openapi.ts';
 import { problemHandler, problemResponse } from './problem.ts';
 
 const ADMIN_BODY_LIMIT = 64 * 1024;
+const DATA_BODY_LIMIT = 256 * 1024;
+/** Room for the largest batches: 50,000 bars or 1,000 embeddings of 384 floats. */
+const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 export function createApp(platform: Platform): Hono<AppEnv> {
   const { log } = platform;
@@ -35,12 +45,27 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   app.notFound((c) => problemResponse(c, { status: 404, code: 'route_not_found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
 
   app.route('/', healthRoutes(platform));
+  const docs = new OpenApi();
+  app.get('/openapi.json', (c) => c.json(docs.document()));
 
-  const tooLarge = () => {
-    throw new AppError(413, 'payload_too_large', 'Payload too large', `admin request bodies are limited to ${ADMIN_BODY_LIMIT} bytes`);
+  const tooLarge = (c: { req: { path: string } }) => {
+    throw new AppError(413, 'payload_too_large', 'Payload too large', `the body of ${c.req.path} is over its size limit`);
   };
   app.use('/v1/tenants', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.use('/v1/tenants/*', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
-  app.route('/v1/tenants', tenantRoutes(platform.tenants));
+  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, docs));
+
+  // The data plane: the tenant comes from the API key, every query runs in withTenant.
+  const auth = tenantAuth(platform.keys);
+  for (const resource of ['portfolios', 'orders', 'trades', 'market-data', 'embeddings']) {
+    app.use(`/v1/${resource}`, auth, bodyLimit({ maxSize: DATA_BODY_LIMIT, onError: tooLarge }));
+    app.use(`/v1/${resource}/*`, auth, bodyLimit({ maxSize: DATA_BODY_LIMIT, onError: tooLarge }));
+  }
+  for (const batch of ['trades:batch', 'market-data:batch', 'embeddings:batch']) {
+    app.use(`/v1/${batch}`, auth, bodyLimit({ maxSize: BATCH_BODY_LIMIT, onError: tooLarge }));
+  }
+  for (const routes of [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes]) {
+    app.route('/v1', routes(platform.app, docs));
+  }
   return app;
 }

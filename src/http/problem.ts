@@ -41,10 +41,13 @@ export function fieldErrors(error: ZodError): FieldError[] {
   return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || '(body)', message: issue.message }));
 }
 
+/** A 400 naming the first bad field; in a batch (`trades.3.price`) also the bad row's `index`. */
 export function validationProblem(error: ZodError): AppError {
   const errors = fieldErrors(error);
   const first = errors[0]!;
-  return new AppError(400, 'validation_failed', 'Request is not valid', `${first.field}: ${first.message}`, { field: first.field, errors });
+  const row = error.issues[0]!.path[1];
+  const index = typeof row === 'number' ? { index: row } : {};
+  return new AppError(400, 'validation_failed', 'Request is not valid', `${first.field}: ${first.message}`, { field: first.field, ...index, errors });
 }
 
 export function problemHandler(log: Logger, options: { debug: boolean }): ErrorHandler<AppEnv> {

@@ -9,14 +9,28 @@ import { z } from 'zod';
 import { AppError } from '../errors.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
+import type { OpenApi } from '../http/openapi.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from './schemas.ts';
+import type { ApiKeyService } from './keys.ts';
 import type { TenantService } from './service.ts';
 
 const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 const deleteQuery = z.strictObject({ purge: z.enum(['true', 'false']).default('false') });
 
-export function tenantRoutes(tenants: TenantService): Hono<AppEnv> {
+const issueKey = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
+
+export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, docs: OpenApi): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const tag = 'tenants (admin)';
+  const auth = 'admin';
+  docs.add({ method: 'post', path: '/v1/tenants', tag, auth, summary: 'Provision a tenant (Idempotency-Key supported)', body: createTenantInput, status: 201 });
+  docs.add({ method: 'get', path: '/v1/tenants', tag, auth, summary: 'List tenants (oldest first)', query: listTenantsQuery });
+  docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}', tag, auth, summary: 'Get a tenant by id or slug' });
+  docs.add({ method: 'patch', path: '/v1/tenants/{idOrSlug}', tag, auth, summary: 'Rename, change plan, suspend or reactivate', body: updateTenantInput });
+  docs.add({ method: 'delete', path: '/v1/tenants/{idOrSlug}', tag, auth, summary: 'Soft delete (or ?purge=true: drop now)', query: deleteQuery });
+  docs.add({ method: 'post', path: '/v1/tenants/{idOrSlug}/keys', tag, auth, summary: 'Issue a tenant API key (shown once)', body: issueKey, status: 201 });
+  docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}/keys', tag, auth, summary: "List a tenant's API keys (prefixes only)" });
+  docs.add({ method: 'delete', path: '/v1/tenants/{idOrSlug}/keys/{keyId}', tag, auth, summary: 'Revoke an API key', status: 204 });
   const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({ actor: c.get('actor'), requestId: c.get('requestId') });
 
   app.post('/', async (c) => {
@@ -44,6 +58,18 @@ export function tenantRoutes(tenants: TenantService): Hono<AppEnv> {
   app.delete('/:idOrSlug', async (c) => {
     const { purge } = queryParams(c, deleteQuery);
     return c.json(await tenants.delete(c.req.param('idOrSlug'), { purge: purge === 'true' }, who(c)));
+  });
+
+  app.post('/:idOrSlug/keys', async (c) => {
+    const input = c.req.header('content-length') === '0' || !c.req.header('content-type') ? {} : await jsonBody(c, issueKey);
+    return c.json(await keys.issue(c.req.param('idOrSlug'), input, who(c)), 201);
+  });
+
+  app.get('/:idOrSlug/keys', async (c) => c.json({ items: await keys.list(c.req.param('idOrSlug')) }));
+
+  app.delete('/:idOrSlug/keys/:keyId', async (c) => {
+    await keys.revoke(c.req.param('idOrSlug'), c.req.param('keyId'), who(c));
+    return c.body(null, 204);
   });
 
   return app;

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
+import { cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
@@ -146,9 +147,9 @@ export class TenantService {
   /** Oldest first, by (created_at, id); `cursor` is opaque to callers. */
   async list(query: ListTenantsQuery): Promise<{ items: Tenant[]; nextCursor: string | null }> {
     const { sql } = this.deps;
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const after = decodeCursor(query.cursor);
     const rows = await sql<(TenantRow & { created_us: string })[]>`
-      select *, (extract(epoch from created_at) * 1000000)::bigint::text as created_us from platform.tenants
+      select *, ${sql.unsafe(cursorMicros('created_at'))} as created_us from platform.tenants
       where true
         ${after ? sql`and (created_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : sql``}
         ${query.status ? sql`and status = ${query.status}` : sql`and status <> 'purged'`}
@@ -272,18 +273,3 @@ function toTenant(row: TenantRow): Tenant {
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
-
-/** Microseconds, not a JS Date: two tenants created in one millisecond must be neither skipped nor repeated. */
-function encodeCursor(createdUs: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdUs, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdUs: string; id: string } {
-  try {
-    const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !UUID.test(id)) throw new Error();
-    return { createdUs, id };
-  } catch {
-    throw new AppError(400, 'invalid_cursor', 'Malformed cursor', 'cursor is not one this API returned; start again without it', { field: 'cursor' });
-  }
-}

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/db/local-cluster.ts';
 import { startCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/platform.ts';
@@ -17,7 +17,7 @@ describe('the service with an external DATABASE_URL', () => {
     const db = await freshDatabase();
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'tf-data-'));
-    const server = startCli(['serve'], { DATABASE_URL: db.url, PORT: String(port), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_APP_PASSWORD: 'lifecycle-app-password' });
+    const server = startCli(['serve'], { DATABASE_URL: db.url, PORT: String(port), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_APP_PASSWORD: inject('appPassword') });
     try {
       await server.waitForLog(/tenantforge is serving/);
       const ready = await readyz(port);

@@ -1,0 +1,49 @@
+/**
+ * Pieces every data-plane route shares: id parsing that turns anything unknown into the
+ * same 404, page-size queries, batch limits, and error mapping for constraint failures.
+ */
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { AppError } from '../errors.ts';
+import { validationProblem } from '../http/problem.ts';
+import type { AppEnv } from '../http/env.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A path id, or the same 404 as for an id that does not exist: a malformed id, another
+ * tenant's id and a missing id are indistinguishable.
+ */
+export function pathId(c: Context<AppEnv>, what: string, name = 'id'): string {
+  const id = c.req.param(name) ?? '';
+  if (!UUID.test(id)) throw notFoundIn(what, id);
+  return id.toLowerCase();
+}
+
+export const notFoundIn = (what: string, id: string) =>
+  new AppError(404, `${what}_not_found`, `${what[0]!.toUpperCase()}${what.slice(1)} not found`, `no ${what} ${JSON.stringify(id)}`);
+
+export const uuid = z.string().regex(UUID, 'must be a UUID');
+export const pageQuery = { limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().optional() };
+export const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-02T15:04:05Z' });
+
+/** Reads a JSON batch body, answering 413 before validating when it has too many items. */
+export async function batchBody<S extends z.ZodType>(c: Context<AppEnv>, key: string, limit: number, schema: S): Promise<z.infer<S>> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await c.req.text());
+  } catch (err) {
+    throw new AppError(400, 'malformed_json', 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+  const items = (raw as Record<string, unknown> | null)?.[key];
+  if (Array.isArray(items) && items.length > limit) {
+    throw new AppError(413, 'batch_too_large', 'Batch too large', `a batch holds at most ${limit} ${key}; this one has ${items.length}; split it`, { limit });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw validationProblem(parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,120 @@
+/**
+ * Embeddings (pgvector, 384 dimensions, HNSW cosine index): batch upsert, similarity
+ * search with an optional metadata filter, get and delete. Search uses HNSW iterative
+ * scans, so a filtered top-k still returns k rows when k matching rows exist.
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Sql } from '../db/connect.ts';
+import { withTenant } from '../db/with-tenant.ts';
+import { AppError } from '../errors.ts';
+import { jsonBody } from '../http/body.ts';
+import type { AppEnv } from '../http/env.ts';
+import type { OpenApi } from '../http/openapi.ts';
+import { batchBody, notFoundIn, pathId } from './common.ts';
+
+export const DIMENSIONS = 384;
+export const EMBEDDING_BATCH_LIMIT = 1_000;
+const MAX_K = 100;
+
+const vector = z
+  .array(z.number().refine(Number.isFinite, 'must be a finite number'), { error: `must be an array of ${DIMENSIONS} numbers` })
+  .length(DIMENSIONS, `must have exactly ${DIMENSIONS} dimensions`);
+const metadata = z.record(z.string(), z.json());
+const item = z.strictObject({
+  externalId: z.string().min(1).max(200).optional(),
+  content: z.string().max(100_000, 'must be at most 100,000 characters'),
+  metadata: metadata.default({}),
+  embedding: vector,
+});
+const batch = z.strictObject({ items: z.array(item).min(1, 'must hold at least one item') });
+const search = z.strictObject({
+  vector,
+  k: z.number().int().min(1).max(MAX_K, `must be at most ${MAX_K}`).default(10),
+  filter: metadata.optional(),
+});
+
+const resultView = z.object({ id: z.string(), externalId: z.string().nullable(), content: z.string(), metadata: z.record(z.string(), z.unknown()), distance: z.number() });
+
+/** pgvector's text form of a vector. */
+const toVector = (v: number[]) => `[${v.join(',')}]`;
+
+export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  const tag = 'embeddings';
+
+  docs.add({ method: 'post', path: '/v1/embeddings:batch', tag, auth: 'tenant', summary: `Upsert up to ${EMBEDDING_BATCH_LIMIT} embeddings (by externalId when given)`, body: batch, status: 201, response: z.object({ ids: z.array(z.string()) }) });
+  routes.post('/embeddings:batch', async (c) => {
+    const { items } = await batchBody(c, 'items', EMBEDDING_BATCH_LIMIT, batch);
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      if (it.externalId === undefined) return;
+      if (seen.has(it.externalId)) {
+        throw new AppError(400, 'duplicate_external_id', 'Duplicate externalId in batch', `items.${i}.externalId repeats items.${seen.get(it.externalId)}`, { field: `items.${i}.externalId`, index: i });
+      }
+      seen.set(it.externalId, i);
+    });
+    const records = items.map((it, ord) => ({ ord, external_id: it.externalId ?? null, content: it.content, metadata: it.metadata, embedding: toVector(it.embedding) }));
+    const ids = await withTenant(app, c.get('tenant'), async (tx) => {
+      const rows = await tx<{ id: string; ord: number }[]>`
+        with input as (
+          select * from jsonb_to_recordset(${tx.json(records)}) as x(ord int, external_id text, content text, metadata jsonb, embedding text)
+        ), upserted as (
+          insert into embeddings (external_id, content, metadata, embedding)
+          select external_id, content, metadata, embedding::vector from input order by ord
+          on conflict (external_id) where external_id is not null do update
+            set content = excluded.content, metadata = excluded.metadata, embedding = excluded.embedding
+          returning id, external_id
+        )
+        select u.id, i.ord from upserted u join input i on i.external_id = u.external_id
+        union all
+        select id, null from upserted where external_id is null`;
+      // Rows with an externalId map back by it; the rest keep insertion order.
+      const byOrd = new Map(rows.filter((r) => r.ord !== null).map((r) => [r.ord, r.id]));
+      const anonymous = rows.filter((r) => r.ord === null).map((r) => r.id);
+      return records.map((r) => (r.external_id === null ? anonymous.shift()! : byOrd.get(r.ord)!));
+    });
+    return c.json({ ids }, 201);
+  });
+
+  docs.add({ method: 'post', path: '/v1/embeddings/search', tag, auth: 'tenant', summary: `Top-k (k <= ${MAX_K}) by cosine distance, optionally where metadata contains filter`, body: search, response: z.object({ items: z.array(resultView) }) });
+  routes.post('/embeddings/search', async (c) => {
+    const q = await jsonBody(c, search);
+    const rows = await withTenant(app, c.get('tenant'), async (tx) => {
+      // Relaxed order lets the index keep scanning past filtered-out rows; the outer
+      // ORDER BY restores exact order among what it found.
+      await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(Math.max(40, q.k * 2))}, true)`;
+      return tx`
+        select * from (
+          select id, external_id, content, metadata, embedding <=> ${toVector(q.vector)}::vector as distance
+          from embeddings
+          ${q.filter ? tx`where metadata @> ${tx.json(q.filter as never)}` : tx``}
+          order by embedding <=> ${toVector(q.vector)}::vector
+          limit ${q.k}
+        ) found order by distance`;
+    }, { readOnly: true });
+    return c.json({ items: rows.map((r) => ({ id: r.id, externalId: r.external_id, content: r.content, metadata: r.metadata, distance: Number(r.distance) })) });
+  });
+
+  docs.add({ method: 'get', path: '/v1/embeddings/{id}', tag, auth: 'tenant', summary: 'Get an embedding (with its vector)' });
+  routes.get('/embeddings/:id', async (c) => {
+    const id = pathId(c, 'embedding');
+    const [row] = await withTenant(app, c.get('tenant'), (tx) => tx`
+      select id, external_id, content, metadata, embedding::text as embedding, created_at, updated_at from embeddings where id = ${id}`, { readOnly: true });
+    if (!row) throw notFoundIn('embedding', id);
+    return c.json({
+      id: row.id, externalId: row.external_id, content: row.content, metadata: row.metadata, embedding: JSON.parse(row.embedding),
+      createdAt: (row.created_at as Date).toISOString(), updatedAt: (row.updated_at as Date).toISOString(),
+    });
+  });
+
+  docs.add({ method: 'delete', path: '/v1/embeddings/{id}', tag, auth: 'tenant', summary: 'Delete an embedding', status: 204 });
+  routes.delete('/embeddings/:id', async (c) => {
+    const id = pathId(c, 'embedding');
+    const deleted = await withTenant(app, c.get('tenant'), (tx) => tx`delete from embeddings where id = ${id} returning id`);
+    if (deleted.length === 0) throw notFoundIn('embedding', id);
+    return c.body(null, 204);
+  });
+
+  return routes;
+}

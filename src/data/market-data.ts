@@ -1,0 +1,103 @@
+/**
+ * Market data: batch ingest of OHLCV bars (up to 50,000, upserted on symbol and time),
+ * candles by symbol, time range and bucket with time_bucket, latest bar per symbol.
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Sql } from '../db/connect.ts';
+import { withTenant } from '../db/with-tenant.ts';
+import { AppError } from '../errors.ts';
+import { queryParams } from '../http/body.ts';
+import type { AppEnv } from '../http/env.ts';
+import type { OpenApi } from '../http/openapi.ts';
+import { batchBody, timestamp } from './common.ts';
+import { decimalString, parseDecimal } from './decimal.ts';
+import { symbol } from './orders.ts';
+
+export const BAR_BATCH_LIMIT = 50_000;
+const MAX_CANDLES = 10_000;
+const BUCKETS = { '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '1d': 86400 } as const;
+
+const bar = z
+  .strictObject({
+    symbol,
+    time: timestamp,
+    open: decimalString(),
+    high: decimalString(),
+    low: decimalString(),
+    close: decimalString(),
+    volume: decimalString().default('0'),
+  })
+  .refine((b) => {
+    const [o, h, l, c] = [b.open, b.high, b.low, b.close].map(parseDecimal) as [bigint, bigint, bigint, bigint];
+    return l <= h && l <= o && l <= c && h >= o && h >= c;
+  }, { message: 'needs low <= open, close <= high', path: ['low'] });
+const batch = z.strictObject({ bars: z.array(bar).min(1, 'must hold at least one bar') });
+
+const candlesQuery = z
+  .strictObject({ symbol, from: timestamp, to: timestamp, bucket: z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS]) })
+  .refine((q) => Date.parse(q.from) < Date.parse(q.to), { message: 'must be after from', path: ['to'] });
+const latestQuery = z.strictObject({
+  symbols: z.string().transform((s) => s.split(',').filter(Boolean)).pipe(z.array(symbol).min(1).max(500, 'at most 500 symbols')),
+});
+
+const candleView = z.object({ time: z.string(), open: z.string(), high: z.string(), low: z.string(), close: z.string(), volume: z.string(), bars: z.number() });
+
+export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  const tag = 'market data';
+
+  docs.add({ method: 'post', path: '/v1/market-data:batch', tag, auth: 'tenant', summary: `Ingest up to ${BAR_BATCH_LIMIT} OHLCV bars (upsert on symbol and time)`, body: batch, status: 201, response: z.object({ count: z.number() }) });
+  routes.post('/market-data:batch', async (c) => {
+    const { bars } = await batchBody(c, 'bars', BAR_BATCH_LIMIT, batch);
+    const seen = new Set<string>();
+    bars.forEach((b, i) => {
+      const key = `${b.symbol}@${Date.parse(b.time)}`;
+      if (seen.has(key)) throw new AppError(400, 'duplicate_bar', 'Duplicate bar in batch', `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`, { field: `bars.${i}.time`, index: i });
+      seen.add(key);
+    });
+    const count = await withTenant(app, c.get('tenant'), async (tx) => {
+      const result = await tx`
+        insert into market_data (symbol, bar_time, open, high, low, close, volume)
+        select symbol, time, open, high, low, close, volume
+        from jsonb_to_recordset(${tx.json(bars)}) as x(symbol text, time timestamptz, open numeric, high numeric, low numeric, close numeric, volume numeric)
+        on conflict (symbol, bar_time) do update
+          set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume`;
+      return result.count;
+    });
+    return c.json({ count }, 201);
+  });
+
+  docs.add({ method: 'get', path: '/v1/market-data/candles', tag, auth: 'tenant', summary: 'OHLCV candles for a symbol, bucketed with time_bucket', query: candlesQuery, response: z.object({ items: z.array(candleView) }) });
+  routes.get('/market-data/candles', async (c) => {
+    const q = queryParams(c, candlesQuery);
+    const seconds = BUCKETS[q.bucket];
+    const candles = (Date.parse(q.to) - Date.parse(q.from)) / 1000 / seconds;
+    if (candles > MAX_CANDLES) {
+      throw new AppError(400, 'range_too_large', 'Range too large', `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`, { field: 'to' });
+    }
+    const rows = await withTenant(app, c.get('tenant'), (tx) => tx`
+      select time_bucket(${`${seconds} seconds`}::interval, bar_time) as time,
+             trim_scale(first(open, bar_time))::text as open, trim_scale(max(high))::text as high,
+             trim_scale(min(low))::text as low, trim_scale(last(close, bar_time))::text as close,
+             trim_scale(sum(volume))::text as volume, count(*)::int as bars
+      from market_data
+      where symbol = ${q.symbol} and bar_time >= ${q.from} and bar_time < ${q.to}
+      group by 1 order by 1`, { readOnly: true });
+    return c.json({ items: rows.map((r) => ({ ...r, time: (r.time as Date).toISOString() })) });
+  });
+
+  docs.add({ method: 'get', path: '/v1/market-data/latest', tag, auth: 'tenant', summary: 'Latest bar of each symbol (comma-separated symbols)', query: latestQuery });
+  routes.get('/market-data/latest', async (c) => {
+    const { symbols } = queryParams(c, latestQuery);
+    const rows = await withTenant(app, c.get('tenant'), (tx) => tx`
+      select s.symbol, m.bar_time, trim_scale(m.open)::text as open, trim_scale(m.high)::text as high,
+             trim_scale(m.low)::text as low, trim_scale(m.close)::text as close, trim_scale(m.volume)::text as volume
+      from unnest(${symbols}::text[]) as s(symbol)
+      cross join lateral (select * from market_data where symbol = s.symbol order by bar_time desc limit 1) m
+      order by s.symbol`, { readOnly: true });
+    return c.json({ items: rows.map((r) => ({ symbol: r.symbol, time: (r.bar_time as Date).toISOString(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume })) });
+  });
+
+  return routes;
+}
