@@ -20,6 +20,7 @@ import { ROLES } from './db/roles.ts';
 import type { Logger } from './log.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
+import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
 import { TenantService } from './tenants/service.ts';
 
@@ -37,6 +38,7 @@ export type Platform = {
   provisioner: Provisioner;
   tenants: TenantService;
   keys: ApiKeyService;
+  credentials: CredentialService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   close(): Promise<void>;
@@ -85,6 +87,8 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     await provisioner.plan();
     const tenants = new TenantService({ sql: control, provisioner, log, deletedRetentionMs: config.deletedRetentionMs });
     const keys = new ApiKeyService(control, tenants);
+    const where = new URL(appUrl);
+    const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
 
     const sweeper =
       options.runPurgeSweeper === false
@@ -94,7 +98,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
           }, config.purgeIntervalMs).unref();
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, cluster,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
       close: async () => {
         if (sweeper) clearInterval(sweeper);
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));

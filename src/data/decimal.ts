@@ -18,8 +18,10 @@ export function decimalString(options: { positive?: boolean; signed?: boolean } 
     .string({ error: 'must be a decimal number sent as a string, e.g. "12.5"' })
     .regex(PATTERN, 'must be a decimal number sent as a string with at most 28 integer and 10 fraction digits, e.g. "12.5"')
     .refine((s) => options.signed || !s.startsWith('-'), 'must not be negative')
-    .refine((s) => !options.positive || parseDecimal(s) > 0n, 'must be greater than zero');
+    .refine((s) => !options.positive || !PATTERN.test(s) || parseDecimal(s) > 0n, 'must be greater than zero');
 }
+
+export const isDecimal = (text: string) => PATTERN.test(text);
 
 export function parseDecimal(text: string): bigint {
   if (!PATTERN.test(text)) throw new Error(`not a decimal: ${text}`);

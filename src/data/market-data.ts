@@ -11,7 +11,7 @@ import { queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { batchBody, timestamp } from './common.ts';
-import { decimalString, parseDecimal } from './decimal.ts';
+import { decimalString, isDecimal, parseDecimal } from './decimal.ts';
 import { symbol } from './orders.ts';
 
 export const BAR_BATCH_LIMIT = 50_000;
@@ -29,6 +29,7 @@ const bar = z
     volume: decimalString().default('0'),
   })
   .refine((b) => {
+    if (![b.open, b.high, b.low, b.close].every(isDecimal)) return true; // already reported per field
     const [o, h, l, c] = [b.open, b.high, b.low, b.close].map(parseDecimal) as [bigint, bigint, bigint, bigint];
     return l <= h && l <= o && l <= c && h >= o && h >= c;
   }, { message: 'needs low <= open, close <= high', path: ['low'] });

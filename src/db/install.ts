@@ -37,6 +37,10 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await ensureRole(tx, ROLES.validator, 'nologin');
       await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
       await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
+      // Lets the owner end a tenant login's sessions on rotation, suspension and deletion.
+      await tx.unsafe(`grant pg_signal_backend to ${ROLES.owner}`);
+      // Lets the owner pin the tenant setting on a tenant's direct login (ALTER ROLE ... SET).
+      await tx.unsafe(`grant set on parameter app.current_tenant_id to ${ROLES.owner}`);
     }),
   );
   // Database-local, serialised by an advisory lock, and never retried on one backend:

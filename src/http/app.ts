@@ -53,7 +53,7 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   };
   app.use('/v1/tenants', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.use('/v1/tenants/*', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
-  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, docs));
+  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs));
 
   // The data plane: the tenant comes from the API key, every query runs in withTenant.
   const auth = tenantAuth(platform.keys);

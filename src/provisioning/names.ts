@@ -12,6 +12,7 @@ import { createHmac } from 'node:crypto';
 const HEX_DIGITS = 20;
 const SCHEMA_PATTERN = /^tenant_[0-9a-f]+$/;
 const ROLE_PATTERN = /^tenant_[0-9a-f]+_role$/;
+const LOGIN_PATTERN = /^tenant_[0-9a-f]+_login$/;
 const MAX_IDENTIFIER_BYTES = 63;
 
 export class InvalidTenantNameError extends Error {
@@ -25,6 +26,13 @@ export function tenantSchemaName(tenantId: string, secret: string): string {
 
 export function tenantRoleName(schema: string): string {
   return assertTenantRoleName(`${assertTenantSchemaName(schema)}_role`);
+}
+
+/** The tenant's direct database login (see tenants/credentials.ts). */
+export function tenantLoginName(schema: string): string {
+  const name = `${assertTenantSchemaName(schema)}_login`;
+  if (!LOGIN_PATTERN.test(name) || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) throw new InvalidTenantNameError(`refusing tenant login name ${JSON.stringify(name)}`);
+  return name;
 }
 
 export function assertTenantSchemaName(name: string): string {

@@ -10,7 +10,7 @@ import type { Sql, Tx } from '../db/connect.ts';
 import { ROLES } from '../db/roles.ts';
 import { templateVersionOf } from '../migrations/files.ts';
 import { compileClonePlan, renderClonePlan, ROLE_DDL_LOCK, type ClonePlan } from './clone-plan.ts';
-import { assertTenantRoleName, assertTenantSchemaName, tenantRoleName, tenantSchemaName } from './names.ts';
+import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from './names.ts';
 
 export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
 
@@ -82,26 +82,47 @@ export class Provisioner {
     return { ...names, templateVersion: plan.templateVersion, migrations };
   }
 
-  /** Drops a tenant's schema (tables, chunks) and role inside `tx`. */
+  /** Drops a tenant's schema (tables, chunks), role and direct login inside `tx`. */
   async drop(tx: Tx, names: { schema: string; role: string }): Promise<void> {
     const schema = assertTenantSchemaName(names.schema);
     const role = assertTenantRoleName(names.role);
+    const login = tenantLoginName(schema);
+    await terminateSessions(tx, login);
     await tx.unsafe(
       [
         `set local role ${ROLES.owner}`,
         ROLE_DDL_LOCK,
         `drop schema if exists "${schema}" cascade`,
+        `drop role if exists "${login}"`,
         `drop role if exists "${role}"`,
         'reset role',
       ].join(';\n'),
     );
   }
 
-  /** Gives or takes the runtime role's way into a tenant (suspension, deletion). */
-  async setRuntimeAccess(tx: Tx, role: string, allowed: boolean): Promise<void> {
-    const name = assertTenantRoleName(role);
-    const change = allowed ? `grant "${name}" to ${ROLES.app}` : `revoke "${name}" from ${ROLES.app}`;
-    await tx.unsafe([`set local role ${ROLES.owner}`, ROLE_DDL_LOCK, change, 'reset role'].join(';\n'));
+  /**
+   * Gives or takes every way into a tenant at once (suspension, deletion): the runtime
+   * role's membership, and the direct login's LOGIN attribute and open sessions.
+   */
+  async setAccess(tx: Tx, names: { schema: string; role: string }, allowed: boolean): Promise<void> {
+    const role = assertTenantRoleName(names.role);
+    const login = tenantLoginName(names.schema);
+    await tx.unsafe(
+      [
+        `set local role ${ROLES.owner}`,
+        ROLE_DDL_LOCK,
+        allowed ? `grant "${role}" to ${ROLES.app}` : `revoke "${role}" from ${ROLES.app}`,
+        `do $$ begin if exists (select from pg_roles where rolname = '${login}') then alter role "${login}" ${allowed ? 'login' : 'nologin'}; end if; end $$`,
+        'reset role',
+      ].join(';\n'),
+    );
+    if (!allowed) await terminateSessions(tx, login);
   }
 }
 
+/** Ends a login's open sessions (the owner role holds pg_signal_backend for this). */
+export async function terminateSessions(tx: Tx, username: string): Promise<void> {
+  await tx.unsafe(`set local role ${ROLES.owner}`);
+  await tx`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${username}`;
+  await tx.unsafe('reset role');
+}

@@ -11,6 +11,7 @@ import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from './schemas.ts';
+import type { CredentialService } from './credentials.ts';
 import type { ApiKeyService } from './keys.ts';
 import type { TenantService } from './service.ts';
 
@@ -19,7 +20,7 @@ const deleteQuery = z.strictObject({ purge: z.enum(['true', 'false']).default('f
 
 const issueKey = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
 
-export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, docs: OpenApi): Hono<AppEnv> {
+export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, credentials: CredentialService, docs: OpenApi): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tag = 'tenants (admin)';
   const auth = 'admin';
@@ -31,6 +32,7 @@ export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, docs: 
   docs.add({ method: 'post', path: '/v1/tenants/{idOrSlug}/keys', tag, auth, summary: 'Issue a tenant API key (shown once)', body: issueKey, status: 201 });
   docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}/keys', tag, auth, summary: "List a tenant's API keys (prefixes only)" });
   docs.add({ method: 'delete', path: '/v1/tenants/{idOrSlug}/keys/{keyId}', tag, auth, summary: 'Revoke an API key', status: 204 });
+  docs.add({ method: 'post', path: '/v1/tenants/{idOrSlug}/credentials', tag, auth, summary: 'Create or rotate the direct database login (password shown once)', status: 201 });
   const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({ actor: c.get('actor'), requestId: c.get('requestId') });
 
   app.post('/', async (c) => {
@@ -71,6 +73,8 @@ export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, docs: 
     await keys.revoke(c.req.param('idOrSlug'), c.req.param('keyId'), who(c));
     return c.body(null, 204);
   });
+
+  app.post('/:idOrSlug/credentials', async (c) => c.json(await credentials.rotate(c.req.param('idOrSlug'), who(c)), 201));
 
   return app;
 }

@@ -174,7 +174,7 @@ export class TenantService {
           throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${current.slug} is ${current.status} and cannot be changed`);
         }
         if (patch.status && patch.status !== current.status) {
-          await provisioner.setRuntimeAccess(tx as Tx, current.role_name, patch.status === 'active');
+          await provisioner.setAccess(tx as Tx, { schema: current.schema_name, role: current.role_name }, patch.status === 'active');
         }
         const [updated] = await tx<TenantRow[]>`
           update platform.tenants set
@@ -203,7 +203,7 @@ export class TenantService {
         if (current.status === 'purged') return current;
         if (options.purge) return this.#purge(tx as Tx, current, who, started);
         if (current.status === 'deleted') return current;
-        if (current.status === 'active') await provisioner.setRuntimeAccess(tx as Tx, current.role_name, false);
+        if (current.status === 'active') await provisioner.setAccess(tx as Tx, { schema: current.schema_name, role: current.role_name }, false);
         const [deleted] = await tx<TenantRow[]>`
           update platform.tenants set status = 'deleted', deleted_at = now(), updated_at = now(),
             purge_after = now() + ${`${deletedRetentionMs} milliseconds`}::interval
