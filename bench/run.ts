@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { describeMiss, passed, type Check } from './lib/checks.ts';
 import { lineChart } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment } from './lib/environment.ts';
+import { dataPlane } from './scenarios/data-plane.ts';
 import { provisioning } from './scenarios/provisioning.ts';
+import { vectorSearch } from './scenarios/vector-search.ts';
 
 export type ScenarioContext = {
   startEnvironment(options?: { poolMax?: number }): Promise<BenchEnvironment>;
@@ -27,7 +29,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, vectorSearch];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

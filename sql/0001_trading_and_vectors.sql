@@ -113,7 +113,9 @@ create table embeddings (
   updated_at timestamptz not null default now()
 );
 create unique index embeddings_external_id_key on embeddings (external_id) where external_id is not null;
-create index embeddings_embedding_hnsw_idx on embeddings using hnsw (embedding vector_cosine_ops);
+-- ef_construction 128 (pgvector's default is 64): on clustered data, measured recall@10
+-- at ef_search 100 went from 0.91 to 0.996 (npm run bench vector-search).
+create index embeddings_embedding_hnsw_idx on embeddings using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 128);
 create index embeddings_metadata_idx on embeddings using gin (metadata jsonb_path_ops);
 
 create trigger portfolios_touch_updated_at before update on portfolios for each row execute function touch_updated_at();

@@ -1,18 +1,19 @@
 /**
  * What a bench runs against: a fresh database on a throwaway local cluster (or on the
- * server DATABASE_URL names), the platform started on it, and the HTTP service on a
- * loopback port, exactly as `npm start` runs it.
+ * server DATABASE_URL names), the platform started on it in this process (for library-
+ * level measurements and baselines), and the HTTP service in a child process on a
+ * loopback port, exactly as `tenantforge serve` runs it: the load generator and the
+ * server must not share one event loop.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
 import { loadConfig } from '../../src/config.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { startThrowawayCluster, type LocalCluster } from '../../src/db/local-cluster.ts';
-import { createApp } from '../../src/http/app.ts';
+import { freePort, startThrowawayCluster, type LocalCluster } from '../../src/db/local-cluster.ts';
+import { projectRoot } from '../../src/paths.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform, type Platform } from '../../src/platform.ts';
 
@@ -36,17 +37,20 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
   url.pathname = `/${database}`;
 
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-'));
-  const config = loadConfig({
+  const port = await freePort();
+  const env = {
     DATABASE_URL: url.toString(),
     TENANTFORGE_DATA_DIR: dataDir,
     TENANTFORGE_POOL_MAX: String(options.poolMax ?? 10),
-    LOG_LEVEL: 'silent',
-  });
-  const platform = await startPlatform(config, createLogger('silent'), { runPurgeSweeper: false });
-  const app = createApp(platform);
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-  await new Promise((r) => server.once('listening', r));
-  const port = (server.address() as AddressInfo).port;
+    TENANTFORGE_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+    TENANTFORGE_SCHEMA_SECRET: randomBytes(24).toString('base64url'),
+    TENANTFORGE_APP_PASSWORD: randomBytes(24).toString('base64url'),
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+  };
+  const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), { runPurgeSweeper: false });
+  const server = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitUntilReady(`http://127.0.0.1:${port}/readyz`, server);
   const su = openPool(url.toString(), { max: 4, name: 'bench-su' });
 
   return {
@@ -55,7 +59,8 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: platform.adminToken,
     close: async () => {
-      await new Promise((r) => server.close(r));
+      server.kill('SIGTERM');
+      await new Promise((r) => (server.exitCode === null ? server.once('exit', r) : r(null)));
       await su.end();
       await platform.close();
       if (cluster) await cluster.destroy();
@@ -67,4 +72,15 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function waitUntilReady(url: string, server: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`the service exited with code ${server.exitCode} before it was ready`);
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the service was not ready within 60 s');
 }

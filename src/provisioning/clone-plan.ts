@@ -3,10 +3,12 @@
  * compiled into DDL statements parameterised by tenant schema and role. Running a plan
  * touches no catalog-wide scan, so its cost stays flat as tenants grow (DESIGN.md section 4).
  *
- * `CREATE TABLE ... (LIKE ... INCLUDING ALL)` copies columns, defaults, checks, indexes,
- * comments and storage. The plan adds back what LIKE leaves out: foreign keys, triggers,
- * RLS (enabled and forced), policies, hypertables (chunks in the tenant's own schema),
- * the tenant role and its per-table grants.
+ * `CREATE TABLE ... (LIKE ... INCLUDING ALL)` copies columns, defaults, checks, comments
+ * and storage. Indexes are excluded there and created from the template's definitions
+ * instead, so every tenant's index and key names match the template's (LIKE would name
+ * them anew). The plan adds back what LIKE leaves out: foreign keys, triggers, RLS
+ * (enabled and forced), policies, hypertables (chunks in the tenant's own schema), the
+ * tenant role and its per-table grants.
  *
  * @example
  * const plan = await compileClonePlan(sql);
@@ -43,6 +45,8 @@ const inTenant = (table: string) => `${SCHEMA}.${ident(table)}`;
 
 type TableRow = { oid: number; relname: string; rls: boolean; forced: boolean; tenant_col: boolean };
 type ConstraintRow = { relname: string; conname: string; def: string; target: string; target_in_template: boolean };
+type KeyRow = { relname: string; conname: string; def: string };
+type IndexRow = { relname: string; def: string };
 type TriggerRow = { relname: string; def: string };
 type PolicyRow = { relname: string; polname: string; cmd: string; permissive: boolean; qual: string | null; check: string | null };
 type DimensionRow = { table_name: string; column_name: string; time_interval: string | null; dimension_type: string };
@@ -69,6 +73,15 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
              t.relnamespace = ${ns.oid} as target_in_template
       from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_class t on t.oid = k.confrelid
       where k.contype = 'f' and c.relnamespace = ${ns.oid} order by c.oid, k.conname`;
+    const keys = await tx<KeyRow[]>`
+      select c.relname, k.conname, pg_get_constraintdef(k.oid) as def
+      from pg_constraint k join pg_class c on c.oid = k.conrelid
+      where k.contype in ('p', 'u', 'x') and c.relnamespace = ${ns.oid} order by c.oid, k.contype, k.conname`;
+    const indexes = await tx<IndexRow[]>`
+      select c.relname, pg_get_indexdef(i.indexrelid) as def
+      from pg_index i join pg_class c on c.oid = i.indrelid
+      where c.relnamespace = ${ns.oid} and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)
+      order by c.oid, i.indexrelid`;
     const triggers = await tx<TriggerRow[]>`
       select c.relname, pg_get_triggerdef(g.oid) as def
       from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_proc p on p.oid = g.tgfoid
@@ -110,7 +123,15 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
     step('create schema', `create schema ${SCHEMA}`);
     step('revoke schema from public', `revoke all on schema ${SCHEMA} from public`);
     for (const t of tables) {
-      step(`create table ${t.relname}`, `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all)`);
+      step(`create table ${t.relname}`, `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all excluding indexes)`);
+    }
+    for (const k of keys) {
+      step(`key ${k.relname}.${k.conname}`, `alter table ${inTenant(k.relname)} add constraint ${ident(k.conname)} ${k.def}`);
+    }
+    for (const i of indexes) {
+      const on = ` ON ${qualifiedTemplate(i.relname)} `;
+      if (i.def.split(on).length !== 2) throw new TemplateError(`cannot rewrite index: ${i.def}`);
+      step(`index on ${i.relname}`, i.def.replace(on, ` ON ${inTenant(i.relname)} `));
     }
     for (const c of constraints) {
       const from = `REFERENCES ${qualifiedTemplate(c.target)}(`;

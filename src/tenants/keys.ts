@@ -1,7 +1,8 @@
 /**
  * Tenant API keys: issued by an admin, shown once, stored as a SHA-256 hash. A data-plane
- * request's tenant comes from its key alone. Lookups are not cached, so revocation and
- * suspension take effect on the next request.
+ * request's tenant comes from its key alone. An answer is cached for KEY_CACHE_TTL_MS:
+ * revocation and suspension reach other instances within that, and this instance at
+ * once (it forgets its cache when it makes such a change).
  *
  * @example
  * const { key } = await keys.issue(tenantId, { name: 'trading-engine' }, who);
@@ -17,13 +18,21 @@ import type { Actor, TenantService } from './service.ts';
 export type ApiKeyView = { id: string; name: string | null; prefix: string; createdAt: string; revokedAt: string | null };
 
 const KEY_PATTERN = /^tf_[A-Za-z0-9_-]{40}$/;
+/** Well inside the promised "revocation takes effect within one second". */
+export const KEY_CACHE_TTL_MS = 500;
+const KEY_CACHE_MAX = 10_000;
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
 
 export class ApiKeyService {
+  /** key hash -> the tenant, or the error to answer, until `expires`. */
+  readonly #cache = new Map<string, { answer: TenantContext | AppError; expires: number }>();
+
   constructor(
     private readonly sql: Sql,
     private readonly tenants: TenantService,
-  ) {}
+  ) {
+    tenants.onAccessChange(() => this.#cache.clear());
+  }
 
   async issue(idOrSlug: string, options: { name?: string }, who: Actor): Promise<ApiKeyView & { key: string }> {
     const tenant = await this.tenants.get(idOrSlug);
@@ -41,6 +50,7 @@ export class ApiKeyService {
         select ${who.actor}, 'api_key.issue', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id, 'prefix', prefix) from k
       )
       select * from k`;
+    this.#cache.clear(); // a cached "unknown key" must not outlive the key's creation
     return { ...toView(row!), key };
   }
 
@@ -62,22 +72,37 @@ export class ApiKeyService {
       )
       select id from k`;
     if (!row) throw notFound('api_key', keyId);
+    this.#cache.clear();
   }
 
   /** The tenant a key belongs to; 401 for an unknown or revoked key, 403 for a tenant that may not work. */
   async authenticate(key: string): Promise<TenantContext> {
-    const invalid = new AppError(401, 'invalid_api_key', 'Invalid API key', 'send a valid tenant API key as "Authorization: Bearer <key>"');
-    if (!KEY_PATTERN.test(key)) throw invalid;
+    if (!KEY_PATTERN.test(key)) throw invalidKey();
+    const keyHash = hash(key);
+    const now = Date.now();
+    let cached = this.#cache.get(keyHash);
+    if (!cached || cached.expires <= now) {
+      cached = { answer: await this.#lookup(keyHash), expires: now + KEY_CACHE_TTL_MS };
+      if (this.#cache.size >= KEY_CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(keyHash, cached);
+    }
+    if (cached.answer instanceof AppError) throw cached.answer;
+    return cached.answer;
+  }
+
+  async #lookup(keyHash: string): Promise<TenantContext | AppError> {
     const [row] = await this.sql<{ id: string; schema_name: string; role_name: string; status: string; plan: PlanName }[]>`
       select t.id, t.schema_name, t.role_name, t.status, t.plan
       from platform.api_keys k join platform.tenants t on t.id = k.tenant_id
-      where k.key_hash = ${hash(key)} and k.revoked_at is null`;
-    if (!row) throw invalid;
-    if (row.status === 'suspended') throw new AppError(403, 'tenant_suspended', 'Tenant suspended', 'this tenant is suspended; contact the platform operator');
-    if (row.status !== 'active') throw new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
+      where k.key_hash = ${keyHash} and k.revoked_at is null`;
+    if (!row) return invalidKey();
+    if (row.status === 'suspended') return new AppError(403, 'tenant_suspended', 'Tenant suspended', 'this tenant is suspended; contact the platform operator');
+    if (row.status !== 'active') return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
     return { id: row.id, schema: row.schema_name, role: row.role_name, statementTimeoutMs: PLANS[row.plan].statementTimeoutMs };
   }
 }
+
+const invalidKey = () => new AppError(401, 'invalid_api_key', 'Invalid API key', 'send a valid tenant API key as "Authorization: Bearer <key>"');
 
 type KeyRow = { id: string; name: string | null; prefix: string; created_at: Date; revoked_at: Date | null };
 

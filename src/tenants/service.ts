@@ -59,7 +59,18 @@ export type TenantServiceDeps = {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class TenantService {
+  readonly #accessListeners: (() => void)[] = [];
+
   constructor(private readonly deps: TenantServiceDeps) {}
+
+  /** Called after a change that takes a tenant's access away or gives it back. */
+  onAccessChange(listener: () => void): void {
+    this.#accessListeners.push(listener);
+  }
+
+  #accessChanged(): void {
+    for (const listener of this.#accessListeners) listener();
+  }
 
   /**
    * Provisions a tenant. With an idempotency key, a retry with the same key and body
@@ -186,6 +197,7 @@ export class TenantService {
         return updated!;
       }),
     );
+    if (patch.status) this.#accessChanged();
     log.info({ tenantId: row.id, changes: patch, requestId: who.requestId }, 'tenant updated');
     return toTenant(row);
   }
@@ -212,6 +224,7 @@ export class TenantService {
         return deleted!;
       }),
     );
+    this.#accessChanged();
     log.info({ tenantId: row.id, status: row.status, requestId: who.requestId }, 'tenant deleted');
     return toTenant(row);
   }

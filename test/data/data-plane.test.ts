@@ -41,6 +41,21 @@ describe('tenant authentication', () => {
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(401);
   });
 
+  it('honours a revocation made by another instance within one second', async () => {
+    const issued = await (await t.http(`/v1/tenants/${acme.id}/keys`, { method: 'POST', json: {} })).json();
+    expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(200);
+    // Another instance revokes: this one learns it only from the database.
+    await t.su`update platform.api_keys set revoked_at = now() where id = ${issued.id}`;
+    const started = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - started < 3_000) {
+      status = (await t.http('/v1/portfolios', { token: issued.key })).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it('answers 403 for a suspended tenant at once, and serves it again when reactivated', async () => {
     const tenant = await tenantClient(t, 'suspendable');
     await tenant.ok('POST', '/v1/portfolios', { name: 'p' });

@@ -100,7 +100,7 @@ describe('a tenant schema matches the template', () => {
       from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = ${schema} and c.relname not like '\\_hyper%' order by 1, 2`;
     const indexes = await t.su`
-      select tablename, regexp_replace(indexdef, '^CREATE (UNIQUE )?INDEX \\S+ ', 'CREATE \\1INDEX ') as def
+      select tablename, indexname, indexdef as def
       from pg_indexes where schemaname = ${schema} and tablename not like '\\_hyper%' order by 1, 2`;
     const policies = await t.su`
       select tablename, policyname, permissive, cmd, qual, with_check from pg_policies where schemaname = ${schema} order by 1, 2`;
