@@ -11,6 +11,7 @@ import { lineChart } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment } from './lib/environment.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
 import { provisioning } from './scenarios/provisioning.ts';
+import { queries } from './scenarios/queries.ts';
 import { vectorSearch } from './scenarios/vector-search.ts';
 
 export type ScenarioContext = {
@@ -29,7 +30,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning, dataPlane, vectorSearch];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

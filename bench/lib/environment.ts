@@ -32,6 +32,8 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
   const database = `tf_bench_${randomBytes(4).toString('hex')}`;
   const maintenance = openPool(serverUrl, { max: 1, name: 'bench-admin' });
   await maintenance.unsafe(`create database ${database}`);
+  // Owner baselines run bare statements that call extension functions and operators.
+  await maintenance.unsafe(`alter database ${database} set search_path = "$user", public, extensions`);
   await maintenance.end();
   const url = new URL(serverUrl);
   url.pathname = `/${database}`;
@@ -44,7 +46,8 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     TENANTFORGE_POOL_MAX: String(options.poolMax ?? 10),
     TENANTFORGE_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
     TENANTFORGE_SCHEMA_SECRET: randomBytes(24).toString('base64url'),
-    TENANTFORGE_APP_PASSWORD: randomBytes(24).toString('base64url'),
+    // tf_app belongs to the whole cluster: on a shared server, keep the password it has.
+    TENANTFORGE_APP_PASSWORD: process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(24).toString('base64url'),
     PORT: String(port),
     LOG_LEVEL: 'warn',
   };

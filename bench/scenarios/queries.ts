@@ -1,0 +1,93 @@
+/**
+ * Queries: a simple select, a join over portfolios, orders and trades, daily candles
+ * aggregated over 1,000,000 bars, and a 1,000-row insert; each run through withTenant
+ * (role, search_path, tenant setting, RLS) and, as the baseline, the same statement run
+ * directly as the owner with no tenant context.
+ */
+import type { Sql } from '../../src/db/connect.ts';
+import { withTenant } from '../../src/db/with-tenant.ts';
+import type { Check } from '../lib/checks.ts';
+import { ratio, summarize, timed, type Summary } from '../lib/stats.ts';
+import { benchTenant } from '../lib/tenant.ts';
+import type { Scenario } from '../run.ts';
+
+/** The trades span 100,000 minutes from 2026-01-01; the last week of them is about 10,000 fills. */
+const LAST_WEEK = new Date(Date.UTC(2026, 0, 1) + (100_000 - 7 * 1440) * 60_000).toISOString();
+
+type Query = { name: string; sql: string; params: () => unknown[]; seedKey: string; runs: number; readOnly: boolean };
+
+export const queries: Scenario = {
+  name: 'queries',
+  async run({ startEnvironment, slo, options, progress }) {
+    const env = await startEnvironment();
+    try {
+      const tenant = await benchTenant(env, 'bench-queries');
+      const bars = slo.queries.bars;
+      progress(`loading 50 portfolios, 20,000 orders, 100,000 trades and ${bars} bars`);
+      await load(env.su, tenant.schema, tenant.id, bars);
+      const [{ id: portfolioId, order_id: orderId }] = (await env.su.unsafe(`select p.id, o.id as order_id from "${tenant.schema}".portfolios p join "${tenant.schema}".orders o on o.portfolio_id = p.id limit 1`)) as unknown as [{ id: string; order_id: string }];
+
+      let batch = 0;
+      const list: Query[] = [
+        { name: 'simple select', seedKey: 'simpleSelectMs', runs: options.ci ? 500 : 2000, readOnly: true,
+          sql: 'select * from orders where id = $1', params: () => [orderId] },
+        // A desk's dashboard: each portfolio's fills of the last week with their orders.
+        { name: 'join portfolios/orders/trades', seedKey: 'complexJoinMs', runs: options.ci ? 30 : 100, readOnly: true,
+          sql: `select p.id, p.name, count(*) as fills, count(distinct t.order_id) as orders,
+                       sum(t.quantity * t.price) as notional, count(*) filter (where o.status = 'filled') as fills_of_filled_orders
+                from portfolios p
+                join trades t on t.portfolio_id = p.id and t.executed_at >= $1
+                join orders o on o.id = t.order_id
+                group by p.id, p.name order by notional desc limit 20`,
+          params: () => [LAST_WEEK] },
+        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', runs: options.ci ? 5 : 15, readOnly: true,
+          sql: `select symbol, time_bucket('1 day', bar_time) as day, first(open, bar_time) as open, max(high) as high,
+                       min(low) as low, last(close, bar_time) as close, sum(volume) as volume
+                from market_data group by 1, 2`,
+          params: () => [] },
+        { name: '1,000-row insert', seedKey: 'bulkInsertMs', runs: options.ci ? 20 : 60, readOnly: false,
+          sql: `insert into orders (tenant_id, portfolio_id, symbol, side, type, quantity)
+                select $1, $2, 'BULK' || g % 10, 'buy', 'market', 1 from generate_series(1, 1000) g`,
+          params: () => [tenant.id, portfolioId] },
+      ];
+
+      const results: Record<string, { withTenant: Summary; owner: Summary; p50Ratio: number }> = {};
+      const checks: Check[] = [];
+      for (const q of list) {
+        progress(q.name);
+        const qualified = q.sql.replace(/\b(from|join|into) (portfolios|orders|trades|market_data)\b/g, `$1 "${tenant.schema}".$2`);
+        const context: number[] = [];
+        const owner: number[] = [];
+        for (let i = 0; i < q.runs; i++) {
+          batch++;
+          context.push((await timed(() => withTenant(env.platform.app, tenant.context, (tx) => tx.unsafe(q.sql, q.params() as never[]), { readOnly: q.readOnly })))[0]);
+          owner.push((await timed(() => env.su.unsafe(qualified, q.params() as never[])))[0]);
+        }
+        const r = { withTenant: summarize(context), owner: summarize(owner), p50Ratio: ratio(summarize(context).p50, summarize(owner).p50) };
+        results[q.name] = r;
+        checks.push({ name: `${q.name}: p95`, kind: 'seed', value: r.withTenant.p95, limit: slo.queries.seed[q.seedKey], op: '<=', unit: 'ms' });
+      }
+      return { metrics: { bars, rows: { portfolios: 50, orders: 20_000, trades: 100_000 }, statements: batch, results }, checks };
+    } finally {
+      await env.close();
+    }
+  },
+};
+
+async function load(sql: Sql, schema: string, tenantId: string, bars: number): Promise<void> {
+  const s = `"${schema}"`;
+  await sql.unsafe(`
+    insert into ${s}.portfolios (tenant_id, name) select '${tenantId}', 'Portfolio ' || g from generate_series(1, 50) g;
+    insert into ${s}.orders (tenant_id, portfolio_id, symbol, side, type, quantity, filled_quantity, status)
+      select '${tenantId}', p.id, 'SYM' || (g % 40), case when g % 2 = 0 then 'buy' else 'sell' end, 'market', 10,
+             case when g % 3 = 0 then 0 else 10 end, case when g % 3 = 0 then 'open' else 'filled' end
+      from generate_series(1, 20000) g join (select id, row_number() over () - 1 as n from ${s}.portfolios) p on p.n = g % 50;
+    insert into ${s}.trades (tenant_id, portfolio_id, order_id, symbol, side, quantity, price, executed_at)
+      select '${tenantId}', o.portfolio_id, o.id, o.symbol, o.side, 2, 100 + (g % 50), timestamptz '2026-01-01' + g * interval '1 minute'
+      from generate_series(1, 100000) g join (select id, portfolio_id, symbol, side, row_number() over () - 1 as n from ${s}.orders where status = 'filled') o
+        on o.n = g % 13000;
+    insert into ${s}.market_data (tenant_id, symbol, bar_time, open, high, low, close, volume)
+      select '${tenantId}', 'SYM' || (g % 10), timestamptz '2026-01-01' + (g / 10) * interval '1 minute', 100, 101, 99, 100 + (g % 7) * 0.1, 5
+      from generate_series(0, ${bars - 1}) g;
+    analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.trades; analyze ${s}.market_data;`);
+}

@@ -1,0 +1,43 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { projectRoot } from '../../src/paths.ts';
+
+const slo = JSON.parse(readFileSync(join(projectRoot, 'bench', 'slo.json'), 'utf8'));
+
+/** Runs the bench runner as CI does, against the run's database server. */
+function bench(args: string[], sloFile: string, out: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'bench', 'run.ts'), ...args, '--slo', sloFile, '--out', out], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
+  });
+}
+
+describe('bench runner', () => {
+  it('exits non-zero naming the target and the miss when a threshold is impossible', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
+    const file = join(out, 'slo.json');
+    const impossible = structuredClone(slo);
+    impossible.provisioning.strict.p99Ms = 0.001;
+    writeFileSync(file, JSON.stringify(impossible));
+    const run = bench(['provisioning', '--ci', '--tenants', '200'], file, out);
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/provisioning: strict target p99: [\d.]+ ms > 0\.001 ms \([\d.]+% over\)/);
+    const result = JSON.parse(readFileSync(join(out, 'provisioning.json'), 'utf8'));
+    expect(result.passed).toBe(false);
+    expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'strict').limit).toBe(0.001);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('**MISS**');
+    expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
+  });
+
+  it('refuses an unknown scenario with a usage error', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
+    const run = bench(['no-such-scenario'], join(projectRoot, 'bench', 'slo.json'), out);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('unknown scenario(s) no-such-scenario');
+  });
+});
