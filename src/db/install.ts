@@ -37,6 +37,8 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await ensureRole(tx, ROLES.validator, 'nologin');
       await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
       await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
+      // The isolation validator switches to tf_validator (SET ROLE) from the migrator's connections.
+      await tx.unsafe(`grant ${ROLES.validator} to ${ROLES.migrator}`);
     }),
   );
   // Database-local, serialised by an advisory lock, and never retried on one backend:
