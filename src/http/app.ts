@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
+import { isolationRoutes } from '../isolation/routes.ts';
 import type { Platform } from '../platform.ts';
 import { tenantRoutes } from '../tenants/routes.ts';
 import { adminAuth } from './admin-auth.ts';
@@ -42,5 +43,9 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   app.use('/v1/tenants', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.use('/v1/tenants/*', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.route('/v1/tenants', tenantRoutes(platform.tenants));
+
+  app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
+  app.use('/metrics', adminAuth(platform.adminToken));
+  app.route('/', isolationRoutes(platform.control));
   return app;
 }
