@@ -1,10 +1,12 @@
 /**
  * What every check query starts from: the registry (read before switching to the
  * validator role, passed in as arrays) joined to the catalog. Each helper returns a
- * postgres.js fragment to use as a sub-select, so each check stays one query.
+ * postgres.js fragment, so each check stays one query. Use them as MATERIALIZED CTEs:
+ * the planner cannot estimate an unnest of arrays, and inlined it may rescan the
+ * registry once per outer row.
  *
  * @example
- * const rows = await ctx.tx`select t.slug from (${intactTenants(ctx)}) t`;
+ * const rows = await ctx.tx`with t as materialized (${intactTenants(ctx)}) select t.slug from t`;
  */
 import type { Tx } from '../../db/connect.ts';
 import type { TenantStatus } from '../../db/schema.ts';
@@ -57,3 +59,11 @@ export function tenantTables(ctx: CheckContext) {
     where c.relkind in ('r', 'p')
       and (c.relispartition or not exists (select 1 from pg_inherits i where i.inhrelid = c.oid))`;
 }
+
+type Fragment = ReturnType<Tx>;
+
+/** How a grantee oid (0 = PUBLIC) reads in a rule. */
+export const granteeName = (tx: Tx, grantee: Fragment) => tx`case when ${grantee} = 0 then 'PUBLIC' else pg_get_userbyid(${grantee}) end`;
+
+/** How a grantee oid (0 = PUBLIC) is written in a GRANT or REVOKE. */
+export const granteeSql = (tx: Tx, grantee: Fragment) => tx`case when ${grantee} = 0 then 'public' else quote_ident(pg_get_userbyid(${grantee})) end`;

@@ -19,7 +19,7 @@ export async function functionChecks(ctx: CheckContext): Promise<Violation[]> {
   const platformSchemas = whole ? PLATFORM_SCHEMAS : [];
   // "Pinned" = set, and without schemas other roles can create in.
   return tx<Violation[]>`
-    with t as (${intactTenants(ctx)}),
+    with t as materialized (${intactTenants(ctx)}),
     scope as (
       select t.id, t.slug, t.nsp from t
       union all

@@ -13,7 +13,7 @@ import { intactTenants, type CheckContext } from './context.ts';
 export async function ownershipChecks(ctx: CheckContext): Promise<Violation[]> {
   const owner = ROLES.owner;
   return ctx.tx<Violation[]>`
-    with t as (${intactTenants(ctx)}),
+    with t as materialized (${intactTenants(ctx)}),
     owner_role as (select oid from pg_roles where rolname = ${owner}),
     owned as (
       select t.*, 'schema' as kind, n.nspname as object, n.nspowner as owner_oid,

@@ -4,9 +4,11 @@
  * form. Each policy is reported for the first of these rules it breaks, so one mistake
  * is one violation.
  *
- * `pg_get_expr` locks the table it deparses for, so only the distinct expression trees
- * (a handful, whatever the tenant count) are deparsed: a tree with its source
- * positions removed is the same for a table in every tenant.
+ * `pg_get_expr` locks the table it deparses for, and regular expressions over thousands
+ * of expression trees are slow, so policies are grouped by a hash of their tree (the
+ * clone plan makes a table's policy the same tree in every tenant), and only the
+ * distinct shapes (trees without their source positions, a handful whatever the tenant
+ * count) are deparsed and compared.
  *
  * @example
  * const violations = await policyChecks(ctx);
@@ -14,37 +16,48 @@
 import type { Violation } from './catalog.ts';
 import { tenantTables, type CheckContext } from './context.ts';
 
+/**
+ * An expression's form for comparison: what deparsing adds or drops (whitespace,
+ * parentheses, ::text casts, the sub-select's column alias) removed, never a token of
+ * the expression itself.
+ */
+const form = (tx: CheckContext['tx'], text: ReturnType<CheckContext['tx']>) =>
+  tx`regexp_replace(regexp_replace(regexp_replace(lower(${text}), '::text', '', 'g'), '\\s+as\\s+"?nullif"?', '', 'g'), '[\\s()"]', '', 'g')`;
+
 /** The policy expression of the template (sql/0001): the init-plan form of DESIGN.md section 5. */
 export const TENANT_POLICY_EXPRESSION = "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
 
 export async function policyChecks(ctx: CheckContext): Promise<Violation[]> {
+  const { tx } = ctx;
   const canonical = TENANT_POLICY_EXPRESSION;
-  // Canonical comparison ignores what deparsing adds or drops (whitespace, parentheses,
-  // ::text casts, the sub-select's column alias), never a token of the expression itself.
-  return ctx.tx<Violation[]>`
-    with tt as (${tenantTables(ctx)}),
+  return tx<Violation[]>`
+    with tt as materialized (${tenantTables(ctx)}),
     pol as (
       select tt.id, tt.slug, tt.schema_name, tt.relname, tt.role_name, tt.role_oid, tt.relid,
              p.polname, p.polcmd, p.polpermissive, p.polroles, p.polqual, p.polwithcheck,
-             regexp_replace(p.polqual::text, ' :location -?[0-9]+', '', 'g') as qkey,
-             regexp_replace(p.polwithcheck::text, ' :location -?[0-9]+', '', 'g') as ckey
+             md5(p.polqual::text) as qhash, md5(p.polwithcheck::text) as chash
       from tt join pg_policy p on p.polrelid = tt.relid
     ),
-    exprs as materialized (
-      select key, pg_get_expr(expr, relid) as text from (
-        select distinct on (key) key, expr, relid from (
-          select qkey as key, polqual as expr, relid from pol where polqual is not null
-          union all
-          select ckey, polwithcheck, relid from pol where polwithcheck is not null
-        ) x order by key
-      ) d
+    trees as materialized (
+      select distinct on (hash) hash, expr, relid from (
+        select qhash as hash, polqual as expr, relid from pol where polqual is not null
+        union all
+        select chash, polwithcheck, relid from pol where polwithcheck is not null
+      ) x order by hash
     ),
+    shapes as materialized (
+      select hash, expr, relid, regexp_replace(expr::text, ' :location -?[0-9]+', '', 'g') as shape from trees
+    ),
+    deparsed as materialized (
+      select shape, text, ${form(tx, tx`text`)} as form
+      from (select d.shape, pg_get_expr(d.expr, d.relid) as text
+            from (select distinct on (shape) shape, expr, relid from shapes order by shape) d) e
+    ),
+    exprs as (select s.hash, d.text, d.form from shapes s join deparsed d on d.shape = s.shape),
+    canonical as materialized (select ${form(tx, tx`${canonical}::text`)} as form),
     forms as (
-      select pol.*, q.text as qual, k.text as check_text,
-             regexp_replace(regexp_replace(regexp_replace(lower(q.text), '::text', '', 'g'), '\\s+as\\s+"?nullif"?', '', 'g'), '[\\s()"]', '', 'g') as qual_form,
-             regexp_replace(regexp_replace(regexp_replace(lower(k.text), '::text', '', 'g'), '\\s+as\\s+"?nullif"?', '', 'g'), '[\\s()"]', '', 'g') as check_form,
-             regexp_replace(regexp_replace(regexp_replace(lower(${canonical}::text), '::text', '', 'g'), '\\s+as\\s+"?nullif"?', '', 'g'), '[\\s()"]', '', 'g') as canonical_form
-      from pol left join exprs q on q.key = pol.qkey left join exprs k on k.key = pol.ckey
+      select pol.*, q.text as qual, k.text as check_text, q.form as qual_form, k.form as check_form, c.form as canonical_form
+      from pol left join exprs q on q.hash = pol.qhash left join exprs k on k.hash = pol.chash cross join canonical c
     ),
     judged as (
       select f.*,

@@ -11,7 +11,7 @@ import { tenantTables, type CheckContext } from './context.ts';
 
 export async function rlsChecks(ctx: CheckContext): Promise<Violation[]> {
   return ctx.tx<Violation[]>`
-    with tt as (${tenantTables(ctx)})
+    with tt as materialized (${tenantTables(ctx)})
     select 'rls_enabled' as "check", tt.id as "tenantId", tt.slug as "tenantSlug", tt.schema_name || '.' || tt.relname as object,
            format('table %s.%s has row level security disabled: every role with a grant on it sees all its rows', tt.schema_name, tt.relname) as rule,
            format('alter table %I.%I enable row level security', tt.schema_name, tt.relname) as fix,

@@ -16,11 +16,12 @@ const PLATFORM_ROLES = Object.values(ROLES);
 export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
   const { tx } = ctx;
   const attributes = tx<Violation[]>`
+    with t as materialized (${intactTenants(ctx)})
     select 'role_attributes' as "check", t.id as "tenantId", t.slug as "tenantSlug", t.role_name as object,
            format('tenant role %s has %s', t.role_name, array_to_string(a.attrs, ', ')) as rule,
            format('alter role %I nosuperuser nobypassrls nocreaterole nocreatedb noreplication', t.role_name) as fix,
            true as autofix
-    from (${intactTenants(ctx)}) t
+    from t
     join pg_roles ro on ro.oid = t.role_oid
     cross join lateral (
       select array_remove(array[
@@ -32,7 +33,7 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
   // Upward: every role a tenant role can act as. Reported once per role reached, by the
   // shortest path; the fix cuts that path's first membership.
   const reach = tx<Violation[]>`
-    with recursive t as (${intactTenants(ctx)}),
+    with recursive t as materialized (${intactTenants(ctx)}),
     up as (
       select t.id, t.slug, t.role_name, t.role_oid, m.roleid as reached, array[m.roleid] as path
       from t join pg_auth_members m on m.member = t.role_oid
@@ -64,7 +65,7 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
   // Downward: a role (other than the platform's) that holds two tenants' roles carries
   // data between them. Tenant roles holding each other are reported by the upward walk.
   const bridges = tx<Violation[]>`
-    with recursive t as (${intactTenants(ctx)}),
+    with recursive t as materialized (${intactTenants(ctx)}),
     tenant_roles as (select oid, rolname from pg_roles where rolname ~ '^tenant_[0-9a-f]+_role$'),
     down as (
       select m.member as holder, tr.oid as tenant_role, m.member as first_hop, array[m.member] as path
@@ -89,14 +90,14 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
     order by t.id, b.holder, cardinality(d.path)`;
 
   const runtimeReach = tx<Violation[]>`
-    select 'role_membership' as "check", t.id as "tenantId", t.slug as "tenantSlug", t.role_name as object,
-           format('tenant %s is %s, but the runtime role %s can still act as its role %s', t.slug, t.status, ${ROLES.app}::text, t.role_name) as rule,
-           format('revoke %I from %I', t.role_name, ${ROLES.app}::text) as fix,
+    with t as materialized (${intactTenants(ctx)}),
+    gone as materialized (select * from t where t.status in ('suspended', 'deleted'))
+    select 'role_membership' as "check", g.id as "tenantId", g.slug as "tenantSlug", g.role_name as object,
+           format('tenant %s is %s, but the runtime role %s can still act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
+           format('revoke %I from %I', g.role_name, ${ROLES.app}::text) as fix,
            true as autofix
-    from (${intactTenants(ctx)}) t
-    join pg_auth_members m on m.roleid = t.role_oid
-    join pg_roles a on a.oid = m.member and a.rolname = ${ROLES.app}
-    where t.status in ('suspended', 'deleted')`;
+    from gone g
+    join pg_auth_members m on m.roleid = g.role_oid and m.member = (select oid from pg_roles where rolname = ${ROLES.app})`;
 
   return (await Promise.all([attributes, reach, bridges, runtimeReach])).flat();
 }
