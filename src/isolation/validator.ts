@@ -26,7 +26,7 @@ import { functionChecks } from './checks/functions.ts';
 import { grantChecks } from './checks/grants.ts';
 import { ownershipChecks } from './checks/ownership.ts';
 import { platformChecks } from './checks/platform.ts';
-import { policyChecks } from './checks/policies.ts';
+import { policyChecks, VANISHED } from './checks/policies.ts';
 import { registryChecks } from './checks/registry.ts';
 import { rlsChecks } from './checks/rls.ts';
 import { roleChecks } from './checks/roles.ts';
@@ -65,7 +65,7 @@ export class ValidatorError extends Error {
 export async function validate(sql: Sql, options: ValidateOptions = {}): Promise<IsolationReport> {
   const startedAt = new Date();
   const started = performance.now();
-  const inspectAll = () => sql.begin('isolation level repeatable read read only', (tx) => inspect(tx as Tx, options.tenant));
+  const inspectAll = () => retryRaces(() => sql.begin('isolation level repeatable read read only', (tx) => inspect(tx as Tx, options.tenant)));
   let result = await inspectAll();
   let fixes: FixResult[] | undefined;
   if (options.fix) {
@@ -115,6 +115,22 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
   const violations = (await Promise.all(FAMILIES.map((family) => family(ctx)))).flat().map(normalise);
   violations.sort(byCheckThenObject);
   return { tenantsChecked: tenants.length, violations };
+}
+
+/**
+ * Deparsing a policy opens its table, which a concurrent purge may have dropped since
+ * the snapshot was taken, or may hold locked: such a run is simply taken again.
+ */
+async function retryRaces<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const raced = e.code === '55P03' || (e.code === 'XX000' && /could not open relation/.test(e.message ?? '')) || (e.code === '22P02' && (e.message ?? '').includes(VANISHED));
+      if (!raced || attempt >= attempts) throw err;
+    }
+  }
 }
 
 function normalise(v: Violation): Violation {

@@ -90,6 +90,34 @@ describe('admin API and metrics', () => {
   });
 });
 
+describe('a run racing a purge', () => {
+  it('is taken again when a table it deparses is dropped under it', async () => {
+    const doomed = await newTenant(t, 'doomed');
+    // A policy shape of its own makes this tenant's table the one the validator deparses.
+    await t.su.unsafe(`alter policy tenant_isolation on "${doomed.schema}".orders using (tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid) and true)`);
+    const purger = await t.su.reserve();
+    try {
+      await purger`begin`;
+      await purger.unsafe(`lock table "${doomed.schema}".orders in access exclusive mode`);
+      const run = validate(t.control);
+      run.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
+      await waitFor(async () => (await t.su`select 1 from pg_stat_activity where wait_event_type = 'Lock' and application_name = 'tenantforge:control'`).length > 0);
+      await purger.unsafe(`drop schema "${doomed.schema}" cascade`);
+      await purger`update platform.tenants set status = 'purged' where id = ${doomed.id}`;
+      await purger`commit`;
+      const report = await run;
+      expect(report.violations).toEqual([]);
+      expect(report.tenantsChecked).toBe(1);
+    } finally {
+      await purger`rollback`.catch(() => {});
+      purger.release();
+      const [left] = await t.su`select status from platform.tenants where id = ${doomed.id}`;
+      if (left?.status !== 'purged') await t.tenants.delete(doomed.id, { purge: true }, { actor: 'test' });
+      else await t.su.unsafe(`drop role if exists "${doomed.role}"`);
+    }
+  });
+});
+
 describe('scheduled job', () => {
   it('runs at once and then every interval, storing each report; stop waits for the run in flight', async () => {
     const newerThan = (id: number) => async () => {
