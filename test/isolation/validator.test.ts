@@ -107,6 +107,12 @@ const scenarios: Scenario[] = [
     breaks: (s) => `alter policy tenant_isolation on "${s.a.schema}".orders using (tenant_id = current_setting('app.current_tenant_id')::uuid)`,
     expect: (s) => [['policy_canonical', 'a', `${s.a.schema}.orders policy tenant_isolation`]],
   },
+  {
+    // The same expression tree as every other tenant's policy, but its column 2 is no longer tenant_id.
+    rule: 'a policy keyed on another column at the position tenant_id has elsewhere',
+    breaks: (s) => `alter table "${s.a.schema}".portfolios rename column tenant_id to owner_id; alter table "${s.a.schema}".portfolios add column tenant_id uuid`,
+    expect: (s) => [['policy_canonical', 'a', `${s.a.schema}.portfolios policy tenant_isolation`]],
+  },
   { rule: 'schema usage granted to PUBLIC', breaks: (s) => `grant usage on schema "${s.a.schema}" to public`, expect: (s) => [['schema_grants', 'a', s.a.schema]] },
   { rule: 'schema CREATE granted to the tenant role', breaks: (s) => `grant create on schema "${s.a.schema}" to "${s.a.role}"`, expect: (s) => [['schema_grants', 'a', s.a.schema]] },
   { rule: 'a table granted to PUBLIC', breaks: (s) => `grant select on "${s.a.schema}".portfolios to public`, expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`]] },

@@ -5,10 +5,10 @@
  * is one violation.
  *
  * `pg_get_expr` locks the table it deparses for, and regular expressions over thousands
- * of expression trees are slow, so policies are grouped by a hash of their tree (the
- * clone plan makes a table's policy the same tree in every tenant), and only the
- * distinct shapes (trees without their source positions, a handful whatever the tenant
- * count) are deparsed and compared.
+ * of expression trees are slow, so policies are grouped by a hash of their tree and
+ * their table's column layout (the clone plan makes both the same for a table in every
+ * tenant), and only the distinct shapes (trees without their source positions, on one
+ * layout: a handful, whatever the tenant count) are deparsed and compared.
  *
  * @example
  * const violations = await policyChecks(ctx);
@@ -35,17 +35,24 @@ export async function policyChecks(ctx: CheckContext): Promise<Violation[]> {
   const canonical = TENANT_POLICY_EXPRESSION;
   return tx<Violation[]>`
     with tt as materialized (${tenantTables(ctx)}),
+    -- Deparsing names columns by position: a tree reads the same only on tables whose
+    -- columns match, so the column layout is part of what makes two policies the same.
+    layouts as materialized (
+      select tt.relid, md5(string_agg(a.attnum || ' ' || a.attname, ',' order by a.attnum)) as layout
+      from tt join pg_attribute a on a.attrelid = tt.relid and a.attnum > 0 and not a.attisdropped
+      group by tt.relid
+    ),
     pol as (
       select tt.id, tt.slug, tt.schema_name, tt.relname, tt.role_name, tt.role_oid, tt.relid,
-             p.polname, p.polcmd, p.polpermissive, p.polroles, p.polqual, p.polwithcheck,
-             md5(p.polqual::text) as qhash, md5(p.polwithcheck::text) as chash
-      from tt join pg_policy p on p.polrelid = tt.relid
+             p.polname, p.polcmd, p.polpermissive, p.polroles, p.polqual, p.polwithcheck, l.layout,
+             md5(p.polqual::text || l.layout) as qhash, md5(p.polwithcheck::text || l.layout) as chash
+      from tt join pg_policy p on p.polrelid = tt.relid join layouts l on l.relid = tt.relid
     ),
     trees as materialized (
-      select distinct on (hash) hash, expr from (
-        select qhash as hash, polqual as expr from pol where polqual is not null
+      select distinct on (hash) hash, expr, layout from (
+        select qhash as hash, polqual as expr, layout from pol where polqual is not null
         union all
-        select chash, polwithcheck from pol where polwithcheck is not null
+        select chash, polwithcheck, layout from pol where polwithcheck is not null
       ) x order by hash
     ),
     -- A few tables per tree, any of which can deparse it: a purge may drop one meanwhile,
@@ -58,7 +65,7 @@ export async function policyChecks(ctx: CheckContext): Promise<Violation[]> {
       ) x group by hash
     ),
     shapes as materialized (
-      select trees.hash, trees.expr, holders.relids, regexp_replace(trees.expr::text, ' :location -?[0-9]+', '', 'g') as shape
+      select trees.hash, trees.expr, holders.relids, regexp_replace(trees.expr::text, ' :location -?[0-9]+', '', 'g') || ' ' || trees.layout as shape
       from trees join holders on holders.hash = trees.hash
     ),
     deparsed as materialized (
