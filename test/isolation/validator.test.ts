@@ -138,6 +138,17 @@ const scenarios: Scenario[] = [
     expect: (s) => [['type_grants', 'a', `${s.a.schema}.price`]],
   },
   {
+    rule: 'a tenant role granted the control-plane registry',
+    breaks: (s) => `grant usage on schema platform to "${s.a.role}"; grant select on platform.tenants to "${s.a.role}"`,
+    expect: (s) => [['foreign_grants', 'a', 'schema platform'], ['foreign_grants', 'a', 'table platform.tenants']],
+  },
+  {
+    rule: "a tenant role granted a column of another tenant's table",
+    breaks: (s) => `grant select (name) on "${s.b.schema}".portfolios to "${s.a.role}"`,
+    expect: (s) => [['table_grants', 'b', `${s.b.schema}.portfolios.name`]],
+  },
+  { rule: 'a tenant role granted CREATE on the database', breaks: (s) => `grant create on database ${t.db.name} to "${s.a.role}"`, expect: (s) => [['foreign_grants', 'a', `database ${t.db.name}`]] },
+  {
     rule: 'default privileges granting new tables to PUBLIC',
     breaks: (s) => `alter default privileges for role tf_owner in schema "${s.a.schema}" grant select on tables to public`,
     expect: (s) => [['default_privileges', 'a', s.a.schema]],

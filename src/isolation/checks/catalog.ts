@@ -24,6 +24,7 @@ export const CHECKS = {
   table_grants: "tables, views, sequences and columns are granted only to the tenant's role, within the template's privileges",
   function_grants: "only the tenant's role may execute functions in its schema (nothing to PUBLIC, not even by default)",
   type_grants: "only the tenant's role may use types in its schema (nothing to PUBLIC, not even by default)",
+  foreign_grants: 'tenant roles hold privileges in their own schema only: not on the control plane, other schemas or the database',
   default_privileges: "default privileges grant nothing beyond the tenant's role",
   security_definer: 'SECURITY DEFINER functions pin a safe search_path',
   view_security_invoker: 'views run with the caller\'s rights (security_invoker); no materialized views',

@@ -5,7 +5,8 @@
  * is NULL (EXECUTE on functions, USAGE on types). One violation per object and grantee.
  *
  * A hypertable's grants to other roles are reported as chunk_rls_bypass instead: they
- * reach its chunks, where RLS does not apply.
+ * reach its chunks, where RLS does not apply. And the other way round (foreign_grants):
+ * a tenant role holds privileges in its own schema only.
  *
  * @example
  * const violations = await grantChecks(ctx);
@@ -99,5 +100,38 @@ export async function grantChecks(ctx: CheckContext): Promise<Violation[]> {
            true as autofix
     from found f`;
 
-  return (await Promise.all([schemas, relations, functions, types])).flat();
+  // The other way round: every privilege a tenant role holds in this database
+  // (pg_shdepend), wherever it is. A chunk belongs where its hypertable does; what lies
+  // in a tenant's schema is that tenant's grant checks' to report.
+  const foreign = tx<Violation[]>`
+    with t as materialized (${intactTenants(ctx)}),
+    db as materialized (select oid from pg_database where datname = current_database()),
+    held as (
+      select t.id, t.slug, t.role_name, d.classid, d.objid, d.objsubid,
+             case d.classid
+               when 'pg_class'::regclass then (
+                 select coalesce((select h.relnamespace from pg_inherits i join pg_class h on h.oid = i.inhparent where i.inhrelid = c.oid limit 1), c.relnamespace)
+                 from pg_class c where c.oid = d.objid)
+               when 'pg_namespace'::regclass then d.objid
+               when 'pg_proc'::regclass then (select p.pronamespace from pg_proc p where p.oid = d.objid)
+               when 'pg_type'::regclass then (select ty.typnamespace from pg_type ty where ty.oid = d.objid)
+               when 'pg_default_acl'::regclass then (select a.defaclnamespace from pg_default_acl a where a.oid = d.objid)
+             end as home
+      from t join pg_shdepend d on d.refclassid = 'pg_authid'::regclass and d.refobjid = t.role_oid and d.deptype = 'a'
+      where d.dbid = (select oid from db) or (d.dbid = 0 and d.classid = 'pg_database'::regclass and d.objid = (select oid from db))
+    )
+    select 'foreign_grants' as "check", h.id as "tenantId", h.slug as "tenantSlug", pg_describe_object(h.classid, h.objid, h.objsubid) as object,
+           format('tenant role %s holds privileges on %s, outside its own schema', h.role_name, pg_describe_object(h.classid, h.objid, h.objsubid)) as rule,
+           case h.classid
+             when 'pg_class'::regclass then format('revoke all on table %s from %I', h.objid::regclass, h.role_name)
+             when 'pg_namespace'::regclass then format('revoke all on schema %I from %I', (select nspname from pg_namespace where oid = h.objid), h.role_name)
+             when 'pg_proc'::regclass then format('revoke all on routine %s from %I', h.objid::regprocedure, h.role_name)
+             when 'pg_type'::regclass then format('revoke all on type %s from %I', h.objid::regtype, h.role_name)
+             when 'pg_database'::regclass then format('revoke all on database %I from %I', current_database(), h.role_name)
+             else format('-- revoke from %I what it holds on %s', h.role_name, pg_describe_object(h.classid, h.objid, h.objsubid))
+           end as fix,
+           h.classid in ('pg_class'::regclass, 'pg_namespace'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_database'::regclass) as autofix
+    from held h where h.home is null or h.home not in (select nsp from t)`;
+
+  return (await Promise.all([schemas, relations, functions, types, foreign])).flat();
 }

@@ -38,9 +38,10 @@ export async function policyChecks(ctx: CheckContext): Promise<Violation[]> {
     -- Deparsing names columns by position: a tree reads the same only on tables whose
     -- columns match, so the column layout is part of what makes two policies the same.
     layouts as materialized (
-      select tt.relid, md5(string_agg(a.attnum || ' ' || a.attname, ',' order by a.attnum)) as layout
-      from tt join pg_attribute a on a.attrelid = tt.relid and a.attnum > 0 and not a.attisdropped
-      group by tt.relid
+      select tt.relid,
+             (select md5(string_agg(a.attnum || ' ' || a.attname, ',' order by a.attnum))
+              from pg_attribute a where a.attrelid = tt.relid and a.attnum > 0 and not a.attisdropped) as layout
+      from tt
     ),
     pol as (
       select tt.id, tt.slug, tt.schema_name, tt.relname, tt.role_name, tt.role_oid, tt.relid,
