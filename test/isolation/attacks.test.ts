@@ -237,6 +237,14 @@ describe('what is knowingly not isolated', () => {
     expect((await t.su`select count(*)::int as n from pg_stats where schemaname = ${a.schema}`)[0]!.n).toBeGreaterThan(0);
     await expect(tryAs(asB, b.id, `explain select * from ${q(a, 'portfolios')}`)).rejects.toMatchObject({ code: '42501' });
   });
+
+  it("catalog metadata: B sees A's activity counters and chunk time ranges, never a row", async () => {
+    const counters = await tryAs(asB, b.id, `select relname from pg_stat_user_tables where schemaname = '${a.schema}' and relname = 'portfolios'`);
+    expect(counters).toEqual([{ relname: 'portfolios' }]);
+    const ranges = await tryAs(asB, b.id, `select range_start from timescaledb_information.chunks where hypertable_schema = '${a.schema}' and hypertable_name = 'trades'`);
+    expect(ranges).toHaveLength(1);
+    await expect(tryAs(asB, b.id, `select * from ${(await chunkOf(t, a)).qualified}`)).rejects.toMatchObject({ code: '42501' });
+  });
 });
 
 describe('hostile names at provisioning', () => {
