@@ -19,6 +19,14 @@ const duration = (fallback: string) =>
     .default(fallback)
     .transform(parseDuration);
 
+/** A duration, or `off`/`0` for never (0 ms). */
+const intervalOrOff = (fallback: string) =>
+  z
+    .string()
+    .regex(/^(off|0|\d+(ms|s|m|h|d))$/, 'must be off (or 0) or a whole number with a unit: ms, s, m, h or d (e.g. 1h)')
+    .default(fallback)
+    .transform((v) => (v === 'off' || v === '0' ? 0 : parseDuration(v)));
+
 /** Every setting, its environment variable, default and meaning; the README table mirrors this. */
 const schema = z.object({
   DATABASE_URL: postgresUrl.optional(),
@@ -36,6 +44,7 @@ const schema = z.object({
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
   TENANTFORGE_SHUTDOWN_TIMEOUT: duration('10s'),
+  TENANTFORGE_VALIDATOR_INTERVAL: intervalOrOff('1h'),
   TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
 });
 
@@ -57,6 +66,8 @@ export type Config = {
   deletedRetentionMs: number;
   purgeIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** How often the service runs the isolation validator; 0 = never. */
+  validatorIntervalMs: number;
   debugErrors: boolean;
 };
 
@@ -92,6 +103,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,
     shutdownTimeoutMs: e.TENANTFORGE_SHUTDOWN_TIMEOUT,
+    validatorIntervalMs: e.TENANTFORGE_VALIDATOR_INTERVAL,
     debugErrors: e.TENANTFORGE_DEBUG_ERRORS,
   };
 }

@@ -17,6 +17,7 @@ import { canInstall, checkInstallation, installPlatform } from './db/install.ts'
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
 import { ROLES } from './db/roles.ts';
+import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
@@ -48,7 +49,7 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean };
+export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean };
 
 export async function startPlatform(config: Config, log: Logger, options: StartOptions = {}): Promise<Platform> {
   const secrets = resolveSecrets(config);
@@ -96,11 +97,16 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : setInterval(() => {
             tenants.purgeExpired({ actor: 'system:retention' }).catch((err) => log.error({ err }, 'retention purge failed'));
           }, config.purgeIntervalMs).unref();
+    const validatorJob =
+      options.runValidatorJob === false || config.validatorIntervalMs === 0
+        ? undefined
+        : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
     return {
       config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
       close: async () => {
         if (sweeper) clearInterval(sweeper);
+        await validatorJob?.stop();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         if (cluster?.startedHere) await cluster.stop();
       },

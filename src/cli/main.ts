@@ -12,6 +12,9 @@ import { DatabaseUnavailableError, MissingExtensionError } from '../db/connect.t
 import { LocalClusterError } from '../db/local-cluster.ts';
 import { MigrationError } from '../db/migrate.ts';
 import { AppError } from '../errors.ts';
+import { saveReport } from '../isolation/report.ts';
+import { formatReport } from '../isolation/text.ts';
+import { validate, ValidatorError } from '../isolation/validator.ts';
 import { createLogger } from '../log.ts';
 import { startPlatform, StartupError, type Platform } from '../platform.ts';
 import { TemplateError } from '../provisioning/clone-plan.ts';
@@ -29,6 +32,7 @@ const USAGE = `usage: tenantforge <command>
   tenants update <id-or-slug> [--name N] [--plan P] [--status active|suspended]
   tenants delete <id-or-slug> [--purge]
   tenants purge-expired                  purge soft-deleted tenants past their retention
+  validate [--tenant T] [--fix]          check tenant isolation: exit 0 clean, 1 violations, 2 could not run
 
   --json prints machine-readable output. Settings come from the environment (see README).`;
 
@@ -39,7 +43,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
   try {
     config = loadConfig(env);
   } catch (err) {
-    return fail(err, false);
+    const code = fail(err, false);
+    return argv[0] === 'validate' ? 2 : code;
   }
   const [command, sub, ...rest] = argv;
   try {
@@ -56,6 +61,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       return 0;
     }
     if (command === 'tenants') return await tenantsCommand(config, sub, rest);
+    if (command === 'validate') return await validateCommand(config, argv.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
     return fail(err, config.debugErrors);
@@ -109,8 +115,30 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
   });
 }
 
+/** Exit 0 when clean, 1 on violations, 2 when the validator could not run. */
+async function validateCommand(config: Config, args: string[]): Promise<number> {
+  let options: { tenant?: string; json?: boolean; fix?: boolean };
+  try {
+    options = parseArgs({ args, options: { tenant: { type: 'string' }, json: { type: 'boolean' }, fix: { type: 'boolean' } } }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  try {
+    return await withPlatform(config, async ({ control }) => {
+      const report = await validate(control, { tenant: options.tenant, fix: options.fix });
+      // Only whole-platform runs are "the latest report" the admin API shows.
+      if (!options.tenant) await saveReport(control, report);
+      console.log(options.json ? JSON.stringify(report) : formatReport(report));
+      return report.outcome === 'clean' ? 0 : 1;
+    });
+  } catch (err) {
+    fail(err, config.debugErrors);
+    return 2;
+  }
+}
+
 async function withPlatform<T>(config: Config, work: (platform: Platform) => Promise<T>): Promise<T> {
-  const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { runPurgeSweeper: false });
+  const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { runPurgeSweeper: false, runValidatorJob: false });
   try {
     return await work(platform);
   } finally {
@@ -133,7 +161,7 @@ function raise(err: Error): never {
 
 /** One line on stderr: what went wrong and what to do. */
 function fail(err: unknown, debug: boolean): number {
-  const known = [ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError];
+  const known = [ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError, ValidatorError];
   let message: string;
   if (err instanceof UsageError) {
     console.error(`tenantforge: ${err.message}\n\n${USAGE}`);

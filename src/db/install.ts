@@ -43,6 +43,8 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await tx.unsafe(`grant pg_signal_backend to ${ROLES.owner}`);
       // Lets the owner pin the tenant setting on a tenant's direct login (ALTER ROLE ... SET).
       await tx.unsafe(`grant set on parameter app.current_tenant_id to ${ROLES.owner}`);
+      // The isolation validator switches to tf_validator (SET ROLE) from the migrator's connections.
+      await tx.unsafe(`grant ${ROLES.validator} to ${ROLES.migrator}`);
     }),
   );
   // Database-local, serialised by an advisory lock, and never retried on one backend:

@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
+import { isolationRoutes } from '../isolation/routes.ts';
 import type { Platform } from '../platform.ts';
 import { embeddingRoutes } from '../data/embeddings.ts';
 import { marketDataRoutes } from '../data/market-data.ts';
@@ -67,5 +68,9 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   for (const routes of [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes]) {
     app.route('/v1', routes(platform.app, docs));
   }
+
+  app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
+  app.use('/metrics', adminAuth(platform.adminToken));
+  app.route('/', isolationRoutes(platform.control));
   return app;
 }

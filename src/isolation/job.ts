@@ -1,0 +1,62 @@
+/**
+ * The scheduled validator inside the service: a whole-platform run at start and then
+ * every interval, each stored in the control plane. Several instances share the
+ * schedule through the stored reports: a run is skipped when any instance finished one
+ * within the last 90% of the interval. Runs never overlap; `stop` waits for the one in
+ * flight.
+ *
+ * @example
+ * const job = startValidatorJob({ sql: platform.control, intervalMs: 3_600_000, log });
+ * await job.stop();
+ */
+import type { Sql } from '../db/connect.ts';
+import type { Logger } from '../log.ts';
+import { latestSummary, saveReport } from './report.ts';
+import { validate } from './validator.ts';
+
+export type ValidatorJob = { stop(): Promise<void> };
+
+export function startValidatorJob(options: { sql: Sql; intervalMs: number; log: Logger }): ValidatorJob {
+  const { sql, intervalMs, log } = options;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  const runOnce = async () => {
+    const latest = await latestSummary(sql);
+    if (latest && Date.now() - Date.parse(latest.finishedAt) < intervalMs * 0.9) return;
+    const startedAt = new Date().toISOString();
+    try {
+      const report = await validate(sql);
+      await saveReport(sql, report);
+      const failing = Object.fromEntries(Object.entries(report.counts).filter(([, n]) => n > 0));
+      if (report.outcome === 'clean') log.info({ tenants: report.tenantsChecked, durationMs: report.durationMs }, 'isolation validated: clean');
+      else log.warn({ tenants: report.tenantsChecked, violations: report.violations.length, checks: failing, durationMs: report.durationMs }, 'isolation violations found');
+    } catch (err) {
+      log.error({ err }, 'isolation validator could not run');
+      const finishedAt = new Date().toISOString();
+      await saveReport(sql, {
+        outcome: 'error', scope: { tenant: null }, startedAt, finishedAt,
+        durationMs: Date.parse(finishedAt) - Date.parse(startedAt), tenantsChecked: 0, error: (err as Error).message,
+      });
+    }
+  };
+
+  const tick = () => {
+    running = runOnce()
+      .catch((err) => log.error({ err }, 'isolation validator run failed'))
+      .finally(() => {
+        running = undefined;
+        if (!stopped) timer = setTimeout(tick, intervalMs).unref();
+      });
+  };
+  timer = setTimeout(tick, 0).unref();
+
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

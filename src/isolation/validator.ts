@@ -1,0 +1,146 @@
+/**
+ * The isolation validator: audits every tenant's schema, role, grants, RLS, policies,
+ * code and chunks against the isolation rules (see `checks/catalog.ts`), from the
+ * catalog alone. It never reads a tenant row.
+ *
+ * It runs in one read-only, repeatable-read transaction, so the registry and the
+ * catalog are one consistent snapshot (a tenant being provisioned meanwhile is either
+ * wholly visible or not at all). The registry is read first, with the connection's own
+ * role; then the transaction switches to the NOLOGIN role `tf_validator`, which holds
+ * no privilege on any table, and reads `pg_catalog` only.
+ *
+ * @example
+ * const report = await validate(platform.control);                  // every tenant
+ * const one = await validate(platform.control, { tenant: 'acme' });  // one tenant's rules
+ * const fixed = await validate(platform.control, { fix: true });     // safe repairs, then re-check
+ */
+import { performance } from 'node:perf_hooks';
+import type { Sql, Tx } from '../db/connect.ts';
+import { ROLES } from '../db/roles.ts';
+import { notFound } from '../errors.ts';
+import { CHECK_NAMES, type CheckName, type Violation } from './checks/catalog.ts';
+import { chunkChecks } from './checks/chunks.ts';
+import type { CheckContext, RegistryTenant } from './checks/context.ts';
+import { defaultPrivilegeChecks } from './checks/default-privileges.ts';
+import { functionChecks } from './checks/functions.ts';
+import { grantChecks } from './checks/grants.ts';
+import { ownershipChecks } from './checks/ownership.ts';
+import { platformChecks } from './checks/platform.ts';
+import { policyChecks, VANISHED } from './checks/policies.ts';
+import { registryChecks } from './checks/registry.ts';
+import { rlsChecks } from './checks/rls.ts';
+import { roleChecks } from './checks/roles.ts';
+import { applyFixes, type FixResult } from './fix.ts';
+
+const FAMILIES = [
+  registryChecks, roleChecks, ownershipChecks, rlsChecks, policyChecks, grantChecks,
+  defaultPrivilegeChecks, functionChecks, chunkChecks, platformChecks,
+];
+
+export type ValidateOptions = {
+  /** Only this tenant's rules (id or slug); orphans and platform-wide rules are skipped. */
+  tenant?: string;
+  /** Apply the safe repairs (`autofix`), then check again. */
+  fix?: boolean;
+};
+
+export type IsolationReport = {
+  outcome: 'clean' | 'violations';
+  scope: { tenant: string | null };
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  tenantsChecked: number;
+  /** Violations per check; every check is listed, clean ones with 0. */
+  counts: Record<CheckName, number>;
+  violations: Violation[];
+  /** With `fix`: what was applied before the final check. */
+  fixes?: FixResult[];
+};
+
+export class ValidatorError extends Error {
+  override name = 'ValidatorError';
+}
+
+export async function validate(sql: Sql, options: ValidateOptions = {}): Promise<IsolationReport> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const inspectAll = () => retryRaces(() => sql.begin('isolation level repeatable read read only', (tx) => inspect(tx as Tx, options.tenant)));
+  let result = await inspectAll();
+  let fixes: FixResult[] | undefined;
+  if (options.fix) {
+    fixes = await applyFixes(sql, result.violations);
+    if (fixes.length) result = await inspectAll();
+  }
+  const counts = Object.fromEntries(CHECK_NAMES.map((name) => [name, 0])) as Record<CheckName, number>;
+  for (const v of result.violations) counts[v.check]++;
+  return {
+    outcome: result.violations.length ? 'violations' : 'clean',
+    scope: { tenant: options.tenant ?? null },
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationMs: Math.round((performance.now() - started) * 10) / 10,
+    tenantsChecked: result.tenantsChecked,
+    counts,
+    violations: result.violations,
+    ...(fixes ? { fixes } : {}),
+  };
+}
+
+/**
+ * Runs every check inside the caller's transaction: reads the registry, then switches
+ * to the validator role for the rest of it (`set local`). `validate` is the usual way in;
+ * this one lets a caller check a state it has not committed.
+ */
+export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked: number; violations: Violation[] }> {
+  const tenants = await tx<RegistryTenant[]>`
+    select id::text, slug, schema_name as schema, role_name as role, status from platform.tenants
+    where status <> 'purged' ${tenant ? tx`and (id::text = ${tenant} or lower(slug) = lower(${tenant}))` : tx``}
+    order by created_at, id`;
+  if (tenant && tenants.length === 0) throw notFound('tenant', tenant);
+  try {
+    await tx.unsafe(`set local role ${ROLES.validator}`);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err;
+    throw new ValidatorError(`this connection's role cannot act as ${ROLES.validator}; a superuser runs: grant ${ROLES.validator} to <the DATABASE_URL role>`);
+  }
+  // pg_catalog only, first in the path so nothing can shadow its names; bounded waits,
+  // as deparsing a policy takes a share lock on its table; neither JIT nor parallel
+  // workers, whose start-up (JIT: ~100 ms a query) costs more than these queries.
+  await tx`
+    select set_config('search_path', 'pg_catalog, pg_temp', true), set_config('statement_timeout', '60s', true),
+           set_config('lock_timeout', '5s', true), set_config('jit', 'off', true),
+           set_config('max_parallel_workers_per_gather', '0', true)`;
+  const ctx: CheckContext = { tx, tenants, whole: !tenant };
+  const violations = (await Promise.all(FAMILIES.map((family) => family(ctx)))).flat().map(normalise);
+  violations.sort(byCheckThenObject);
+  return { tenantsChecked: tenants.length, violations };
+}
+
+/**
+ * Deparsing a policy opens its table, which a concurrent purge may have dropped since
+ * the snapshot was taken, or may hold locked: such a run is simply taken again.
+ */
+async function retryRaces<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const raced = e.code === '55P03' || (e.code === 'XX000' && /could not open relation/.test(e.message ?? '')) || (e.code === '22P02' && (e.message ?? '').includes(VANISHED));
+      if (!raced || attempt >= attempts) throw err;
+    }
+  }
+}
+
+function normalise(v: Violation): Violation {
+  return { check: v.check, tenantId: v.tenantId, tenantSlug: v.tenantSlug, object: v.object, rule: v.rule, fix: v.fix, autofix: v.autofix };
+}
+
+function byCheckThenObject(a: Violation, b: Violation): number {
+  return (
+    CHECK_NAMES.indexOf(a.check) - CHECK_NAMES.indexOf(b.check) ||
+    (a.tenantSlug ?? '').localeCompare(b.tenantSlug ?? '') ||
+    a.object.localeCompare(b.object)
+  );
+}
