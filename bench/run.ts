@@ -12,6 +12,7 @@ import { startBenchEnvironment, type BenchEnvironment } from './lib/environment.
 import { dataPlane } from './scenarios/data-plane.ts';
 import { provisioning } from './scenarios/provisioning.ts';
 import { queries } from './scenarios/queries.ts';
+import { validator } from './scenarios/validator.ts';
 import { vectorSearch } from './scenarios/vector-search.ts';
 
 export type ScenarioContext = {
@@ -30,7 +31,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validate } from '../../src/isolation/validator.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, vector, type TenantClient } from '../support/tenant-client.ts';
 
@@ -337,6 +338,12 @@ describe('the shared pool under interleaved tenants', () => {
     // After all that, a pooled connection carries no tenant context.
     const leftover = await t.app`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
     expect(leftover[0]).toMatchObject({ role: 'tf_app', tenant: expect.toSatisfy((v: string | null) => !v) });
+  });
+});
+
+describe('after all of the above', () => {
+  it('the isolation validator finds nothing wrong', async () => {
+    expect((await validate(t.control)).violations).toEqual([]);
   });
 });
 

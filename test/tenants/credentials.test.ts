@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validate } from '../../src/isolation/validator.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
 
@@ -79,6 +80,12 @@ describe('direct database logins', () => {
     const back = connect(login.url);
     expect((await back`select 1 as ok`)[0]!.ok).toBe(1);
     await back.end({ timeout: 1 });
+  });
+
+  it('leaves the platform clean for the isolation validator', async () => {
+    await issue(acme.id);
+    const report = await validate(t.control);
+    expect(report.violations).toEqual([]);
   });
 
   it('is dropped with the tenant on purge', async () => {
