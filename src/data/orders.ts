@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant, type TenantSql } from '../db/with-tenant.ts';
 import { AppError } from '../errors.ts';
-import { cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -86,7 +86,7 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         ${q.status ? tx`and status = ${q.status}` : tx``}
         ${q.symbol ? tx`and symbol = ${q.symbol}` : tx``}
         ${q.side ? tx`and side = ${q.side}` : tx``}
-        ${after ? tx`and (created_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : tx``}
+        ${afterCursor(tx, 'created_at', after)}
       order by created_at, id limit ${q.limit + 1}`, { readOnly: true });
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
-import { cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -52,7 +52,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
     const after = decodeCursor(q.cursor);
     const rows = await withTenant(app, c.get('tenant'), (tx) => tx<Row[]>`
       select *, ${tx.unsafe(cursorMicros('created_at'))} as created_us from portfolios
-      ${after ? tx`where (created_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : tx``}
+      where true ${afterCursor(tx, 'created_at', after)}
       order by created_at, id limit ${q.limit + 1}`, { readOnly: true });
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);

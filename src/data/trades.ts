@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
-import { cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -77,7 +77,7 @@ export function tradeRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         ${q.symbol ? tx`and symbol = ${q.symbol}` : tx``}
         ${q.from ? tx`and executed_at >= ${q.from}` : tx``}
         ${q.to ? tx`and executed_at < ${q.to}` : tx``}
-        ${after ? tx`and (executed_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : tx``}
+        ${afterCursor(tx, 'executed_at', after)}
       order by executed_at, id limit ${q.limit + 1}`, { readOnly: true });
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);

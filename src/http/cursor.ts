@@ -1,13 +1,15 @@
 /**
- * Opaque keyset-pagination cursors over (created_at, id), with created_at in microseconds
- * (a JS Date would drop them: two rows created in one millisecond would be skipped or repeated).
- * In SQL, select `micros(created_at)`-style text with `CURSOR_MICROS` and compare with `afterCursor`.
+ * Opaque keyset-pagination cursors over (timestamp, id), with the timestamp in
+ * microseconds: a JS Date would drop them, so two rows created in one millisecond would
+ * be skipped or repeated.
  *
  * @example
- * const after = decodeCursor(query.cursor);                 // null when absent
- * sql`where (created_at, id) > (${afterTime(after)}, ${after.id})`
+ * const after = decodeCursor(query.cursor);   // null when absent; 400 when malformed
+ * sql`select *, ${sql.unsafe(cursorMicros('created_at'))} as created_us from t
+ *     where true ${afterCursor(sql, 'created_at', after)} order by created_at, id limit 51`
  * const next = encodeCursor(last.created_us, last.id);
  */
+import type { PendingQuery, Row } from 'postgres';
 import { AppError } from '../errors.ts';
 
 export type Cursor = { createdUs: string; id: string };
@@ -16,6 +18,18 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** SQL expression giving a timestamptz column's microseconds since the epoch as text. */
 export const cursorMicros = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`;
+
+/** Anything that builds postgres.js fragments: a pool, a transaction, a reserved connection. */
+type Tag = {
+  (strings: TemplateStringsArray, ...values: never[]): PendingQuery<Row[]>;
+  (identifier: string): unknown;
+};
+
+/** `and (<column>, id) > (<cursor>)`, or nothing without a cursor. */
+export function afterCursor(sql: Tag, column: string, after: Cursor | null): PendingQuery<Row[]> {
+  if (!after) return sql``;
+  return sql`and (${sql(column) as never}, id) > (timestamptz 'epoch' + ${after.createdUs as never}::bigint * interval '1 microsecond', ${after.id as never})`;
+}
 
 export function encodeCursor(createdUs: string, id: string): string {
   return Buffer.from(JSON.stringify([createdUs, id])).toString('base64url');

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
-import { cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
@@ -102,14 +102,14 @@ export class TenantService {
           await tx`
             insert into platform.tenants (id, slug, name, plan, status, schema_name, role_name, template_version)
             values (${id}, ${input.slug}, ${input.name}, ${input.plan}, 'active', ${names.schema}, ${names.role}, ${plan.templateVersion})`;
-          const provisioned = await provisioner.provision(tx as Tx, id, plan);
+          const provisioned = await provisioner.provision(tx, id, plan);
           const ms = performance.now() - started;
           // Pipelined: these go to the server together, one round trip.
           const [[inserted]] = await Promise.all([
             tx<TenantRow[]>`update platform.tenants set provisioning_ms = ${ms} where id = ${id} returning *`,
             tx`insert into platform.tenant_migrations ${sql(provisioned.migrations.map((m) => ({ tenant_id: id, name: m.name, checksum: m.checksum })))}`,
             idempotencyKey ? tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${id})` : undefined,
-            this.#audit(tx as Tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema }),
+            this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema }),
           ]);
           return { row: inserted! } as const;
         }),
@@ -162,7 +162,7 @@ export class TenantService {
     const rows = await sql<(TenantRow & { created_us: string })[]>`
       select *, ${sql.unsafe(cursorMicros('created_at'))} as created_us from platform.tenants
       where true
-        ${after ? sql`and (created_at, id) > (timestamptz 'epoch' + ${after.createdUs}::bigint * interval '1 microsecond', ${after.id})` : sql``}
+        ${afterCursor(sql, 'created_at', after)}
         ${query.status ? sql`and status = ${query.status}` : sql`and status <> 'purged'`}
       order by created_at, id
       limit ${query.limit + 1}`;
@@ -185,14 +185,14 @@ export class TenantService {
           throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${current.slug} is ${current.status} and cannot be changed`);
         }
         if (patch.status && patch.status !== current.status) {
-          await provisioner.setAccess(tx as Tx, { schema: current.schema_name, role: current.role_name }, patch.status === 'active');
+          await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, patch.status === 'active');
         }
         const [updated] = await tx<TenantRow[]>`
           update platform.tenants set
             name = ${patch.name ?? current.name}, plan = ${patch.plan ?? current.plan},
             status = ${patch.status ?? current.status}, updated_at = now()
           where id = ${current.id} returning *`;
-        await this.#audit(tx as Tx, who, patch.status === 'suspended' ? 'tenant.suspend' : 'tenant.update', current.id, 'succeeded',
+        await this.#audit(tx, who, patch.status === 'suspended' ? 'tenant.suspend' : 'tenant.update', current.id, 'succeeded',
           performance.now() - started, { changes: patch });
         return updated!;
       }),
@@ -213,14 +213,14 @@ export class TenantService {
       sql.begin(async (tx) => {
         const current = await this.#row(idOrSlug, tx, true);
         if (current.status === 'purged') return current;
-        if (options.purge) return this.#purge(tx as Tx, current, who, started);
+        if (options.purge) return this.#purge(tx, current, who, started);
         if (current.status === 'deleted') return current;
-        if (current.status === 'active') await provisioner.setAccess(tx as Tx, { schema: current.schema_name, role: current.role_name }, false);
+        if (current.status === 'active') await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, false);
         const [deleted] = await tx<TenantRow[]>`
           update platform.tenants set status = 'deleted', deleted_at = now(), updated_at = now(),
             purge_after = now() + ${`${deletedRetentionMs} milliseconds`}::interval
           where id = ${current.id} returning *`;
-        await this.#audit(tx as Tx, who, 'tenant.delete', current.id, 'succeeded', performance.now() - started, { purgeAfter: deleted!.purge_after });
+        await this.#audit(tx, who, 'tenant.delete', current.id, 'succeeded', performance.now() - started, { purgeAfter: deleted!.purge_after });
         return deleted!;
       }),
     );
