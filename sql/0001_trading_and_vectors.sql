@@ -102,6 +102,23 @@ create table market_data (
 );
 select create_hypertable('market_data', 'bar_time', chunk_time_interval => interval '1 day', create_default_indexes => false);
 
+-- Hourly OHLCV rollups of market_data, recomputed for the hours each ingest touches
+-- (the Apache build of TimescaleDB has no continuous aggregates). Hourly and daily
+-- candles read these: 60 times fewer rows than the bars.
+create table market_data_1h (
+  tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
+  symbol ticker not null,
+  bucket timestamptz not null,
+  open numeric(38, 10) not null,
+  high numeric(38, 10) not null,
+  low numeric(38, 10) not null,
+  close numeric(38, 10) not null,
+  volume nonnegative_decimal not null,
+  bars integer not null,
+  primary key (symbol, bucket)
+);
+select create_hypertable('market_data_1h', 'bucket', chunk_time_interval => interval '30 days', create_default_indexes => false);
+
 create table embeddings (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null default (nullif(current_setting('app.current_tenant_id', true), ''))::uuid,
@@ -129,7 +146,7 @@ create trigger embeddings_touch_updated_at before update on embeddings for each 
 do $$
 declare t text;
 begin
-  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'embeddings'] loop
+  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'market_data_1h', 'embeddings'] loop
     execute format('alter table %I enable row level security', t);
     execute format('alter table %I force row level security', t);
     execute format($p$create policy tenant_isolation on %I as permissive for all

@@ -12,7 +12,7 @@ begin
   set local role tf_owner;
   execute format('create schema %I', s);
   execute format('revoke all on schema %I from public', s);
-  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'embeddings'] loop
+  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'market_data_1h', 'embeddings'] loop
     execute format('create table %I.%I (like tf_template.%I including all)', s, t, t);
   end loop;
   execute format('alter table %I.positions add constraint positions_portfolio_id_fkey foreign key (portfolio_id) references %I.portfolios (id) on delete cascade', s, s);
@@ -22,16 +22,17 @@ begin
   foreach t in array array['portfolios', 'orders', 'positions', 'embeddings'] loop
     execute format('create trigger %I before update on %I.%I for each row execute function tf_template.touch_updated_at()', t || '_touch_updated_at', s, t);
   end loop;
-  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'embeddings'] loop
+  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'market_data_1h', 'embeddings'] loop
     execute format('alter table %I.%I enable row level security', s, t);
     execute format('alter table %I.%I force row level security', s, t);
   end loop;
   perform extensions.create_hypertable(format('%I.trades', s)::regclass, 'executed_at', chunk_time_interval => interval '7 days', create_default_indexes => false, associated_schema_name => s);
   perform extensions.create_hypertable(format('%I.market_data', s)::regclass, 'bar_time', chunk_time_interval => interval '1 day', create_default_indexes => false, associated_schema_name => s);
+  perform extensions.create_hypertable(format('%I.market_data_1h', s)::regclass, 'bucket', chunk_time_interval => interval '30 days', create_default_indexes => false, associated_schema_name => s);
   perform pg_advisory_xact_lock(hashtext('tenantforge:tenant-roles'));
   execute format('create role %I nologin noinherit', r);
   execute format('grant usage on schema %I to %I', s, r);
-  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'embeddings'] loop
+  foreach t in array array['portfolios', 'positions', 'orders', 'trades', 'market_data', 'market_data_1h', 'embeddings'] loop
     execute format('create policy tenant_isolation on %I.%I for all to %I using (%s) with check (%s)', s, t, r, tenant_check, tenant_check);
     execute format('revoke all on table %I.%I from public', s, t);
     execute format('grant select, insert, update, delete on table %I.%I to %I', s, t, r);

@@ -1,11 +1,13 @@
 /**
  * Queries: a simple select, a join over portfolios, orders and trades, daily candles
- * aggregated over 1,000,000 bars, and a 1,000-row insert; each run through withTenant
+ * over 1,000,000 one-minute bars (the candles endpoint's query, on the hourly rollups
+ * ingest keeps), and a 1,000-row insert; each run through withTenant
  * (role, search_path, tenant setting, RLS) and, as the baseline, the same statement run
  * directly as the owner with no tenant context.
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
+import { candleSql } from '../../src/data/market-data.ts';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed, type Summary } from '../lib/stats.ts';
 import { benchTenant } from '../lib/tenant.ts';
@@ -40,11 +42,9 @@ export const queries: Scenario = {
                 join orders o on o.id = t.order_id
                 group by p.id, p.name order by notional desc limit 20`,
           params: () => [LAST_WEEK] },
-        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', runs: options.ci ? 5 : 15, readOnly: true,
-          sql: `select symbol, time_bucket('1 day', bar_time) as day, first(open, bar_time) as open, max(high) as high,
-                       min(low) as low, last(close, bar_time) as close, sum(volume) as volume
-                from market_data group by 1, 2`,
-          params: () => [] },
+        // The candles endpoint's own query: daily candles of one symbol over all its bars.
+        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', runs: options.ci ? 20 : 60, readOnly: true,
+          sql: candleSql(86_400), params: () => ['86400 seconds', 'ONE', '2024-01-01T00:00:00Z', '2027-01-01T00:00:00Z'] },
         { name: '1,000-row insert', seedKey: 'bulkInsertMs', runs: options.ci ? 20 : 60, readOnly: false,
           sql: `insert into orders (tenant_id, portfolio_id, symbol, side, type, quantity)
                 select $1, $2, 'BULK' || g % 10, 'buy', 'market', 1 from generate_series(1, 1000) g`,
@@ -55,7 +55,7 @@ export const queries: Scenario = {
       const checks: Check[] = [];
       for (const q of list) {
         progress(q.name);
-        const qualified = q.sql.replace(/\b(from|join|into) (portfolios|orders|trades|market_data)\b/g, `$1 "${tenant.schema}".$2`);
+        const qualified = q.sql.replace(/\b(from|join|into) (portfolios|orders|trades|market_data_1h|market_data)\b/g, `$1 "${tenant.schema}".$2`);
         const context: number[] = [];
         const owner: number[] = [];
         for (let i = 0; i < q.runs; i++) {
@@ -87,7 +87,11 @@ async function load(sql: Sql, schema: string, tenantId: string, bars: number): P
       from generate_series(1, 100000) g join (select id, portfolio_id, symbol, side, row_number() over () - 1 as n from ${s}.orders where status = 'filled') o
         on o.n = g % 13000;
     insert into ${s}.market_data (tenant_id, symbol, bar_time, open, high, low, close, volume)
-      select '${tenantId}', 'SYM' || (g % 10), timestamptz '2026-01-01' + (g / 10) * interval '1 minute', 100, 101, 99, 100 + (g % 7) * 0.1, 5
+      select '${tenantId}', 'ONE', timestamptz '2024-01-01' + g * interval '1 minute', 100 + (g % 11) * 0.1, 102, 98, 100 + (g % 7) * 0.1, 5
       from generate_series(0, ${bars - 1}) g;
-    analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.trades; analyze ${s}.market_data;`);
+    -- The hourly rollups, as ingest through the API would have left them.
+    insert into ${s}.market_data_1h (tenant_id, symbol, bucket, open, high, low, close, volume, bars)
+      select '${tenantId}', symbol, time_bucket('1 hour', bar_time), first(open, bar_time), max(high), min(low), last(close, bar_time), sum(volume), count(*)
+      from ${s}.market_data group by 2, 3;
+    analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.trades; analyze ${s}.market_data; analyze ${s}.market_data_1h;`);
 }

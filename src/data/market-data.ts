@@ -1,6 +1,8 @@
 /**
  * Market data: batch ingest of OHLCV bars (up to 50,000, upserted on symbol and time),
  * candles by symbol, time range and bucket with time_bucket, latest bar per symbol.
+ * Each ingest recomputes the hourly rollups (market_data_1h) of the hours it touched, in
+ * the same transaction; hourly and daily candles read those instead of the bars.
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -44,6 +46,25 @@ const latestQuery = z.strictObject({
 
 const candleView = z.object({ time: z.string(), open: z.string(), high: z.string(), low: z.string(), close: z.string(), volume: z.string(), bars: z.number() });
 
+/**
+ * Candles of `seconds` per bucket, as SQL with parameters ($1 bucket interval, $2 symbol,
+ * $3 from, $4 to). Buckets of an hour or more aggregate the hourly rollups (whole hours
+ * of a range: a range that starts or ends inside an hour takes that whole hour); smaller
+ * ones aggregate the bars.
+ */
+export function candleSql(seconds: number): string {
+  const [table, time, bars, from] =
+    seconds >= 3600 ? ['market_data_1h', 'bucket', 'sum(bars)', `time_bucket('1 hour', $3::timestamptz)`] : ['market_data', 'bar_time', 'count(*)', '$3'];
+  return `
+    select time_bucket($1::interval, ${time}) as time,
+           trim_scale(first(open, ${time}))::text as open, trim_scale(max(high))::text as high,
+           trim_scale(min(low))::text as low, trim_scale(last(close, ${time}))::text as close,
+           trim_scale(sum(volume))::text as volume, ${bars}::int as bars
+    from ${table}
+    where symbol = $2 and ${time} >= ${from} and ${time} < $4
+    group by 1 order by 1`;
+}
+
 export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'market data';
@@ -64,6 +85,19 @@ export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         from jsonb_to_recordset(${tx.json(bars)}) as x(symbol text, time timestamptz, open numeric, high numeric, low numeric, close numeric, volume numeric)
         on conflict (symbol, bar_time) do update
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume`;
+      // Recomputed from the bars, not merged: a corrected bar replaces its old values exactly.
+      const hours = [...new Set(bars.map((b) => `${b.symbol}\u0000${Math.floor(Date.parse(b.time) / 3_600_000) * 3_600_000}`))].map((k) => {
+        const [sym, ms] = k.split('\u0000') as [string, string];
+        return { symbol: sym, bucket: new Date(Number(ms)).toISOString() };
+      });
+      await tx`
+        insert into market_data_1h (symbol, bucket, open, high, low, close, volume, bars)
+        select h.symbol, h.bucket, first(m.open, m.bar_time), max(m.high), min(m.low), last(m.close, m.bar_time), sum(m.volume), count(*)
+        from jsonb_to_recordset(${tx.json(hours)}) as h(symbol text, bucket timestamptz)
+        join market_data m on m.symbol = h.symbol and m.bar_time >= h.bucket and m.bar_time < h.bucket + interval '1 hour'
+        group by h.symbol, h.bucket
+        on conflict (symbol, bucket) do update
+          set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, bars = excluded.bars`;
       return result.count;
     });
     return c.json({ count }, 201);
@@ -77,14 +111,7 @@ export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
     if (candles > MAX_CANDLES) {
       throw new AppError(400, 'range_too_large', 'Range too large', `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`, { field: 'to' });
     }
-    const rows = await withTenant(app, c.get('tenant'), (tx) => tx`
-      select time_bucket(${`${seconds} seconds`}::interval, bar_time) as time,
-             trim_scale(first(open, bar_time))::text as open, trim_scale(max(high))::text as high,
-             trim_scale(min(low))::text as low, trim_scale(last(close, bar_time))::text as close,
-             trim_scale(sum(volume))::text as volume, count(*)::int as bars
-      from market_data
-      where symbol = ${q.symbol} and bar_time >= ${q.from} and bar_time < ${q.to}
-      group by 1 order by 1`, { readOnly: true });
+    const rows = await withTenant(app, c.get('tenant'), (tx) => tx.unsafe(candleSql(seconds), [`${seconds} seconds`, q.symbol, q.from, q.to]), { readOnly: true });
     return c.json({ items: rows.map((r) => ({ ...r, time: (r.time as Date).toISOString() })) });
   });
 

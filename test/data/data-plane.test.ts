@@ -262,6 +262,28 @@ describe('market data', () => {
     expect((await other.ok('GET', '/v1/market-data/latest?symbols=ETH-USD')).items).toEqual([]);
   });
 
+  it('serves hourly and daily candles from rollups that follow corrected bars', async () => {
+    const hourBars = Array.from({ length: 180 }, (_, i) => ({
+      symbol: 'BTC-USD', time: new Date(Date.UTC(2026, 10, 29, 22) + i * 60_000).toISOString(), open: String(1000 + i), high: String(1001 + i), low: String(999 + i), close: String(1000.5 + i), volume: '1',
+    }));
+    await acme.ok('POST', '/v1/market-data:batch', { bars: hourBars });
+    const hourly = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:00:00Z&to=2026-11-30T01:00:00Z&bucket=1h');
+    expect(hourly.items).toEqual([
+      { time: '2026-11-29T22:00:00.000Z', open: '1000', high: '1060', low: '999', close: '1059.5', volume: '60', bars: 60 },
+      { time: '2026-11-29T23:00:00.000Z', open: '1060', high: '1120', low: '1059', close: '1119.5', volume: '60', bars: 60 },
+      { time: '2026-11-30T00:00:00.000Z', open: '1120', high: '1180', low: '1119', close: '1179.5', volume: '60', bars: 60 },
+    ]);
+    // A corrected bar replaces its old values in the rollup, it is not added to them.
+    await acme.ok('POST', '/v1/market-data:batch', { bars: [{ ...hourBars[0]!, high: '5000', close: '4000', volume: '10' }] });
+    const daily = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T00:00:00Z&to=2026-12-01T00:00:00Z&bucket=1d');
+    expect(daily.items).toEqual([
+      { time: '2026-11-29T00:00:00.000Z', open: '1000', high: '5000', low: '999', close: '1119.5', volume: '129', bars: 120 },
+      { time: '2026-11-30T00:00:00.000Z', open: '1120', high: '1180', low: '1119', close: '1179.5', volume: '60', bars: 60 },
+    ]);
+    const minutes = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:30:00Z&to=2026-11-29T22:45:00Z&bucket=5m');
+    expect(minutes.items.map((c: { bars: number }) => c.bars)).toEqual([5, 5, 5]);
+  });
+
   it('rejects inconsistent bars, duplicate bars, bad buckets and huge ranges', async () => {
     const bad = await acme.call('POST', '/v1/market-data:batch', { bars: [bar(0, '100'), { ...bar(1, '100'), high: '10' }] });
     expect(bad.body).toMatchObject({ code: 'validation_failed', index: 1 });

@@ -122,7 +122,7 @@ describe('concurrent start-up', () => {
       const template = await su`select name from platform.template_migrations`;
       expect(template.map((r) => r.name)).toEqual(['0001_trading_and_vectors']);
       const [tables] = await su`select count(*)::int as n from pg_tables where schemaname = 'tf_template'`;
-      expect(tables!.n).toBe(6);
+      expect(tables!.n).toBe(7);
     } finally {
       await Promise.all(platforms.map((p) => p.close()));
     }

@@ -130,7 +130,7 @@ describe('a tenant schema matches the template', () => {
     const clone = await shape(tenant.schema);
     expect(template.columns.length).toBeGreaterThan(40);
     expect(clone).toEqual(template);
-    expect(clone.dimensions.map((d) => d.hypertable_name).sort()).toEqual(['market_data', 'trades']);
+    expect(clone.dimensions.map((d) => d.hypertable_name).sort()).toEqual(['market_data', 'market_data_1h', 'trades']);
     expect(clone.rls.every((r) => r.relrowsecurity && r.relforcerowsecurity && r.owner === 'tf_owner')).toBe(true);
   });
 
@@ -141,7 +141,7 @@ describe('a tenant schema matches the template', () => {
       left join pg_roles g on g.oid = a.grantee
       where n.nspname = ${tenant.schema} and c.relkind in ('r', 'p') and c.relname not like '\\_hyper%' and a.grantee <> c.relowner
       group by 1, 2 order by 1, 2`;
-    expect(grants.map((g) => g.relname)).toEqual(['embeddings', 'market_data', 'orders', 'portfolios', 'positions', 'trades']);
+    expect(grants.map((g) => g.relname)).toEqual(['embeddings', 'market_data', 'market_data_1h', 'orders', 'portfolios', 'positions', 'trades']);
     for (const g of grants) expect(g).toMatchObject({ grantee: `${tenant.schema}_role`, privileges: 'DELETE,INSERT,SELECT,UPDATE' });
     const [schemaAcl] = await t.su`
       select array_agg(coalesce(g.rolname, 'PUBLIC') || ':' || a.privilege_type order by 1) as acl
