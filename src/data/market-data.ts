@@ -86,16 +86,20 @@ export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         on conflict (symbol, bar_time) do update
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume`;
       // Recomputed from the bars, not merged: a corrected bar replaces its old values exactly.
-      const hours = [...new Set(bars.map((b) => `${b.symbol}\u0000${Math.floor(Date.parse(b.time) / 3_600_000) * 3_600_000}`))].map((k) => {
-        const [sym, ms] = k.split('\u0000') as [string, string];
-        return { symbol: sym, bucket: new Date(Number(ms)).toISOString() };
-      });
+      // One range scan over the batch's symbols and hours, kept to the hours it touched.
+      const hourOf = (time: string) => Math.floor(Date.parse(time) / 3_600_000) * 3_600_000;
+      const touched = new Map(bars.map((b) => [`${b.symbol}@${hourOf(b.time)}`, { symbol: b.symbol, bucket: new Date(hourOf(b.time)).toISOString() }]));
+      const hours = bars.map((b) => hourOf(b.time));
       await tx`
         insert into market_data_1h (symbol, bucket, open, high, low, close, volume, bars)
-        select h.symbol, h.bucket, first(m.open, m.bar_time), max(m.high), min(m.low), last(m.close, m.bar_time), sum(m.volume), count(*)
-        from jsonb_to_recordset(${tx.json(hours)}) as h(symbol text, bucket timestamptz)
-        join market_data m on m.symbol = h.symbol and m.bar_time >= h.bucket and m.bar_time < h.bucket + interval '1 hour'
-        group by h.symbol, h.bucket
+        select m.symbol, time_bucket('1 hour', m.bar_time), first(m.open, m.bar_time), max(m.high), min(m.low),
+               last(m.close, m.bar_time), sum(m.volume), count(*)
+        from market_data m
+        where m.symbol = any(${[...new Set(bars.map((b) => b.symbol))]}::text[])
+          and m.bar_time >= ${new Date(Math.min(...hours)).toISOString()} and m.bar_time < ${new Date(Math.max(...hours) + 3_600_000).toISOString()}
+          and (m.symbol, time_bucket('1 hour', m.bar_time)) in (
+            select symbol, bucket from jsonb_to_recordset(${tx.json([...touched.values()])}) as h(symbol text, bucket timestamptz))
+        group by 1, 2
         on conflict (symbol, bucket) do update
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, bars = excluded.bars`;
       return result.count;
