@@ -4,11 +4,10 @@
  */
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { AppError } from '../errors.ts';
+import { AppError, notFound } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { validationProblem } from '../http/problem.ts';
 import type { AppEnv } from '../http/env.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * A path id, or the same 404 as for an id that does not exist: a malformed id, another
@@ -16,14 +15,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function pathId(c: Context<AppEnv>, what: string, name = 'id'): string {
   const id = c.req.param(name) ?? '';
-  if (!UUID.test(id)) throw notFoundIn(what, id);
+  if (!isUuid(id)) throw notFound(what, id);
   return id.toLowerCase();
 }
 
-export const notFoundIn = (what: string, id: string) =>
-  new AppError(404, `${what}_not_found`, `${what[0]!.toUpperCase()}${what.slice(1)} not found`, `no ${what} ${JSON.stringify(id)}`);
-
-export const uuid = z.string().regex(UUID, 'must be a UUID');
+export const uuid = z.string().refine(isUuid, 'must be a UUID');
 export const pageQuery = { limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().optional() };
 export const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-02T15:04:05Z' });
 

@@ -7,12 +7,12 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant, type TenantSql } from '../db/with-tenant.ts';
-import { AppError } from '../errors.ts';
+import { AppError, notFound } from '../errors.ts';
 import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
-import { notFoundIn, pageQuery, pathId, uuid } from './common.ts';
+import { pageQuery, pathId, uuid } from './common.ts';
 import { decimalString } from './decimal.ts';
 
 export const ORDER_STATUSES = ['open', 'partially_filled', 'filled', 'cancelled'] as const;
@@ -67,7 +67,7 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
       return c.json(orderFromRow(row!), 201);
     } catch (err) {
       const e = err as { code?: string; constraint_name?: string };
-      if (e.code === '23503') throw notFoundIn('portfolio', o.portfolioId);
+      if (e.code === '23503') throw notFound('portfolio', o.portfolioId);
       if (e.code === '23505') {
         throw new AppError(409, 'duplicate_client_order_id', 'Duplicate client order id', `clientOrderId ${JSON.stringify(o.clientOrderId)} is already used in this portfolio`, { field: 'clientOrderId' });
       }
@@ -97,7 +97,7 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   routes.get('/orders/:id', async (c) => {
     const id = pathId(c, 'order');
     const [row] = await withTenant(app, c.get('tenant'), (tx) => tx<Row[]>`select ${select(tx)} from orders where id = ${id}`, { readOnly: true });
-    if (!row) throw notFoundIn('order', id);
+    if (!row) throw notFound('order', id);
     return c.json(orderFromRow(row));
   });
 
@@ -106,7 +106,7 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
     const id = pathId(c, 'order');
     const row = await withTenant(app, c.get('tenant'), async (tx) => {
       const [current] = await tx<{ status: string }[]>`select status from orders where id = ${id} for update`;
-      if (!current) throw notFoundIn('order', id);
+      if (!current) throw notFound('order', id);
       if (current.status !== 'open' && current.status !== 'partially_filled') {
         throw new AppError(409, 'illegal_transition', 'Illegal order transition', `order is ${current.status}; only open or partially filled orders can be cancelled`);
       }

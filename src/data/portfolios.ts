@@ -8,9 +8,10 @@ import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
 import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
+import { notFound } from '../errors.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
-import { notFoundIn, pageQuery, pathId } from './common.ts';
+import { pageQuery, pathId } from './common.ts';
 
 const createPortfolio = z.strictObject({
   name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
@@ -63,7 +64,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   routes.get('/portfolios/:id', async (c) => {
     const id = pathId(c, 'portfolio');
     const [row] = await withTenant(app, c.get('tenant'), (tx) => tx<Row[]>`select * from portfolios where id = ${id}`, { readOnly: true });
-    if (!row) throw notFoundIn('portfolio', id);
+    if (!row) throw notFound('portfolio', id);
     return c.json(view(row));
   });
 
@@ -72,7 +73,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
     const id = pathId(c, 'portfolio');
     const input = await jsonBody(c, updatePortfolio);
     const [row] = await withTenant(app, c.get('tenant'), (tx) => tx<Row[]>`update portfolios set name = ${input.name} where id = ${id} returning *`);
-    if (!row) throw notFoundIn('portfolio', id);
+    if (!row) throw notFound('portfolio', id);
     return c.json(view(row));
   });
 
@@ -80,7 +81,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   routes.delete('/portfolios/:id', async (c) => {
     const id = pathId(c, 'portfolio');
     const deleted = await withTenant(app, c.get('tenant'), (tx) => tx`delete from portfolios where id = ${id} returning id`);
-    if (deleted.length === 0) throw notFoundIn('portfolio', id);
+    if (deleted.length === 0) throw notFound('portfolio', id);
     return c.body(null, 204);
   });
 
@@ -102,7 +103,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
       ]);
       return { exists: Boolean(portfolio), rows };
     }, { readOnly: true });
-    if (!exists) throw notFoundIn('portfolio', id);
+    if (!exists) throw notFound('portfolio', id);
     return c.json({
       items: rows.map((r) => ({
         symbol: r.symbol, quantity: r.quantity, averagePrice: r.average_price, realizedPnl: r.realized_pnl,

@@ -11,10 +11,9 @@
  */
 import type { PendingQuery, Row } from 'postgres';
 import { AppError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 
 export type Cursor = { createdUs: string; id: string };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** SQL expression giving a timestamptz column's microseconds since the epoch as text. */
 export const cursorMicros = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`;
@@ -39,7 +38,7 @@ export function decodeCursor(cursor: string | undefined): Cursor | null {
   if (cursor === undefined) return null;
   try {
     const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !UUID.test(id)) throw new Error();
+    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !isUuid(id)) throw new Error();
     return { createdUs, id };
   } catch {
     throw new AppError(400, 'invalid_cursor', 'Malformed cursor', 'cursor is not one this API returned; start again without it', { field: 'cursor' });

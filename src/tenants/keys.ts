@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
 import type { TenantContext } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
 
@@ -65,7 +66,7 @@ export class ApiKeyService {
     const [row] = await this.sql`
       with k as (
         update platform.api_keys set revoked_at = coalesce(revoked_at, now())
-        where id = ${uuidOrNull(keyId)} and tenant_id = ${tenant.id} returning id
+        where id = ${isUuid(keyId) ? keyId : null} and tenant_id = ${tenant.id} returning id
       ), a as (
         insert into platform.audit_log (actor, action, tenant_id, outcome, request_id, detail)
         select ${who.actor}, 'api_key.revoke', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id) from k
@@ -109,5 +110,3 @@ type KeyRow = { id: string; name: string | null; prefix: string; created_at: Dat
 function toView(row: KeyRow): ApiKeyView {
   return { id: row.id, name: row.name, prefix: row.prefix, createdAt: row.created_at.toISOString(), revokedAt: row.revoked_at?.toISOString() ?? null };
 }
-
-const uuidOrNull = (id: string) => (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id : null);

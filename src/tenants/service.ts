@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
@@ -55,8 +56,6 @@ export type TenantServiceDeps = {
   log: Logger;
   deletedRetentionMs: number;
 };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class TenantService {
   readonly #accessListeners: (() => void)[] = [];
@@ -147,7 +146,7 @@ export class TenantService {
   }
 
   async #row(idOrSlug: string, tx: Sql | Tx = this.deps.sql, lock = false): Promise<TenantRow> {
-    const byId = UUID.test(idOrSlug);
+    const byId = isUuid(idOrSlug);
     const [row] = byId
       ? await tx<TenantRow[]>`select * from platform.tenants where id = ${idOrSlug} ${lock ? tx`for update` : tx``}`
       : await tx<TenantRow[]>`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
