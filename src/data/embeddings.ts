@@ -19,8 +19,9 @@ const MAX_K = 100;
 
 /**
  * HNSW candidate list size for a top-k search: 200 (pgvector's default is 40), more for
- * a large k. With the template's ef_construction of 128, recall@10 measured 0.999 at 100
- * on 20,000 clustered vectors but 0.942 on 100,000 (`npm run bench vector-search`).
+ * a large k. With the template's ef_construction of 128, recall@10 measured 0.998 on
+ * 20,000 clustered vectors and 0.90-0.95 on 100,000, where raising this to 800 no
+ * longer helped (`npm run bench vector-search`).
  */
 export const efSearch = (k: number) => Math.min(1000, Math.max(200, k * 4));
 
