@@ -6,7 +6,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { AppError, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import { validationProblem } from '../http/problem.ts';
+import { parseWith, readJson } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 
 /**
@@ -25,21 +25,10 @@ export const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8
 
 /** Reads a JSON batch body, answering 413 before validating when it has too many items. */
 export async function batchBody<S extends z.ZodType>(c: Context<AppEnv>, key: string, limit: number, schema: S): Promise<z.infer<S>> {
-  const type = c.req.header('content-type') ?? '';
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'send the body as application/json');
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await c.req.text());
-  } catch (err) {
-    throw new AppError(400, 'malformed_json', 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`);
-  }
+  const raw = await readJson(c);
   const items = (raw as Record<string, unknown> | null)?.[key];
   if (Array.isArray(items) && items.length > limit) {
     throw new AppError(413, 'batch_too_large', 'Batch too large', `a batch holds at most ${limit} ${key}; this one has ${items.length}; split it`, { limit });
   }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw validationProblem(parsed.error);
-  return parsed.data;
+  return parseWith(schema, raw);
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant, type TenantSql } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
-import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, toPage } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -88,9 +88,7 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         ${q.side ? tx`and side = ${q.side}` : tx``}
         ${afterCursor(tx, 'created_at', after)}
       order by created_at, id limit ${q.limit + 1}`, { readOnly: true });
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({ items: page.map(orderFromRow), nextCursor: rows.length > q.limit && last ? encodeCursor(last.created_us!, last.id!) : null });
+    return c.json(toPage(rows, q.limit, (r) => [r.created_us!, r.id!], orderFromRow));
   });
 
   docs.add({ method: 'get', path: '/v1/orders/{id}', tag, auth: 'tenant', summary: 'Get an order', response: orderView });

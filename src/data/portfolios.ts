@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
-import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, toPage } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import { notFound } from '../errors.ts';
 import type { AppEnv } from '../http/env.ts';
@@ -55,9 +55,7 @@ export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
       select *, ${tx.unsafe(cursorMicros('created_at'))} as created_us from portfolios
       where true ${afterCursor(tx, 'created_at', after)}
       order by created_at, id limit ${q.limit + 1}`, { readOnly: true });
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({ items: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.created_us!, last.id) : null });
+    return c.json(toPage(rows, q.limit, (r) => [r.created_us!, r.id], view));
   });
 
   docs.add({ method: 'get', path: '/v1/portfolios/{id}', tag, auth: 'tenant', summary: 'Get a portfolio', response: portfolioView });

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
-import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, toPage } from '../http/cursor.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -79,9 +79,7 @@ export function tradeRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         ${q.to ? tx`and executed_at < ${q.to}` : tx``}
         ${afterCursor(tx, 'executed_at', after)}
       order by executed_at, id limit ${q.limit + 1}`, { readOnly: true });
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    return c.json({ items: page.map(view), nextCursor: rows.length > q.limit && last ? encodeCursor(last.executed_us!, last.id!) : null });
+    return c.json(toPage(rows, q.limit, (r) => [r.executed_us!, r.id!], view));
   });
 
   return routes;

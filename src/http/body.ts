@@ -11,17 +11,20 @@ import { AppError } from '../errors.ts';
 import { validationProblem } from './problem.ts';
 
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  return parseWith(schema, await readJson(c));
+}
+
+/** The body as parsed JSON, not yet validated: 415 when it is not JSON, 400 when malformed. */
+export async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/([a-z.+-]+\+)?json\s*(;|$)/i.test(type)) {
     throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', `send the body as application/json (got ${JSON.stringify(type || 'none')})`);
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(await c.req.text());
+    return JSON.parse(await c.req.text());
   } catch (err) {
     throw new AppError(400, 'malformed_json', 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`);
   }
-  return parseWith(schema, raw);
 }
 
 /** Query strings, validated the same way. */
@@ -29,7 +32,7 @@ export function queryParams<S extends z.ZodType>(c: Context, schema: S): z.infer
   return parseWith(schema, c.req.query());
 }
 
-function parseWith<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
+export function parseWith<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw validationProblem(parsed.error);
   return parsed.data;

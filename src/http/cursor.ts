@@ -30,6 +30,16 @@ export function afterCursor(sql: Tag, column: string, after: Cursor | null): Pen
   return sql`and (${sql(column) as never}, id) > (timestamptz 'epoch' + ${after.createdUs as never}::bigint * interval '1 microsecond', ${after.id as never})`;
 }
 
+/**
+ * One page from rows fetched with `limit + 1`: the extra row only says another page exists.
+ * `position` gives a row's cursor (microseconds as text, id).
+ */
+export function toPage<R, T>(rows: R[], limit: number, position: (row: R) => [string, string], view: (row: R) => T): { items: T[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { items: page.map(view), nextCursor: rows.length > limit && last ? encodeCursor(...position(last)) : null };
+}
+
 export function encodeCursor(createdUs: string, id: string): string {
   return Buffer.from(JSON.stringify([createdUs, id])).toString('base64url');
 }

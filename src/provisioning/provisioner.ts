@@ -9,6 +9,7 @@
 import type { Sql, Tx } from '../db/connect.ts';
 import { ROLES } from '../db/roles.ts';
 import { templateVersionOf } from '../migrations/files.ts';
+import { currentTemplateVersion } from '../migrations/template.ts';
 import { compileClonePlan, renderClonePlan, ROLE_DDL_LOCK, type ClonePlan } from './clone-plan.ts';
 import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from './names.ts';
 
@@ -35,15 +36,11 @@ export class Provisioner {
 
   /** The clone plan for the template's current version, compiled once per version. */
   async plan(): Promise<ClonePlan> {
-    const version = await this.#templateVersion(this.sql);
+    const version = await currentTemplateVersion(this.sql);
     if (this.#plan?.templateVersion === version) return this.#plan;
     this.#compiling ??= compileClonePlan(this.sql, version).finally(() => (this.#compiling = undefined));
     this.#plan = await this.#compiling;
     return this.#plan;
-  }
-
-  async #templateVersion(sql: Sql | Tx): Promise<string> {
-    return templateVersionOf(await sql<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`);
   }
 
   /** Schema and role a tenant id maps to. */

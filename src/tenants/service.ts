@@ -12,7 +12,7 @@ import type { Sql, Tx } from '../db/connect.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import { afterCursor, cursorMicros, decodeCursor, encodeCursor } from '../http/cursor.ts';
+import { afterCursor, cursorMicros, decodeCursor, toPage } from '../http/cursor.ts';
 import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
@@ -165,12 +165,7 @@ export class TenantService {
         ${query.status ? sql`and status = ${query.status}` : sql`and status <> 'purged'`}
       order by created_at, id
       limit ${query.limit + 1}`;
-    const page = rows.slice(0, query.limit);
-    const last = page.at(-1);
-    return {
-      items: page.map(toTenant),
-      nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_us, last.id) : null,
-    };
+    return toPage(rows, query.limit, (r) => [r.created_us, r.id], toTenant);
   }
 
   /** Renames, changes plan, suspends or reactivates. Suspension revokes the runtime role's access at once. */
