@@ -16,6 +16,7 @@ import { assertExtensions, assertReachable, describeUrl, openPool, readServerInf
 import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
+import { startPeriodic } from './db/periodic.ts';
 import { ROLES } from './db/roles.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
@@ -91,12 +92,14 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
 
+    // Background jobs back off while the database is unavailable and resume by themselves.
     const sweeper =
       options.runPurgeSweeper === false
         ? undefined
-        : setInterval(() => {
-            tenants.purgeExpired({ actor: 'system:retention' }).catch((err) => log.error({ err }, 'retention purge failed'));
-          }, config.purgeIntervalMs).unref();
+        : startPeriodic({
+            name: 'retention purge', intervalMs: config.purgeIntervalMs, firstDelayMs: config.purgeIntervalMs, log,
+            run: () => tenants.purgeExpired({ actor: 'system:retention' }),
+          });
     const validatorJob =
       options.runValidatorJob === false || config.validatorIntervalMs === 0
         ? undefined
@@ -105,7 +108,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     return {
       config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
       close: async () => {
-        if (sweeper) clearInterval(sweeper);
+        await sweeper?.stop();
         await validatorJob?.stop();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         if (cluster?.startedHere) await cluster.stop();

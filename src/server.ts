@@ -5,19 +5,19 @@
  * @example
  * await runServer(loadConfig(process.env), log);
  */
-import { serve } from '@hono/node-server';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
+import { startHttpServer } from './http/node-server.ts';
 import type { Logger } from './log.ts';
 import { secretsFile, startPlatform } from './platform.ts';
 
 export async function runServer(config: Config, log: Logger): Promise<void> {
   const platform = await startPlatform(config, log);
   const app = createApp(platform);
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  const server = startHttpServer(app.fetch, { port: config.port, host: config.host, log }, (port) => {
     log.info(
       {
-        url: `http://${config.host}:${info.port}`,
+        url: `http://${config.host}:${port}`,
         database: platform.server.serverVersion,
         extensions: platform.server.extensions,
         adminToken: config.adminToken ? 'from TENANTFORGE_ADMIN_TOKEN' : `in ${secretsFile(config)}`,
@@ -34,7 +34,7 @@ export async function runServer(config: Config, log: Logger): Promise<void> {
       log.info({ signal }, 'shutting down: draining requests');
       const force = setTimeout(() => {
         log.warn('drain timed out; closing open connections');
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        server.closeAllConnections();
       }, config.shutdownTimeoutMs).unref();
       server.close(async () => {
         clearTimeout(force);
@@ -42,7 +42,7 @@ export async function runServer(config: Config, log: Logger): Promise<void> {
         log.info('stopped');
         resolve();
       });
-      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      server.closeIdleConnections();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

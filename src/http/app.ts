@@ -21,6 +21,7 @@ import { tenantRoutes } from '../tenants/routes.ts';
 import { adminAuth } from './admin-auth.ts';
 import type { AppEnv } from './env.ts';
 import { healthRoutes } from './health.ts';
+import { urlHygiene } from './hygiene.ts';
 import { OpenApi } from './openapi.ts';
 import { problemHandler, problemResponse } from './problem.ts';
 
@@ -43,6 +44,8 @@ export function createApp(platform: Platform): Hono<AppEnv> {
     else log.info(line, 'request');
   });
   app.onError(problemHandler(log, { debug: platform.config.debugErrors }));
+  // Before any route reads a parameter: no NUL, invalid Unicode or bad %-encoding in the URL.
+  app.use(urlHygiene());
   app.notFound((c) => problemResponse(c, { status: 404, code: 'route_not_found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
 
   app.route('/', healthRoutes(platform));

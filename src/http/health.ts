@@ -1,12 +1,14 @@
 /**
  * Liveness and readiness. /healthz: the process answers. /readyz: the database answers,
  * the extensions are there (with versions), and migrations are current; 503 otherwise.
+ * `warnings` lists what works but needs attention (a pgvector with known HNSW defects).
  *
  * @example
  * app.route('/', healthRoutes(platform));
  */
 import { Hono } from 'hono';
 import { readServerInfo } from '../db/connect.ts';
+import { pgvectorWarning } from '../db/versions.ts';
 import { pendingControlPlaneMigrations } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
@@ -16,6 +18,8 @@ import type { AppEnv } from './env.ts';
 export type Readiness = {
   status: 'ready' | 'unready';
   problems: string[];
+  /** Things that work but need attention (an old pgvector); they do not make the service unready. */
+  warnings: string[];
   database: { reachable: boolean; serverVersion: string | null };
   extensions: Record<string, string | null>;
   migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
@@ -26,6 +30,7 @@ export async function checkReadiness(platform: Pick<Platform, 'control'>, timeou
   const result: Readiness = {
     status: 'unready',
     problems: [],
+    warnings: [],
     database: { reachable: false, serverVersion: null },
     extensions: {},
     migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
@@ -37,6 +42,8 @@ export async function checkReadiness(platform: Pick<Platform, 'control'>, timeou
         result.database = { reachable: true, serverVersion: info.serverVersion };
         result.extensions = info.extensions;
         for (const [name, version] of Object.entries(info.extensions)) if (!version) result.problems.push(`extension ${name} is not installed`);
+        const vectorWarning = pgvectorWarning(info.extensions.vector);
+        if (vectorWarning) result.warnings.push(vectorWarning);
         result.migrations.controlPlanePending = await pendingControlPlaneMigrations(platform.control);
         if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
         result.migrations.templateVersion = await currentTemplateVersion(platform.control);
