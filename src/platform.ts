@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
 import { assertExtensions, assertReachable, describeUrl, openPool, readServerInfo, type ServerInfo, type Sql } from './db/connect.ts';
+import { DatabaseAvailability } from './db/availability.ts';
 import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
@@ -43,6 +44,8 @@ export type Platform = {
   credentials: CredentialService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
+  /** Whether the database is reachable: requests fail fast with 503 while it is not. */
+  availability: DatabaseAvailability;
   close(): Promise<void>;
 };
 
@@ -92,6 +95,10 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
 
+    const probe = openPool(url, { max: 1, name: 'probe' });
+    pools.push(probe);
+    const availability = new DatabaseAvailability(() => probe`select 1`, log);
+
     // Background jobs back off while the database is unavailable and resume by themselves.
     const sweeper =
       options.runPurgeSweeper === false
@@ -106,8 +113,9 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster, availability,
       close: async () => {
+        await availability.stop();
         await sweeper?.stop();
         await validatorJob?.stop();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));

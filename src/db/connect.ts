@@ -26,6 +26,10 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     idle_timeout: 60,
     max_lifetime: options.maxLifetimeSeconds ?? 30 * 60,
     connection: { application_name: `tenantforge:${options.name ?? 'pool'}` },
+    // Seconds before reconnecting after a failed connect: 0.1, 0.2, 0.4, 0.8, then 1 (with
+    // jitter). The driver's default grows to 20 s, so after a long outage a pool would
+    // wait up to 20 s before it noticed the database was back.
+    backoff: (retries: number) => Math.min(1, 0.05 * 2 ** retries) * (0.75 + Math.random() / 4),
     onnotice: () => {},
   });
 }

@@ -33,6 +33,10 @@ export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: 
            set_config('search_path', ${`"${schema}", ${EXTENSIONS_SCHEMA}`}, true),
            set_config('app.current_tenant_id', ${tenant.id}, true),
            set_config('statement_timeout', ${String(tenant.statementTimeoutMs)}, true)`.execute();
+  // Awaited only after `work`: if the connection dies first, their rejection must not
+  // count as unhandled in between (Node would end the process for it).
+  begin.catch(() => {});
+  context.catch(() => {});
   let result: T;
   try {
     result = await work(conn);

@@ -6,7 +6,8 @@
  * @example
  * app.route('/', healthRoutes(platform));
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import type { DatabaseAvailability } from '../db/availability.ts';
 import { readServerInfo } from '../db/connect.ts';
 import { pgvectorWarning } from '../db/versions.ts';
 import { pendingControlPlaneMigrations } from '../db/migrate.ts';
@@ -25,7 +26,7 @@ export type Readiness = {
   migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
 };
 
-export async function checkReadiness(platform: Pick<Platform, 'control'>, timeoutMs = 2_000): Promise<Readiness> {
+export async function checkReadiness(platform: Pick<Platform, 'control'> & Partial<Pick<Platform, 'availability'>>, timeoutMs = 2_000): Promise<Readiness> {
   const expected = templateVersionOf(readTenantMigrations());
   const result: Readiness = {
     status: 'unready',
@@ -35,6 +36,12 @@ export async function checkReadiness(platform: Pick<Platform, 'control'>, timeou
     extensions: {},
     migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
   };
+  const downSince = platform.availability?.downSince;
+  if (downSince) {
+    // Known down: say so at once instead of waiting for the pool to time out.
+    result.problems.push(`database: unreachable since ${new Date(downSince).toISOString()}`);
+    return result;
+  }
   try {
     await withTimeout(
       (async () => {
@@ -64,7 +71,19 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function healthRoutes(platform: Pick<Platform, 'control'>): Hono<AppEnv> {
+/**
+ * Middleware for routes that need the database: 503 at once while it is known to be
+ * down, and a failed request's outage error starts the availability probe.
+ */
+export function availabilityGate(availability: DatabaseAvailability): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    availability.assertAvailable();
+    await next();
+    if (c.error) availability.noteError(c.error);
+  };
+}
+
+export function healthRoutes(platform: Pick<Platform, 'control'> & Partial<Pick<Platform, 'availability'>>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
