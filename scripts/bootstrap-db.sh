@@ -36,13 +36,6 @@ if have_server && vector_current && have_ext timescaledb; then
   say "PostgreSQL ${PG_MAJOR}, pgvector $(ext_version vector) and TimescaleDB $(ext_version timescaledb) are installed; nothing to do."
   exit 0
 fi
-# An upgrade that found nothing newer to fetch is tried again after a day, not on every
-# `npm test` (each try costs an apt-get update).
-upgrade_stamp=/var/cache/tenantforge/pgvector-upgrade-tried
-if have_server && have_ext vector && have_ext timescaledb && [ -n "$(find "$upgrade_stamp" -mmin -1440 2>/dev/null)" ]; then
-  say "pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}; no newer source was available at the last try (retried daily; delete ${upgrade_stamp} to retry now)."
-  exit 0
-fi
 
 # Anything to install from here on needs Debian and root.
 missing=()
@@ -58,6 +51,14 @@ if [ ! -f /etc/debian_version ] || [ "$(id -u)" != 0 ]; then
   die "missing: ${missing[*]}. This script installs them on Debian as root only.
 Install PostgreSQL ${PG_MAJOR} with the pgvector and TimescaleDB extensions yourself and set DATABASE_URL.
 ${docker_hint}"
+fi
+
+# An upgrade that found nothing newer to fetch is tried again after a day, not on every
+# `npm test` (each try costs an apt-get update).
+upgrade_stamp=/var/cache/tenantforge/pgvector-upgrade-tried
+if have_server && have_ext vector && have_ext timescaledb && [ -n "$(find "$upgrade_stamp" -mmin -1440 2>/dev/null)" ]; then
+  say "pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}, but no newer source was available at the last try; nothing to do until the daily retry (delete ${upgrade_stamp} to retry now)."
+  exit 0
 fi
 
 apt_updated=0
