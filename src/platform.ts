@@ -115,10 +115,12 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     return {
       config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster, availability,
       close: async () => {
-        await availability.stop();
-        await sweeper?.stop();
-        await validatorJob?.stop();
+        // Jobs get a few seconds to finish their run; a run still waiting then (a query
+        // the database never answers) is ended with the pools, which reject its queries.
+        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop()]);
+        await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
+        await jobs;
         if (cluster?.startedHere) await cluster.stop();
       },
     };
