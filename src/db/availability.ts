@@ -38,6 +38,11 @@ export class DatabaseAvailability {
     return this.#down;
   }
 
+  /** Whether a probe is running (a failure reported meanwhile starts no second one). */
+  get probing(): boolean {
+    return this.#watching !== undefined;
+  }
+
   /** Since when (epoch ms) the database is down, or null. */
   get downSince(): number | null {
     return this.#down ? this.#downSince : null;

@@ -58,13 +58,16 @@ describe('outage handling', () => {
     try {
       // A dropped connection while the database answers: the probe succeeds, nothing changes.
       availability.noteError({ code: 'ECONNRESET' });
-      await sleep(200);
+      expect(availability.probing).toBe(true);
+      const probed = Date.now() + 10_000;
+      while (availability.probing && Date.now() < probed) await sleep(20);
+      expect(availability.probing).toBe(false);
       expect(availability.isDown).toBe(false);
 
       // The database is gone: the probe fails, requests fail at once.
       target = dead;
       availability.noteError({ code: 'ECONNREFUSED' });
-      const downBy = Date.now() + 5_000;
+      const downBy = Date.now() + 10_000;
       while (!availability.isDown && Date.now() < downBy) await sleep(20);
       expect(availability.isDown).toBe(true);
       expect(() => availability.assertAvailable()).toThrow(DatabaseDownError);
