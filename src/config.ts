@@ -45,7 +45,7 @@ const schema = z.object({
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
   TENANTFORGE_SHUTDOWN_TIMEOUT: duration('10s'),
   TENANTFORGE_VALIDATOR_INTERVAL: intervalOrOff('1h'),
-  TENANTFORGE_LOCK_TIMEOUT: duration('2s'),
+  TENANTFORGE_LOCK_TIMEOUT: duration('1s'),
   TENANTFORGE_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(500).optional(),
   TENANTFORGE_TENANT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(200),
   TENANTFORGE_WATCHDOG_INTERVAL: intervalOrOff('1s'),

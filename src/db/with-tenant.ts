@@ -37,7 +37,7 @@ export class TenantAccessError extends Error {
 type PoolLimits = { gate: TenantGate; lockTimeoutMs: number };
 const limits = new WeakMap<Sql, PoolLimits>();
 /** Used for pools no limits were given to (tests, tools). */
-const DEFAULT_LOCK_TIMEOUT_MS = 2_000;
+const DEFAULT_LOCK_TIMEOUT_MS = 1_000;
 
 /** Gives a runtime pool its per-tenant connection cap and request lock timeout. */
 export function limitTenants(sql: Sql, options: TenantGateOptions & { lockTimeoutMs: number }): TenantGate {

@@ -49,17 +49,17 @@ export async function sweepLogins(sql: Sql): Promise<WatchdogAction[]> {
   if (actions.length === 0) return actions;
   const cancel = actions.filter((a) => a.action === 'statement_cancelled').map((a) => a.pid);
   const end = actions.filter((a) => a.action === 'idle_transaction_ended').map((a) => a.pid);
+  // Recorded first, so the record is there by the time the login sees its error.
+  const rows = actions.map((a) => ({ pid: a.pid, tenant: a.tenantId, login: a.login, action: a.action, ms: a.ms }));
+  await sql`
+    insert into platform.audit_log (actor, action, tenant_id, outcome, duration_ms, detail)
+    select 'system:watchdog', 'login.' || a.action, a.tenant::uuid, 'succeeded', a.ms, jsonb_build_object('pid', a.pid, 'login', a.login)
+    from jsonb_to_recordset(${sql.json(rows)}) as a(pid int, tenant text, login text, action text, ms float8)`;
   await sql.begin(async (tx) => {
     // The owner holds pg_signal_backend; a superuser connection may signal anyway.
     await tx.unsafe(`set local role ${ROLES.owner}`);
     await tx`select pg_cancel_backend(pid) from unnest(${cancel}::int[]) pid`;
     await tx`select pg_terminate_backend(pid) from unnest(${end}::int[]) pid`;
-    await tx.unsafe('reset role');
-    const rows = actions.map((a) => ({ pid: a.pid, tenant: a.tenantId, login: a.login, action: a.action, ms: a.ms }));
-    await tx`
-      insert into platform.audit_log (actor, action, tenant_id, outcome, duration_ms, detail)
-      select 'system:watchdog', 'login.' || a.action, a.tenant::uuid, 'succeeded', a.ms, jsonb_build_object('pid', a.pid, 'login', a.login)
-      from jsonb_to_recordset(${tx.json(rows)}) as a(pid int, tenant text, login text, action text, ms float8)`;
   });
   return actions;
 }

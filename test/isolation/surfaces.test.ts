@@ -99,7 +99,7 @@ describe('a run racing a lock and a purge', () => {
     try {
       await purger`begin`;
       await purger.unsafe(`lock table "${doomed.schema}".orders in access exclusive mode`);
-      const [{ pid }] = await purger<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const pid = (await purger<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
       const started = performance.now();
       const locked = await validate(t.control);
       expect(performance.now() - started).toBeLessThan(5_000); // the validator's lock_timeout would say 1 s per wait

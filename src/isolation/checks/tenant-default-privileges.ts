@@ -21,21 +21,27 @@ export async function tenantDefaultPrivilegeChecks(ctx: CheckContext): Promise<V
     roles as materialized (
       select r.id, r.slug, r.schema_name, ro.oid, ro.rolname
       from r join pg_roles ro on ro.rolname in (r.role_name, r.schema_name || '_login')
+    ),
+    found as (
+      select d.oid, d.defaclrole, d.defaclobjtype, n.nspname, a.grantee, coalesce(maker.id, grantee.id) as id, coalesce(maker.slug, grantee.slug) as slug,
+             string_agg(a.privilege_type, ', ' order by a.privilege_type) as privs
+      from pg_default_acl d
+      cross join lateral aclexplode(d.defaclacl) a
+      left join pg_namespace n on n.oid = d.defaclnamespace
+      left join roles maker on maker.oid = d.defaclrole
+      left join roles grantee on grantee.oid = a.grantee
+      -- An entry lists its maker's own privileges on what it will create: not a grant to anyone.
+      where a.grantee <> d.defaclrole and (maker.oid is not null or grantee.oid is not null)
+        and (n.oid is null or not exists (select 1 from r where r.schema_name = n.nspname))
+      group by 1, 2, 3, 4, 5, 6, 7
     )
-    select distinct 'tenant_default_privileges' as "check", coalesce(maker.id, grantee.id)::text as "tenantId",
-           coalesce(maker.slug, grantee.slug) as "tenantSlug",
-           format('default privileges of %s%s', pg_get_userbyid(d.defaclrole), coalesce(' in schema ' || n.nspname, '')) as object,
+    select 'tenant_default_privileges' as "check", d.id::text as "tenantId", d.slug as "tenantSlug",
+           format('default privileges of %s%s', pg_get_userbyid(d.defaclrole), coalesce(' in schema ' || d.nspname, '')) as object,
            format('%s set default privileges%s giving %s %s on new %s', pg_get_userbyid(d.defaclrole),
-                  coalesce(' in schema ' || n.nspname, ' database-wide'), case when a.grantee = 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end,
-                  a.privilege_type, ${kind}) as rule,
+                  coalesce(' in schema ' || d.nspname, ' database-wide'), case when d.grantee = 0 then 'PUBLIC' else pg_get_userbyid(d.grantee) end,
+                  d.privs, ${kind}) as rule,
            format('alter default privileges for role %I%s revoke all on %s from %s', pg_get_userbyid(d.defaclrole),
-                  coalesce(' in schema ' || quote_ident(n.nspname), ''), ${kind}, ${granteeSql(tx, tx`a.grantee`)}) as fix,
+                  coalesce(' in schema ' || quote_ident(d.nspname), ''), ${kind}, ${granteeSql(tx, tx`d.grantee`)}) as fix,
            true as autofix
-    from pg_default_acl d
-    cross join lateral aclexplode(d.defaclacl) a
-    left join pg_namespace n on n.oid = d.defaclnamespace
-    left join roles maker on maker.oid = d.defaclrole
-    left join roles grantee on grantee.oid = a.grantee
-    where (maker.oid is not null or grantee.oid is not null)
-      and (n.oid is null or not exists (select 1 from r where r.schema_name = n.nspname))`;
+    from found d`;
 }
