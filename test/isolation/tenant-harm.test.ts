@@ -103,6 +103,18 @@ describe("1. destroying another tenant's chunks", () => {
     expect(executable.map((r) => r.routine)).toEqual(expect.arrayContaining(['time_bucket(interval,timestamp with time zone)', 'cosine_distance(vector,vector)']));
   });
 
+  it('start-up revokes again what an extension update grants PUBLIC', async () => {
+    // What ALTER EXTENSION ... UPDATE does to every routine it (re)creates.
+    await t.su.unsafe('grant execute on all routines in schema _timescaledb_functions, extensions to public');
+    expect((await validate(t.control)).counts.routine_privileges).toBeGreaterThan(100);
+    const { startPlatform } = await import('../../src/platform.ts');
+    const { createLogger } = await import('../../src/log.ts');
+    const restarted = await startPlatform(t.config, createLogger('silent'), { runPurgeSweeper: false, runValidatorJob: false, runLoginWatchdog: false });
+    await restarted.close();
+    expect((await validate(t.control)).counts.routine_privileges).toBe(0);
+    await expect(asAttacker.unsafe(`select _timescaledb_functions.drop_chunk(${(await chunksOf(victim))[0]!.oid}::regclass)`)).rejects.toMatchObject({ code: '42501' });
+  });
+
   it('the data plane still writes new chunks and reads with time_bucket, first/last and vector operators', async () => {
     await seedBars(victim, '2024-02-20'); // a new day: a new chunk, made as the tenant role
     const candles = await victim.ok('GET', '/v1/market-data/candles?symbol=AAPL&from=2024-01-01T00:00:00Z&to=2024-03-01T00:00:00Z&bucket=1d');
