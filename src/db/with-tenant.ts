@@ -51,32 +51,25 @@ export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: 
   const role = assertTenantRoleName(tenant.role);
   const limit = limits.get(sql);
   const leave = limit ? await limit.gate.enter(tenant.id) : () => {};
+  let conn: TenantSql;
   try {
-    return await inTransaction(sql, tenant, schema, role, limit?.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, work, options, leave);
+    conn = (await sql.reserve()) as TenantSql;
   } catch (err) {
     leave();
     throw err;
   }
-}
-
-async function inTransaction<T>(
-  sql: Sql,
-  tenant: TenantContext,
-  schema: string,
-  role: string,
-  lockTimeoutMs: number,
-  work: (tx: TenantSql) => Promise<T>,
-  options: { readOnly?: boolean },
-  leave: () => void,
-): Promise<T> {
-  const conn = (await sql.reserve()) as TenantSql;
+  // The tenant's slot is held exactly as long as its connection.
+  const release = () => {
+    conn.release();
+    leave();
+  };
   const begin = conn.unsafe(options.readOnly ? 'begin read only' : 'begin').execute();
   const context = conn`
     select set_config('role', ${role}, true),
            set_config('search_path', ${`"${schema}", ${EXTENSIONS_SCHEMA}`}, true),
            set_config('app.current_tenant_id', ${tenant.id}, true),
            set_config('statement_timeout', ${String(tenant.statementTimeoutMs)}, true),
-           set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`.execute();
+           set_config('lock_timeout', ${String(limit?.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)}, true)`.execute();
   let result: T;
   try {
     result = await work(conn);
@@ -85,24 +78,19 @@ async function inTransaction<T>(
     // If setting the context failed, that error explains the rest (which only says "aborted").
     const [, setup] = await Promise.allSettled([begin, context]);
     await conn`rollback`.catch(() => {});
-    conn.release();
-    leave();
+    release();
     if (setup.status === 'rejected') throw contextError(setup.reason, tenant);
     throw err;
   }
   const commit = conn`commit`.execute();
-  const done = () => {
-    conn.release();
-    leave();
-  };
   if (options.readOnly) {
-    commit.then(done, done);
+    commit.then(release, release);
     return result;
   }
   try {
     await commit;
   } finally {
-    done();
+    release();
   }
   return result;
 }

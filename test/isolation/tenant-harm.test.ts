@@ -447,3 +447,33 @@ describe('10. leaks', () => {
     expect(rows).toHaveLength(1);
   });
 });
+
+describe('5b. a tenant flooding the service', () => {
+  it('past its queue, its further requests are told to slow down (429) at once; another tenant is served', async () => {
+    const small = await testPlatform({ env: { TENANTFORGE_VALIDATOR_INTERVAL: 'off', TENANTFORGE_WATCHDOG_INTERVAL: 'off', TENANTFORGE_TENANT_CONCURRENCY: '1', TENANTFORGE_TENANT_QUEUE: '2' } });
+    try {
+      const flooder = await tenantClient(small, 'flooder', 'free');
+      const other = await tenantClient(small, 'other');
+      const credentials = await small.credentials.rotate(flooder.id, who);
+      const login = openPool(credentials.url, { max: 1, name: 'flooder-login' });
+      const holder = await login.reserve();
+      try {
+        await holder.unsafe('set statement_timeout = 0');
+        await holder.unsafe('begin');
+        await holder.unsafe('lock table portfolios in access exclusive mode');
+        const flood = Array.from({ length: 5 }, () => flooder.call('GET', '/v1/portfolios'));
+        await new Promise((r) => setTimeout(r, 100));
+        expect((await other.call('GET', '/v1/portfolios')).status).toBe(200);
+        const statuses = (await Promise.all(flood)).map((r) => r.status).sort();
+        // One running and two queued wait out the lock (503 lock_timeout); two are refused at once.
+        expect(statuses).toEqual([429, 429, 503, 503, 503]);
+      } finally {
+        await holder.unsafe('rollback').catch(() => {});
+        holder.release();
+        await login.end({ timeout: 1 });
+      }
+    } finally {
+      await small.close();
+    }
+  });
+});
