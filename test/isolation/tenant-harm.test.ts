@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { EXTENSION_ROUTINE_SCHEMAS, TIMESCALEDB_ALLOWED } from '../../src/db/public-privileges.ts';
+import { EXTENSION_ROUTINE_SCHEMAS, RISKY_CATALOG_ROUTINE_PATTERN, TIMESCALEDB_ALLOWED } from '../../src/db/public-privileges.ts';
 import { ROLES } from '../../src/db/roles.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { assertChunkBudget } from '../../src/data/chunk-budget.ts';
@@ -34,6 +34,26 @@ async function loginOf(tenant: TenantClient): Promise<Sql> {
 }
 
 const role = (tenant: TenantClient) => `${tenant.schema}_role`;
+
+/**
+ * What a hostile login does to stall others: lifts its own statement timeout, opens a
+ * transaction and locks `tables` exclusively. Returns its backend pid and a way to let go.
+ */
+async function holdLocks(login: Sql, tables: string): Promise<{ pid: number; release(): Promise<void> }> {
+  const holder = await login.reserve();
+  await holder.unsafe('set statement_timeout = 0');
+  await holder.unsafe('begin');
+  await holder.unsafe(`lock table ${tables} in access exclusive mode`);
+  const pid = (await holder<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+  return {
+    pid,
+    release: async () => {
+      await holder.unsafe('rollback').catch(() => {});
+      holder.release();
+    },
+  };
+}
+
 const contextOf = (tenant: TenantClient, plan: keyof typeof PLANS = 'pro') => ({
   id: tenant.id, schema: tenant.schema, role: role(tenant), statementTimeoutMs: 5_000, chunkQuota: PLANS[plan].chunkQuota,
 });
@@ -94,7 +114,7 @@ describe("1. destroying another tenant's chunks", () => {
       left join pg_depend d on d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
       left join pg_extension e on e.oid = d.refobjid
       where (n.nspname = any(${[...EXTENSION_ROUTINE_SCHEMAS]}::text[])
-             or p.proname ~ '^(pg_(try_)?advisory_|pg_advisory_unlock|lo_|loread$|lowrite$|pg_logical_emit_message$|pg_notify$)')
+             or p.proname ~ ${RISKY_CATALOG_ROUTINE_PATTERN})
         and has_function_privilege(current_user, p.oid, 'execute')`;
     const allowed = new Set<string>(TIMESCALEDB_ALLOWED);
     const outside = executable.filter((r) => !(r.extension === 'vector' || (r.extension === 'timescaledb' && allowed.has(r.name))));
@@ -181,12 +201,8 @@ describe("3. the platform's advisory locks", () => {
     const hostile = await tenantClient(t, 'hostile-locker', 'free');
     await hostile.ok('POST', '/v1/portfolios', { name: 'main' });
     const login = await loginOf(hostile);
-    const holder = await login.reserve();
+    const { pid } = await holdLocks(login, 'portfolios, orders, trades, market_data, embeddings');
     try {
-      await holder.unsafe('set statement_timeout = 0');
-      await holder.unsafe('begin');
-      await holder.unsafe(`lock table portfolios, orders, trades, market_data, embeddings in access exclusive mode`);
-      const pid = (await holder<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
       const started = performance.now();
       const [suspended, others] = await Promise.all([
         t.http(`/v1/tenants/${hostile.id}`, { method: 'PATCH', json: { status: 'suspended' } }),
@@ -200,7 +216,7 @@ describe("3. the platform's advisory locks", () => {
       expect(purged.status).toBe(200);
       expect(await t.su`select 1 from pg_namespace where nspname = ${hostile.schema}`).toEqual([]);
     } finally {
-      holder.release();
+      // Its session was ended by the server: nothing to roll back, only the pool to close.
       await login.end({ timeout: 1 });
     }
   });
@@ -248,11 +264,8 @@ describe('4. exhausting the lock table and the catalog through the API', () => {
 
 describe("5. starving the shared pool", () => {
   it("a tenant whose tables are locked gets 503 lock_timeout fast, and another tenant's requests stay fast", async () => {
-    const holder = await asAttacker.reserve();
+    const held = await holdLocks(asAttacker, 'portfolios');
     try {
-      await holder.unsafe('set statement_timeout = 0');
-      await holder.unsafe('begin');
-      await holder.unsafe('lock table portfolios in access exclusive mode');
       const blocked = Array.from({ length: 12 }, () => attacker.call('GET', '/v1/portfolios'));
       await new Promise((r) => setTimeout(r, 200)); // the attacker's requests are queued and waiting
       const started = performance.now();
@@ -265,19 +278,15 @@ describe("5. starving the shared pool", () => {
       expect(answers[0]!.body).toMatchObject({ code: 'lock_timeout' });
       expect(answers[0]!.headers.get('retry-after')).toBe('1');
     } finally {
-      await holder.unsafe('rollback').catch(() => {});
-      holder.release();
+      await held.release();
     }
   });
 
   it('one tenant holds at most its share of the runtime pool; the rest of its requests wait their turn', async () => {
     const gate = t.config.tenantConcurrency;
     expect(gate).toBeLessThan(t.config.poolMax);
-    const holder = await asAttacker.reserve();
+    const held = await holdLocks(asAttacker, 'portfolios');
     try {
-      await holder.unsafe('set statement_timeout = 0');
-      await holder.unsafe('begin');
-      await holder.unsafe('lock table portfolios in access exclusive mode');
       const blocked = Array.from({ length: gate * 2 }, () => attacker.call('GET', '/v1/portfolios'));
       await new Promise((r) => setTimeout(r, 300));
       const waiting = await t.su<{ n: number }[]>`
@@ -285,8 +294,7 @@ describe("5. starving the shared pool", () => {
       expect(waiting[0]!.n).toBe(gate);
       await Promise.all(blocked);
     } finally {
-      await holder.unsafe('rollback').catch(() => {});
-      holder.release();
+      await held.release();
     }
   });
 });
@@ -409,20 +417,15 @@ describe("8. blocking another tenant's purge", () => {
 
 describe('9. switching off the validator', () => {
   it("a tenant locking its own tables cannot stop the whole-platform run: it is named, everyone else is checked", async () => {
-    const holder = await asAttacker.reserve();
+    const held = await holdLocks(asAttacker, 'portfolios, orders, trades, market_data, market_data_1h, positions, embeddings');
     try {
-      await holder.unsafe('set statement_timeout = 0');
-      await holder.unsafe('begin');
-      await holder.unsafe('lock table portfolios, orders, trades, market_data, market_data_1h, positions, embeddings in access exclusive mode');
-      const pid = (await holder<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
       const started = performance.now();
       const report = await validate(t.control);
       expect(performance.now() - started).toBeLessThan(5_000);
       expect(report.violations).toEqual([]);
-      expect(report.notChecked).toEqual([{ tenantId: attacker.id, tenantSlug: 'attacker', reason: `policies not checked: a table is locked by pid ${pid}` }]);
+      expect(report.notChecked).toEqual([{ tenantId: attacker.id, tenantSlug: 'attacker', reason: `policies not checked: a table is locked by pid ${held.pid}` }]);
     } finally {
-      await holder.unsafe('rollback').catch(() => {});
-      holder.release();
+      await held.release();
     }
   });
 });
@@ -456,11 +459,8 @@ describe('5b. a tenant flooding the service', () => {
       const other = await tenantClient(small, 'other');
       const credentials = await small.credentials.rotate(flooder.id, who);
       const login = openPool(credentials.url, { max: 1, name: 'flooder-login' });
-      const holder = await login.reserve();
+      const held = await holdLocks(login, 'portfolios');
       try {
-        await holder.unsafe('set statement_timeout = 0');
-        await holder.unsafe('begin');
-        await holder.unsafe('lock table portfolios in access exclusive mode');
         const flood = Array.from({ length: 5 }, () => flooder.call('GET', '/v1/portfolios'));
         await new Promise((r) => setTimeout(r, 100));
         expect((await other.call('GET', '/v1/portfolios')).status).toBe(200);
@@ -468,8 +468,7 @@ describe('5b. a tenant flooding the service', () => {
         // One running and two queued wait out the lock (503 lock_timeout); two are refused at once.
         expect(statuses).toEqual([429, 429, 503, 503, 503]);
       } finally {
-        await holder.unsafe('rollback').catch(() => {});
-        holder.release();
+        await held.release();
         await login.end({ timeout: 1 });
       }
     } finally {
