@@ -19,12 +19,14 @@ import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
 import { startPeriodic } from './db/periodic.ts';
 import { ROLES } from './db/roles.ts';
+import { limitTenants } from './db/with-tenant.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
+import { startLoginWatchdog } from './tenants/login-watchdog.ts';
 import { TenantService } from './tenants/service.ts';
 
 export const EMBEDDED_DATABASE = 'tenantforge';
@@ -53,7 +55,10 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean };
+export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean; runLoginWatchdog?: boolean };
+
+/** Lock timeout of the control pool's sessions. */
+const CONTROL_LOCK_TIMEOUT_MS = 10_000;
 
 export async function startPlatform(config: Config, log: Logger, options: StartOptions = {}): Promise<Platform> {
   const secrets = resolveSecrets(config);
@@ -65,7 +70,9 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     url = cluster.superuserUrl(EMBEDDED_DATABASE);
     await ensureDatabase(cluster.superuserUrl('postgres'), EMBEDDED_DATABASE);
   }
-  const control = openPool(url, { max: config.poolMax, name: 'control' });
+  // Platform work (provisioning, suspension, purge) never waits on a lock for longer than
+  // this: a lock a tenant holds makes it fail and be retried, never hang.
+  const control = openPool(url, { max: config.poolMax, name: 'control', lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS });
   const pools: Sql[] = [control];
   try {
     await assertReachable(control, url);
@@ -87,6 +94,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const app = openPool(appUrl, { max: config.poolMax, name: 'app' });
     pools.push(app);
     await assertReachable(app, appUrl);
+    limitTenants(app, { perTenant: config.tenantConcurrency, queue: config.tenantQueue, lockTimeoutMs: config.lockTimeoutMs });
 
     const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
     await provisioner.plan();
@@ -112,12 +120,17 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         ? undefined
         : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
+    const watchdog =
+      options.runLoginWatchdog === false || config.watchdogIntervalMs === 0
+        ? undefined
+        : startLoginWatchdog({ sql: control, intervalMs: config.watchdogIntervalMs, log });
+
     return {
       config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster, availability,
       close: async () => {
         // Jobs get a few seconds to finish their run; a run still waiting then (a query
         // the database never answers) is ended with the pools, which reject its queries.
-        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop()]);
+        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop(), watchdog?.stop()]);
         await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         await jobs;

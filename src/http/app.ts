@@ -11,6 +11,8 @@ import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
 import { isolationRoutes } from '../isolation/routes.ts';
 import type { Platform } from '../platform.ts';
+import type { ChunkLimits } from '../data/chunk-budget.ts';
+import type { Sql } from '../db/connect.ts';
 import { embeddingRoutes } from '../data/embeddings.ts';
 import { marketDataRoutes } from '../data/market-data.ts';
 import { orderRoutes } from '../data/orders.ts';
@@ -72,9 +74,10 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   for (const batch of ['trades:batch', 'market-data:batch', 'embeddings:batch']) {
     app.use(`/v1/${batch}`, auth, bodyLimit({ maxSize: BATCH_BODY_LIMIT, onError: tooLarge }));
   }
-  for (const routes of [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes]) {
-    app.route('/v1', routes(platform.app, docs));
-  }
+  const { earliestTime, maxAheadMs, maxChunksPerRequest } = platform.config;
+  const limits: ChunkLimits = { earliestTime, maxAheadMs, maxChunksPerRequest };
+  const dataRoutes: ((sql: Sql, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes];
+  for (const routes of dataRoutes) app.route('/v1', routes(platform.app, docs, limits));
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
   app.use('/metrics', adminAuth(platform.adminToken));

@@ -1,6 +1,8 @@
 /**
  * Liveness and readiness. /healthz: the process answers. /readyz: the database answers,
- * the extensions are there (with versions), and migrations are current; 503 otherwise.
+ * the extensions are there, and migrations are current; 503 otherwise. Anonymous probes
+ * get the verdict alone; the details (exact server and extension versions, problems)
+ * go to the admin token only, as versions tell an attacker which known bug to aim at.
  * `warnings` lists what works but needs attention (a pgvector with known HNSW defects).
  *
  * @example
@@ -14,6 +16,7 @@ import { pendingControlPlaneMigrations } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import type { Platform } from '../platform.ts';
+import { adminTokenCheck } from './admin-auth.ts';
 import type { AppEnv } from './env.ts';
 
 export type Readiness = {
@@ -83,12 +86,14 @@ export function availabilityGate(availability: DatabaseAvailability): Middleware
   };
 }
 
-export function healthRoutes(platform: Pick<Platform, 'control'> & Partial<Pick<Platform, 'availability'>>): Hono<AppEnv> {
+export function healthRoutes(platform: Pick<Platform, 'control' | 'adminToken'> & Partial<Pick<Platform, 'availability'>>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const isAdmin = adminTokenCheck(platform.adminToken);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const readiness = await checkReadiness(platform);
-    return c.json(readiness, readiness.status === 'ready' ? 200 : 503);
+    const status = readiness.status === 'ready' ? 200 : 503;
+    return c.json(isAdmin(c.req.header('authorization')) ? readiness : { status: readiness.status }, status);
   });
   return app;
 }

@@ -7,6 +7,7 @@
  */
 import type { Sql } from '../db/connect.ts';
 import { EXTENSIONS_SCHEMA, ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
+import { LOCKS } from '../db/locks.ts';
 import { MigrationError } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf, type TenantMigration } from './files.ts';
 
@@ -15,7 +16,7 @@ export async function migrateTemplate(
   migrations: TenantMigration[] = readTenantMigrations(),
 ): Promise<{ applied: string[]; version: string }> {
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('tenantforge:migrate:template'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCKS.template}))`;
     await tx.unsafe(`set local role ${ROLES.owner}`);
     await tx.unsafe(`create schema if not exists ${TEMPLATE_SCHEMA}`);
     await tx.unsafe(`revoke all on schema ${TEMPLATE_SCHEMA} from public`);

@@ -171,7 +171,7 @@ describe('the service when PostgreSQL is killed under load', () => {
 
         // Down: the process answers, says it is not ready, and fails requests fast.
         expect((await call('GET', '/healthz')).status).toBe(200);
-        const ready = await call('GET', '/readyz');
+        const ready = await call('GET', '/readyz', admin);
         expect(ready.status).toBe(503);
         expect(String((ready.body?.problems as string[])?.[0])).toMatch(/database/);
         const down = await call('GET', '/v1/tenants?limit=1', admin);
