@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Installs the database runtime tenantforge needs on a Debian machine:
 # PostgreSQL (Debian's packages), pgvector and TimescaleDB (built from Debian
-# trixie source packages, as bookworm packages neither). Idempotent: every step
+# source packages, as bookworm packages neither). Idempotent: every step
 # first checks whether its result is already there, and says what it did.
+#
+# Versions: TimescaleDB comes from trixie (2.19.x, the last line that supports
+# PostgreSQL 15). pgvector comes from the newest source package Debian carries
+# (trixie, trixie-backports, testing, unstable) and must be at least
+# PGVECTOR_MIN: 0.8.2 fixed a buffer overflow in parallel HNSW builds, 0.8.3
+# possible index corruption when vacuuming HNSW, 0.8.4 a "graph not repaired"
+# error. An older build found here is replaced (databases pick the new version
+# up with ALTER EXTENSION vector UPDATE, which the service runs at start-up).
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
+PGVECTOR_MIN="${PGVECTOR_MIN:-0.8.7}"
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BIN}/pg_config"
 say() { printf 'bootstrap: %s\n' "$*"; }
@@ -17,9 +26,14 @@ ext_dir() { "$PG_CONFIG" --sharedir 2>/dev/null | sed 's|$|/extension|'; }
 have_server() { [ -x "${PG_BIN}/postgres" ] && [ -x "${PG_BIN}/initdb" ]; }
 have_headers() { [ -x "$PG_CONFIG" ] && [ -f "$("$PG_CONFIG" --includedir-server 2>/dev/null)/postgres.h" ]; }
 have_ext() { have_server && [ -x "$PG_CONFIG" ] && [ -f "$(ext_dir)/$1.control" ]; }
+# The version a fresh CREATE EXTENSION installs: what this build ships.
+ext_version() { sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" "$(ext_dir)/$1.control" 2>/dev/null; }
+# version_lt A B: A sorts strictly before B (Debian revisions such as -1 compare too).
+version_lt() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
+vector_current() { have_ext vector && ! version_lt "$(ext_version vector)" "$PGVECTOR_MIN"; }
 
-if have_server && have_ext vector && have_ext timescaledb; then
-  say "PostgreSQL ${PG_MAJOR}, pgvector and TimescaleDB are installed; nothing to do."
+if have_server && vector_current && have_ext timescaledb; then
+  say "PostgreSQL ${PG_MAJOR}, pgvector $(ext_version vector) and TimescaleDB $(ext_version timescaledb) are installed; nothing to do."
   exit 0
 fi
 
@@ -29,9 +43,22 @@ have_server || missing+=("postgresql-${PG_MAJOR}")
 have_ext vector || missing+=("pgvector")
 have_ext timescaledb || missing+=("timescaledb")
 if [ ! -f /etc/debian_version ] || [ "$(id -u)" != 0 ]; then
+  if [ "${#missing[@]}" = 0 ]; then
+    # Only an upgrade is missing: the service runs, and /readyz warns about old pgvector builds.
+    say "warning: pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}; upgrading it needs Debian and root (or install a newer pgvector yourself)."
+    exit 0
+  fi
   die "missing: ${missing[*]}. This script installs them on Debian as root only.
 Install PostgreSQL ${PG_MAJOR} with the pgvector and TimescaleDB extensions yourself and set DATABASE_URL.
 ${docker_hint}"
+fi
+
+# An upgrade that found nothing newer to fetch is tried again after a day, not on every
+# `npm test` (each try costs an apt-get update).
+upgrade_stamp=/var/cache/tenantforge/pgvector-upgrade-tried
+if have_server && have_ext vector && have_ext timescaledb && [ -n "$(find "$upgrade_stamp" -mmin -1440 2>/dev/null)" ]; then
+  say "pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}, but no newer source was available at the last try; nothing to do until the daily retry (delete ${upgrade_stamp} to retry now)."
+  exit 0
 fi
 
 apt_updated=0
@@ -52,32 +79,35 @@ else
   say "PostgreSQL ${PG_MAJOR} server is installed."
 fi
 
-if have_ext vector && have_ext timescaledb; then exit 0; fi
+if vector_current && have_ext timescaledb; then exit 0; fi
 
 apt_install "postgresql-server-dev-${PG_MAJOR}" build-essential cmake dpkg-dev libssl-dev
 have_headers || die "postgresql-server-dev-${PG_MAJOR} did not provide server headers."
 
-# Source packages come from Debian trixie. The archive URI is taken from this
-# machine's own bookworm entry, so no host name is written here.
-src_list=/etc/apt/sources.list.d/tenantforge-trixie-src.sources
-if [ ! -f "$src_list" ]; then
-  uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)|^Suites: bookworm$/ {print u; exit}' /etc/apt/sources.list.d/debian.sources)
-    [ -n "$uri" ] || uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || die "could not find this machine's Debian archive URI in /etc/apt/sources.list{,.d/debian.sources}. ${docker_hint}"
-  say "adding deb-src entry for trixie from ${uri}"
-  cat >"$src_list" <<SRC
-Types: deb-src
+# Source packages come from Debian's newer suites. The archive URI is taken from
+# this machine's own bookworm entry, so no host name is written here.
+src_list=/etc/apt/sources.list.d/tenantforge-src.sources
+legacy_src_list=/etc/apt/sources.list.d/tenantforge-trixie-src.sources
+uri=""
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)|^Suites: bookworm$/ {print u; exit}' /etc/apt/sources.list.d/debian.sources)
+  [ -n "$uri" ] || uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+fi
+if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+  uri=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list)
+fi
+[ -n "$uri" ] || die "could not find this machine's Debian archive URI in /etc/apt/sources.list{,.d/debian.sources}. ${docker_hint}"
+# deb-src only: nothing from these suites is ever installed as a binary package.
+src_entry="Types: deb-src
 URIs: ${uri}
-Suites: trixie
+Suites: trixie trixie-backports testing unstable
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+if [ ! -f "$src_list" ] || [ "$(cat "$src_list")" != "$src_entry" ]; then
+  say "adding deb-src entries (trixie, trixie-backports, testing, unstable) from ${uri}"
+  printf '%s\n' "$src_entry" >"$src_list"
+  # An earlier version of this script listed trixie alone there; one entry per suite.
+  rm -f "$legacy_src_list"
   apt_updated=0
 fi
 apt_update
@@ -86,19 +116,44 @@ build_root=$(mktemp -d /tmp/tenantforge-build.XXXXXX)
 trap 'rm -rf "$build_root"' EXIT
 cd "$build_root"
 
-if ! have_ext vector; then
-  say "building pgvector from source"
-  apt-get source -qq pgvector >/dev/null 2>&1 || die "apt-get source pgvector failed."
-  (cd pgvector-*/ && make -s PG_CONFIG="$PG_CONFIG" OPTFLAGS="" >/dev/null && make -s PG_CONFIG="$PG_CONFIG" install >/dev/null)
-  have_ext vector || die "pgvector built but vector.control is not in $(ext_dir)."
-  say "pgvector installed."
+if ! vector_current; then
+  # Every pgvector source package the listed suites carry, newest first (e.g. 0.8.7-1
+  # from testing/unstable, 0.8.0-1 from trixie). A mirror may list a version whose files
+  # it no longer serves: then the next one down that is still newer than what is here.
+  installed=$(have_ext vector && ext_version vector || echo none)
+  built=""
+  for pkg_version in $(apt-cache showsrc pgvector 2>/dev/null | sed -n 's/^Version: //p' | sort -uVr); do
+    upstream=${pkg_version%-*}
+    upstream=${upstream#*:}
+    if [ "$installed" != none ] && ! version_lt "$installed" "$upstream"; then break; fi
+    say "building pgvector ${upstream} from source (installed: ${installed})"
+    rm -rf pgvector-*/
+    if ! apt-get source -qq "pgvector=${pkg_version}" >/dev/null 2>&1; then
+      say "warning: the archive lists pgvector ${pkg_version} but does not serve its files; trying an older one."
+      continue
+    fi
+    (cd pgvector-*/ && make -s PG_CONFIG="$PG_CONFIG" OPTFLAGS="" >/dev/null && make -s PG_CONFIG="$PG_CONFIG" install >/dev/null)
+    [ "$(ext_version vector)" = "$upstream" ] || die "pgvector ${upstream} built but $(ext_dir)/vector.control says $(ext_version vector)."
+    built=$upstream
+    break
+  done
+  if [ -n "$built" ]; then
+    say "pgvector ${built} installed."
+  elif have_ext vector; then
+    say "warning: no pgvector newer than ${installed} could be fetched from Debian's sources; keeping ${installed} (wanted ${PGVECTOR_MIN}; /readyz warns below 0.8.3)."
+    mkdir -p "$(dirname "$upgrade_stamp")" && touch "$upgrade_stamp"
+  else
+    die "no pgvector source package could be fetched (apt-cache showsrc pgvector). ${docker_hint}"
+  fi
+  have_ext vector && version_lt "$(ext_version vector)" "$PGVECTOR_MIN" && say "warning: pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}."
 else
-  say "pgvector is installed."
+  say "pgvector $(ext_version vector) is installed."
 fi
 
 if ! have_ext timescaledb; then
   say "building TimescaleDB (Apache-2 edition) from source"
-  apt-get source -qq timescaledb >/dev/null 2>&1 || die "apt-get source timescaledb failed."
+  # trixie's 2.19.x: later TimescaleDB releases no longer build against PostgreSQL 15.
+  apt-get source -qq timescaledb/trixie >/dev/null 2>&1 || die "apt-get source timescaledb/trixie failed."
   (cd timescaledb-*/ && ./bootstrap -DPG_CONFIG="$PG_CONFIG" -DAPACHE_ONLY=ON -DREGRESS_CHECKS=OFF \
       -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF >/dev/null && make -s -C build -j"$(nproc)" install >/dev/null)
   have_ext timescaledb || die "TimescaleDB built but timescaledb.control is not in $(ext_dir)."

@@ -13,9 +13,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
 import { assertExtensions, assertReachable, describeUrl, openPool, readServerInfo, type ServerInfo, type Sql } from './db/connect.ts';
+import { DatabaseAvailability } from './db/availability.ts';
 import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
+import { startPeriodic } from './db/periodic.ts';
 import { ROLES } from './db/roles.ts';
 import { limitTenants } from './db/with-tenant.ts';
 import { startValidatorJob } from './isolation/job.ts';
@@ -44,6 +46,8 @@ export type Platform = {
   credentials: CredentialService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
+  /** Whether the database is reachable: requests fail fast with 503 while it is not. */
+  availability: DatabaseAvailability;
   close(): Promise<void>;
 };
 
@@ -99,12 +103,18 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
 
+    const probe = openPool(url, { max: 1, name: 'probe' });
+    pools.push(probe);
+    const availability = new DatabaseAvailability(() => probe`select 1`, log);
+
+    // Background jobs back off while the database is unavailable and resume by themselves.
     const sweeper =
       options.runPurgeSweeper === false
         ? undefined
-        : setInterval(() => {
-            tenants.purgeExpired({ actor: 'system:retention' }).catch((err) => log.error({ err }, 'retention purge failed'));
-          }, config.purgeIntervalMs).unref();
+        : startPeriodic({
+            name: 'retention purge', intervalMs: config.purgeIntervalMs, firstDelayMs: config.purgeIntervalMs, log,
+            run: () => tenants.purgeExpired({ actor: 'system:retention' }),
+          });
     const validatorJob =
       options.runValidatorJob === false || config.validatorIntervalMs === 0
         ? undefined
@@ -116,12 +126,14 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : startLoginWatchdog({ sql: control, intervalMs: config.watchdogIntervalMs, log });
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster, availability,
       close: async () => {
-        if (sweeper) clearInterval(sweeper);
-        await validatorJob?.stop();
-        await watchdog?.stop();
+        // Jobs get a few seconds to finish their run; a run still waiting then (a query
+        // the database never answers) is ended with the pools, which reject its queries.
+        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop(), watchdog?.stop()]);
+        await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
+        await jobs;
         if (cluster?.startedHere) await cluster.stop();
       },
     };

@@ -21,7 +21,10 @@ export function pathId(c: Context<AppEnv>, what: string, name = 'id'): string {
 
 export const uuid = z.string().refine(isUuid, 'must be a UUID');
 export const pageQuery = { limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().optional() };
-export const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-02T15:04:05Z' });
+export const timestamp = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-02T15:04:05Z' })
+  // Input hygiene (reliability): the ISO form allows year 0000, which PostgreSQL cannot store.
+  .refine((v) => !v.startsWith('0000-'), 'year 0000 does not exist in PostgreSQL; use a year from 0001');
 
 /** Reads a JSON batch body, answering 413 before validating when it has too many items. */
 export async function batchBody<S extends z.ZodType>(c: Context<AppEnv>, key: string, limit: number, schema: S): Promise<z.infer<S>> {

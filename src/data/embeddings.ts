@@ -25,10 +25,19 @@ const MAX_K = 100;
  */
 export const efSearch = (k: number) => Math.min(1000, Math.max(200, k * 4));
 
+/** pgvector stores 4-byte floats: 1e308 is a finite double but out of range for it. */
+const FLOAT4_MAX = 3.4028234663852886e38;
 const vector = z
-  .array(z.number().refine(Number.isFinite, 'must be a finite number'), { error: `must be an array of ${DIMENSIONS} numbers` })
+  .array(
+    z.number().refine(Number.isFinite, 'must be a finite number').refine((x) => Math.abs(x) <= FLOAT4_MAX, 'must be within ±3.4e38 (a 4-byte float)'),
+    { error: `must be an array of ${DIMENSIONS} numbers` },
+  )
   .length(DIMENSIONS, `must have exactly ${DIMENSIONS} dimensions`);
-const metadata = z.record(z.string(), z.json());
+/** Serialized size cap of one metadata object (nesting is capped for every body in http/hygiene.ts). */
+const METADATA_MAX_BYTES = 16 * 1024;
+const metadata = z
+  .record(z.string(), z.json())
+  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes as JSON`);
 const item = z.strictObject({
   externalId: z.string().min(1).max(200).optional(),
   content: z.string().max(100_000, 'must be at most 100,000 characters'),

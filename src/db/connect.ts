@@ -33,7 +33,15 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     connection: {
       application_name: `tenantforge:${options.name ?? 'pool'}`,
       ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
+      // No transaction of ours waits on the client for a minute; one that does has lost
+      // its client (seen after database restarts), and would hold its snapshot and locks
+      // forever: the server ends it, and the waiting query fails instead of hanging.
+      idle_in_transaction_session_timeout: 60_000,
     },
+    // Seconds before reconnecting after a failed connect: 0.1, 0.2, 0.4, 0.8, then 1 (with
+    // jitter). The driver's default grows to 20 s, so after a long outage a pool would
+    // wait up to 20 s before it noticed the database was back.
+    backoff: (retries: number) => Math.min(1, 0.05 * 2 ** retries) * (0.75 + Math.random() / 4),
     onnotice: () => {},
   });
 }

@@ -11,6 +11,7 @@ import { hardenPublicPrivileges } from './public-privileges.ts';
 import { EXTENSIONS_SCHEMA, REQUIRED_EXTENSIONS, ROLES } from './roles.ts';
 import { LOCKS } from './locks.ts';
 import { withRetry } from './retry.ts';
+import { compareVersions } from './versions.ts';
 
 /** Whether the connected role is a superuser (only superusers may create TimescaleDB). */
 export async function canInstall(sql: Sql): Promise<boolean> {
@@ -61,10 +62,24 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
     for (const ext of REQUIRED_EXTENSIONS) {
       await tx.unsafe(`create extension if not exists ${ext} schema ${EXTENSIONS_SCHEMA}`);
     }
+    await updatePgvector(tx);
     const [db] = await tx<{ name: string }[]>`select current_database() as name`;
     await tx.unsafe(`grant create on database "${db!.name.replaceAll('"', '""')}" to ${ROLES.owner}`);
     await hardenPublicPrivileges(tx, db!.name);
   });
+}
+
+/**
+ * A newer pgvector build on the server (the bootstrap upgrades older ones) is only a
+ * file on disk until each database runs ALTER EXTENSION ... UPDATE: its fixes (HNSW
+ * build overflow in 0.8.2, index corruption on vacuum in 0.8.3) need the new version's
+ * SQL objects. pgvector ships an upgrade script for every step, so this is safe to run
+ * on every start; it does nothing when the database is current.
+ */
+async function updatePgvector(tx: Tx): Promise<void> {
+  const [ext] = await tx<{ installed: string | null; available: string }[]>`
+    select installed_version as installed, default_version as available from pg_available_extensions where name = 'vector'`;
+  if (ext?.installed && compareVersions(ext.installed, ext.available) < 0) await tx.unsafe('alter extension vector update');
 }
 
 async function ensureRole(tx: Tx, name: string, attributes: string): Promise<void> {

@@ -212,7 +212,8 @@ function isRunning(dir: string): boolean {
   return pid !== undefined && pidAlive(pid) && isPostgresProcess(pid);
 }
 
-function postmasterPid(dir: string): number | undefined {
+/** The postmaster's pid from the cluster's postmaster.pid (whether or not it still runs). */
+export function postmasterPid(dir: string): number | undefined {
   const pidFile = join(dir, 'postmaster.pid');
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);

@@ -70,6 +70,10 @@ export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: 
            set_config('app.current_tenant_id', ${tenant.id}, true),
            set_config('statement_timeout', ${String(tenant.statementTimeoutMs)}, true),
            set_config('lock_timeout', ${String(limit?.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)}, true)`.execute();
+  // Awaited only after `work`: if the connection dies first, their rejection must not
+  // count as unhandled in between (Node would end the process for it).
+  begin.catch(() => {});
+  context.catch(() => {});
   let result: T;
   try {
     result = await work(conn);

@@ -22,7 +22,8 @@ import { tradeRoutes } from '../data/trades.ts';
 import { tenantRoutes } from '../tenants/routes.ts';
 import { adminAuth } from './admin-auth.ts';
 import type { AppEnv } from './env.ts';
-import { healthRoutes } from './health.ts';
+import { availabilityGate, healthRoutes } from './health.ts';
+import { urlHygiene } from './hygiene.ts';
 import { OpenApi } from './openapi.ts';
 import { problemHandler, problemResponse } from './problem.ts';
 
@@ -45,9 +46,15 @@ export function createApp(platform: Platform): Hono<AppEnv> {
     else log.info(line, 'request');
   });
   app.onError(problemHandler(log, { debug: platform.config.debugErrors }));
+  // Before any route reads a parameter: no NUL, invalid Unicode or bad %-encoding in the URL.
+  app.use(urlHygiene());
   app.notFound((c) => problemResponse(c, { status: 404, code: 'route_not_found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
 
   app.route('/', healthRoutes(platform));
+  // Everything past here needs the database: while it is down, answer 503 at once.
+  const gate = availabilityGate(platform.availability);
+  app.use('/v1/*', gate);
+  app.use('/metrics', gate);
   const docs = new OpenApi();
   app.get('/openapi.json', (c) => c.json(docs.document()));
 

@@ -3,12 +3,15 @@
  * the extensions are there, and migrations are current; 503 otherwise. Anonymous probes
  * get the verdict alone; the details (exact server and extension versions, problems)
  * go to the admin token only, as versions tell an attacker which known bug to aim at.
+ * `warnings` lists what works but needs attention (a pgvector with known HNSW defects).
  *
  * @example
  * app.route('/', healthRoutes(platform));
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import type { DatabaseAvailability } from '../db/availability.ts';
 import { readServerInfo } from '../db/connect.ts';
+import { pgvectorWarning } from '../db/versions.ts';
 import { pendingControlPlaneMigrations } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
@@ -19,20 +22,29 @@ import type { AppEnv } from './env.ts';
 export type Readiness = {
   status: 'ready' | 'unready';
   problems: string[];
+  /** Things that work but need attention (an old pgvector); they do not make the service unready. */
+  warnings: string[];
   database: { reachable: boolean; serverVersion: string | null };
   extensions: Record<string, string | null>;
   migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
 };
 
-export async function checkReadiness(platform: Pick<Platform, 'control'>, timeoutMs = 2_000): Promise<Readiness> {
+export async function checkReadiness(platform: Pick<Platform, 'control'> & Partial<Pick<Platform, 'availability'>>, timeoutMs = 2_000): Promise<Readiness> {
   const expected = templateVersionOf(readTenantMigrations());
   const result: Readiness = {
     status: 'unready',
     problems: [],
+    warnings: [],
     database: { reachable: false, serverVersion: null },
     extensions: {},
     migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
   };
+  const downSince = platform.availability?.downSince;
+  if (downSince) {
+    // Known down: say so at once instead of waiting for the pool to time out.
+    result.problems.push(`database: unreachable since ${new Date(downSince).toISOString()}`);
+    return result;
+  }
   try {
     await withTimeout(
       (async () => {
@@ -40,6 +52,8 @@ export async function checkReadiness(platform: Pick<Platform, 'control'>, timeou
         result.database = { reachable: true, serverVersion: info.serverVersion };
         result.extensions = info.extensions;
         for (const [name, version] of Object.entries(info.extensions)) if (!version) result.problems.push(`extension ${name} is not installed`);
+        const vectorWarning = pgvectorWarning(info.extensions.vector);
+        if (vectorWarning) result.warnings.push(vectorWarning);
         result.migrations.controlPlanePending = await pendingControlPlaneMigrations(platform.control);
         if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
         result.migrations.templateVersion = await currentTemplateVersion(platform.control);
@@ -60,7 +74,19 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function healthRoutes(platform: Pick<Platform, 'control' | 'adminToken'>): Hono<AppEnv> {
+/**
+ * Middleware for routes that need the database: 503 at once while it is known to be
+ * down, and a failed request's outage error starts the availability probe.
+ */
+export function availabilityGate(availability: DatabaseAvailability): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    availability.assertAvailable();
+    await next();
+    if (c.error) availability.noteError(c.error);
+  };
+}
+
+export function healthRoutes(platform: Pick<Platform, 'control' | 'adminToken'> & Partial<Pick<Platform, 'availability'>>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const isAdmin = adminTokenCheck(platform.adminToken);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

@@ -9,6 +9,7 @@ import type { Context, ErrorHandler } from 'hono';
 import type { AppEnv } from './env.ts';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { AppError, type FieldError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -72,8 +73,15 @@ export function problemHandler(log: Logger, options: { debug: boolean }): ErrorH
     if (e.code === '55P03') {
       return problemResponse(c, { status: 503, code: 'lock_timeout', title: 'The data is busy', detail: 'a lock the request needs is held by another session of this tenant; retry shortly' }, { 'retry-after': '1' });
     }
-    if (e.code === 'ECONNREFUSED' || e.code === 'CONNECT_TIMEOUT' || e.code === '57P01' || e.code === '53300') {
-      return problemResponse(c, { status: 503, code: 'database_unavailable', title: 'Database unavailable', detail: 'retry shortly' }, { 'retry-after': '2' });
+    if (isDatabaseUnavailable(err)) {
+      log.warn({ code: e.code, requestId: c.get('requestId'), path: c.req.path }, 'database unavailable');
+      return problemResponse(c, { status: 503, code: 'database_unavailable', title: 'Database unavailable', detail: 'the database is unreachable or restarting; retry shortly' }, { 'retry-after': '2' });
+    }
+    if (typeof e.code === 'string' && e.code.startsWith('22')) {
+      // A data exception (class 22) is a value PostgreSQL refused: input the edge checks
+      // missed. The request is at fault, not the service; the log keeps it for fixing.
+      log.warn({ err, requestId: c.get('requestId'), path: c.req.path }, 'value refused by the database');
+      return problemResponse(c, { status: 400, code: 'invalid_value', title: 'Invalid value', detail: `the database refused a value of this request: ${e.message}` });
     }
     log.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'unhandled error');
     return problemResponse(c, {

@@ -121,7 +121,10 @@ export class TenantService {
     } catch (err) {
       const ms = performance.now() - started;
       const mapped = mapCreateError(err, input.slug);
-      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message });
+      // The failure itself is the answer: an audit row that cannot be written (the
+      // database went away) is logged, not allowed to replace it.
+      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message })
+        .catch((auditErr) => log.warn({ err: (auditErr as Error).message, requestId: who.requestId }, 'could not audit a failed provisioning'));
       log.warn({ slug: input.slug, durationMs: round(ms), err: (err as Error).message, requestId: who.requestId }, 'tenant provisioning failed');
       throw mapped;
     }

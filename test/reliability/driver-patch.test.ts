@@ -1,0 +1,72 @@
+/**
+ * The postgres.js patch (patches/postgres+3.4.9.patch): a transaction whose backend dies
+ * mid-query crashes an unpatched driver from a setImmediate (no try/catch reaches it);
+ * the patched driver, the one `npm ci` installs, rejects the transaction, reconnects, and
+ * the same connection answers the next queries with their own results.
+ * Both run the same child process against the run's PostgreSQL; the unpatched copy is
+ * the installed package with the patch applied in reverse.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/paths.ts';
+import { freshDatabase, type TestDatabase } from '../support/platform.ts';
+
+const run = promisify(execFile);
+const PATCH = join(projectRoot, 'patches', 'postgres+3.4.9.patch');
+const REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'backend-dies-in-transaction.mjs');
+const CRASH = "Cannot read properties of null (reading 'write')";
+
+async function repro(moduleEntry: string, url: string): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [REPRO, moduleEntry, url, '3'], { timeout: 30_000 });
+    return { code: 0, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+describe('postgres.js when a backend dies inside a transaction', () => {
+  let db: TestDatabase;
+  let unpatchedRoot: string;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    unpatchedRoot = mkdtempSync(join(tmpdir(), 'tf-unpatched-'));
+    cpSync(join(projectRoot, 'node_modules', 'postgres'), join(unpatchedRoot, 'node_modules', 'postgres'), { recursive: true });
+    // The patch's paths are node_modules/postgres/...; applied in reverse here, outside any repository.
+    execFileSync('git', ['apply', '--reverse', PATCH], { cwd: unpatchedRoot });
+  });
+  afterAll(async () => {
+    await db?.drop();
+    if (unpatchedRoot) rmSync(unpatchedRoot, { recursive: true, force: true });
+  });
+
+  it('the installed driver carries the patch', () => {
+    const source = readFileSync(join(projectRoot, 'node_modules', 'postgres', 'src', 'connection.js'), 'utf8');
+    expect(source).toContain('tenantforge patch');
+    const unpatched = readFileSync(join(unpatchedRoot, 'node_modules', 'postgres', 'src', 'connection.js'), 'utf8');
+    expect(unpatched).not.toContain('tenantforge patch');
+  });
+
+  it('unpatched, the process dies with the TypeError from nextWrite', async () => {
+    const result = await repro(join(unpatchedRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url);
+    expect(result.output).toContain(CRASH);
+    expect(result.output).toMatch(/nextWrite/);
+    expect(result.code).not.toBe(0);
+  });
+
+  it('patched, the work is rejected, the same connection reconnects and answers right, the process lives', async () => {
+    const result = await repro(join(projectRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url);
+    expect(result.output).not.toContain(CRASH);
+    expect(result.output).toContain('round 1: transaction CONNECTION_CLOSED');
+    expect(result.output).toContain('round 3: plain query CONNECTION_CLOSED');
+    expect(result.output).not.toMatch(/asked for/); // no stale error, no hang, no answer of another query
+    expect(result.output).toContain('survived 3');
+    expect(result.code).toBe(0);
+  });
+});
