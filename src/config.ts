@@ -46,6 +46,10 @@ const schema = z.object({
   TENANTFORGE_SHUTDOWN_TIMEOUT: duration('10s'),
   TENANTFORGE_VALIDATOR_INTERVAL: intervalOrOff('1h'),
   TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
+  TENANTFORGE_SQL_DIR: z.string().min(1).optional(),
+  TENANTFORGE_MIGRATE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  TENANTFORGE_MIGRATE_LOCK_TIMEOUT: duration('2s'),
+  TENANTFORGE_MIGRATE_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
 });
 
 export type Config = {
@@ -69,6 +73,14 @@ export type Config = {
   /** How often the service runs the isolation validator; 0 = never. */
   validatorIntervalMs: number;
   debugErrors: boolean;
+  /** Folder of the tenant migrations (the template files); absent = the project's `sql/`. */
+  sqlDir: string | undefined;
+  /** Tenants `migrate` works on at once (each on its own connection). */
+  migrateConcurrency: number;
+  /** lock_timeout of each tenant's migration transaction. */
+  migrateLockTimeoutMs: number;
+  /** Retries (with backoff) of a tenant whose migration hit a lock timeout or deadlock. */
+  migrateRetries: number;
 };
 
 export class ConfigError extends Error {
@@ -105,6 +117,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.TENANTFORGE_SHUTDOWN_TIMEOUT,
     validatorIntervalMs: e.TENANTFORGE_VALIDATOR_INTERVAL,
     debugErrors: e.TENANTFORGE_DEBUG_ERRORS,
+    sqlDir: e.TENANTFORGE_SQL_DIR,
+    migrateConcurrency: e.TENANTFORGE_MIGRATE_CONCURRENCY,
+    migrateLockTimeoutMs: e.TENANTFORGE_MIGRATE_LOCK_TIMEOUT,
+    migrateRetries: e.TENANTFORGE_MIGRATE_RETRIES,
   };
 }
 

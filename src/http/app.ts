@@ -10,6 +10,9 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
 import { isolationRoutes } from '../isolation/routes.ts';
+import { renderMigrationMetrics } from '../migrations/metrics.ts';
+import { migrationRoutes } from '../migrations/routes.ts';
+import { migrationStatus } from '../migrations/runs.ts';
 import type { Platform } from '../platform.ts';
 import { embeddingRoutes } from '../data/embeddings.ts';
 import { marketDataRoutes } from '../data/market-data.ts';
@@ -70,7 +73,9 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   }
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
+  app.use('/v1/admin/migrations', adminAuth(platform.adminToken));
   app.use('/metrics', adminAuth(platform.adminToken));
-  app.route('/', isolationRoutes(platform.control));
+  app.route('/', migrationRoutes(platform.control));
+  app.route('/', isolationRoutes(platform.control, async () => renderMigrationMetrics(await migrationStatus(platform.control))));
   return app;
 }

@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { readServerInfo } from '../db/connect.ts';
 import { pendingControlPlaneMigrations } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
+import { countBehind } from '../migrations/behind.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import type { Platform } from '../platform.ts';
 import type { AppEnv } from './env.ts';
@@ -18,17 +19,20 @@ export type Readiness = {
   problems: string[];
   database: { reachable: boolean; serverVersion: string | null };
   extensions: Record<string, string | null>;
-  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
+  /** `tenantsBehind`: tenants not yet at the template's version (they still serve; `tenantforge migrate` brings them). */
+  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string; tenantsBehind: number | null };
 };
 
-export async function checkReadiness(platform: Pick<Platform, 'control'>, timeoutMs = 2_000): Promise<Readiness> {
-  const expected = templateVersionOf(readTenantMigrations());
+type Source = Pick<Platform, 'control'> & Partial<Pick<Platform, 'config'>>;
+
+export async function checkReadiness(platform: Source, timeoutMs = 2_000): Promise<Readiness> {
+  const expected = templateVersionOf(readTenantMigrations(platform.config?.sqlDir));
   const result: Readiness = {
     status: 'unready',
     problems: [],
     database: { reachable: false, serverVersion: null },
     extensions: {},
-    migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
+    migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected, tenantsBehind: null },
   };
   try {
     await withTimeout(
@@ -41,6 +45,7 @@ export async function checkReadiness(platform: Pick<Platform, 'control'>, timeou
         if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
         result.migrations.templateVersion = await currentTemplateVersion(platform.control);
         if (result.migrations.templateVersion !== expected) result.problems.push(`template is at ${result.migrations.templateVersion}, expected ${expected}`);
+        result.migrations.tenantsBehind = await countBehind(platform.control, result.migrations.templateVersion);
       })(),
       timeoutMs,
     );
@@ -57,7 +62,7 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function healthRoutes(platform: Pick<Platform, 'control'>): Hono<AppEnv> {
+export function healthRoutes(platform: Source): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
