@@ -29,7 +29,7 @@ import { assertTenantRoleName } from '../provisioning/names.ts';
 import { behindTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
 import { recordFailure, startRun, updateRun } from './runs.ts';
-import type { TenantPlan } from './tenant-plan.ts';
+import { loadedPlan, type TenantPlan } from './tenant-plan.ts';
 
 export const RUN_LOCK_KEY = 'tenantforge:migrate:tenants';
 
@@ -166,7 +166,7 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
         const statements = [`set local role ${ROLES.owner}`];
         for (const m of pending) {
           if (!m.tenant_plan) throw new Error(`${m.name} has no tenant plan (it was applied to the template before tenant plans existed); provision the tenant again`);
-          statements.push(...renderClonePlan({ templateVersion: target, tables: [], hypertables: [], steps: m.tenant_plan.steps }, row));
+          statements.push(...renderClonePlan({ templateVersion: target, tables: [], hypertables: [], steps: loadedPlan(m.tenant_plan).steps }, row));
           if (m.tenant_plan.data) statements.push(...dataSection(m.tenant_plan.data, tenant.id, row), `set local role ${ROLES.owner}`);
         }
         statements.push('reset role');

@@ -43,7 +43,7 @@ export function structureItems(tx: Tx, targets: Fragment): Fragment {
              || replace(pg_get_indexdef(i.indexrelid), ' ON ' || quote_ident(rel.schema_name) || '.', ' ON $s.')
     from rel join pg_index i on i.indrelid = rel.relid join pg_class ic on ic.oid = i.indexrelid
     union all
-    select rel.id, 'policy ' || rel.relname || '.' || quote_ident(p.polname) || ' ' || p.polcmd
+    select rel.id, 'policy ' || rel.relname || '.' || quote_ident(p.polname) || ' ' || p.polcmd::text
              || case when p.polpermissive then ' permissive' else ' restrictive' end || ' to '
              || (select string_agg(case when r = rel.role_oid then '$role' when r = 0 then 'public' else quote_ident(pg_get_userbyid(r)) end, ',' order by 1)
                  from unnest(p.polroles) r)

@@ -20,7 +20,7 @@ import { TemplateError } from '../provisioning/clone-plan.ts';
 import { readTenantMigrations, splitMigration, templateVersionOf, type TenantMigration } from './files.ts';
 import { isDataStatement, lineAt, splitStatements } from './statements.ts';
 import { templateStructure } from './structure.ts';
-import { diffShapes, readShape, type TenantPlan } from './tenant-plan.ts';
+import { diffShapes, readShape, storedPlan, type TenantPlan } from './tenant-plan.ts';
 
 /** Taken exclusively here and shared by each provisioning, which so clones one version. */
 export const TEMPLATE_LOCK = "select pg_advisory_xact_lock(hashtext('tenantforge:migrate:template'))";
@@ -53,7 +53,7 @@ export async function migrateTemplate(
     const applied: string[] = [];
     for (const m of pending) {
       const plan = await applyFile(tx, m);
-      await tx`insert into platform.template_migrations (name, checksum, tenant_plan) values (${m.name}, ${m.checksum}, ${tx.json(plan as never)})`;
+      await tx`insert into platform.template_migrations (name, checksum, tenant_plan) values (${m.name}, ${m.checksum}, ${tx.json(storedPlan(plan) as never)})`;
       applied.push(m.name);
     }
     const [snapshot] = await tx`select 1 from platform.template_versions where version = ${version}`;

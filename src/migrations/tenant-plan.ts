@@ -150,3 +150,15 @@ function createTable(table: string, shape: TemplateShape): string {
   for (const c of shape.checks.filter((c) => c.relname === table)) parts.push(`constraint ${ident(c.conname)} ${c.def}`);
   return `create table ${inTenant(table)} (${parts.join(', ')})`;
 }
+
+/**
+ * The plan as stored (jsonb cannot hold the NUL that marks clone-plan placeholders, so
+ * they are kept as the unit separator, which no SQL text contains) and back.
+ */
+export function storedPlan(plan: TenantPlan): TenantPlan {
+  return { ...plan, steps: plan.steps.map((s) => ({ name: s.name, sql: s.sql.replaceAll('\u0000', '\u001f') })) };
+}
+
+export function loadedPlan(plan: TenantPlan): TenantPlan {
+  return { ...plan, steps: plan.steps.map((s) => ({ name: s.name, sql: s.sql.replaceAll('\u001f', '\u0000') })) };
+}

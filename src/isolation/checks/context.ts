@@ -11,7 +11,7 @@
 import type { Tx } from '../../db/connect.ts';
 import type { TenantStatus } from '../../db/schema.ts';
 
-export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus };
+export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; version?: string };
 
 export type CheckContext = {
   /** A read-only transaction running as the validator role, search_path pg_catalog. */
@@ -20,6 +20,8 @@ export type CheckContext = {
   tenants: RegistryTenant[];
   /** A whole-platform run: also look for orphans and platform-wide rules. */
   whole: boolean;
+  /** The template's structure at each version tenants are on (read from the control plane before switching role). */
+  structures: Map<string, string[]>;
 };
 
 /** The registry as a relation: id, slug, schema_name, role_name, status. */
