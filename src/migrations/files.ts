@@ -19,7 +19,7 @@ export const TENANT_MIGRATIONS_FOLDER = join(projectRoot, 'sql');
 export type TenantMigration = { name: string; checksum: string; sql: string };
 
 /** The line that starts a file's per-tenant data section. */
-export const DATA_MARKER = /^--\s*tenantforge:per-tenant\s*$/m;
+export const DATA_MARKER = /^[ \t]*--[ \t]*tenantforge:per-tenant[ \t]*$/m;
 
 /** Reads `folder`, or takes a list of files (paths), in name order. */
 export function readTenantMigrations(source: string | string[] = TENANT_MIGRATIONS_FOLDER): TenantMigration[] {

@@ -76,7 +76,7 @@ export async function migrateTenants(sql: Sql, options: RunnerOptions): Promise<
   const lock = await sql.reserve();
   try {
     const [got] = options.wait
-      ? await lock`select pg_advisory_lock(hashtext(${RUN_LOCK_KEY})) is null as ok`
+      ? await lock`select true as ok from (select pg_advisory_lock(hashtext(${RUN_LOCK_KEY}))) waited`
       : await lock`select pg_try_advisory_lock(hashtext(${RUN_LOCK_KEY})) as ok`;
     if (!got!.ok) throw new RunInProgressError('another tenant migration run is in progress; wait for it to finish (see GET /v1/admin/migrations) or pass --wait');
     try {

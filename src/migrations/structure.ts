@@ -1,9 +1,10 @@
 /**
  * A schema's structure as a set of normalised text items: columns (type, NOT NULL,
- * default), constraints, indexes, policies (command, roles) and triggers (which include
- * TimescaleDB's insert blocker, so a hypertable shows as one). The tenant's schema reads
- * as `$s` and its role as `$role`, so the template at a version and every tenant at that
- * version give the same set. One query serves both: the template snapshot taken when a
+ * default), constraints, indexes and triggers (which include TimescaleDB's insert
+ * blocker, so a hypertable shows as one). The tenant's schema reads as `$s`, so the
+ * template at a version and every tenant at that version give the same set. Policies
+ * are left to the validator's policy checks, which hold each one to the canonical form
+ * (stricter than "as in the template"), so a broken policy is reported once. One query serves both: the template snapshot taken when a
  * file is applied, and the drift check that compares each tenant with it.
  *
  * Run it with `search_path = pg_catalog, pg_temp`: deparsed names are then qualified the
@@ -20,13 +21,13 @@ type Fragment = any;
 
 /**
  * Rows (id, item) for each schema of `targets`, a relation with columns id (text), nsp
- * (the schema oid), schema_name and role_oid (the role policies should name; 0 = PUBLIC).
+ * (the schema oid) and schema_name.
  */
 export function structureItems(tx: Tx, targets: Fragment): Fragment {
   return tx`
     with s as materialized (${targets}),
     rel as materialized (
-      select s.id, s.schema_name, s.role_oid, c.oid as relid, quote_ident(c.relname) as relname
+      select s.id, s.schema_name, c.oid as relid, quote_ident(c.relname) as relname
       from s join pg_class c on c.relnamespace = s.nsp
       where c.relkind in ('r', 'p') and not exists (select 1 from pg_inherits i where i.inhrelid = c.oid)
     )
@@ -43,21 +44,15 @@ export function structureItems(tx: Tx, targets: Fragment): Fragment {
              || replace(pg_get_indexdef(i.indexrelid), ' ON ' || quote_ident(rel.schema_name) || '.', ' ON $s.')
     from rel join pg_index i on i.indrelid = rel.relid join pg_class ic on ic.oid = i.indexrelid
     union all
-    select rel.id, 'policy ' || rel.relname || '.' || quote_ident(p.polname) || ' ' || p.polcmd::text
-             || case when p.polpermissive then ' permissive' else ' restrictive' end || ' to '
-             || (select string_agg(case when r = rel.role_oid then '$role' when r = 0 then 'public' else quote_ident(pg_get_userbyid(r)) end, ',' order by 1)
-                 from unnest(p.polroles) r)
-    from rel join pg_policy p on p.polrelid = rel.relid
-    union all
     select rel.id, 'trigger ' || rel.relname || '.' || quote_ident(g.tgname) || ' '
              || replace(pg_get_triggerdef(g.oid), ' ON ' || quote_ident(rel.schema_name) || '.', ' ON $s.')
     from rel join pg_trigger g on g.tgrelid = rel.relid and not g.tgisinternal`;
 }
 
-/** The template's structure now (its policies are written TO PUBLIC: that is `$role` in a tenant). */
+/** The template's structure now. */
 export async function templateStructure(tx: Tx): Promise<string[]> {
   await tx`select set_config('search_path', 'pg_catalog, pg_temp', true)`;
-  const target = tx`select 'template'::text as id, oid as nsp, nspname::text as schema_name, 0::oid as role_oid from pg_namespace where nspname = ${TEMPLATE_SCHEMA}`;
+  const target = tx`select 'template'::text as id, oid as nsp, nspname::text as schema_name from pg_namespace where nspname = ${TEMPLATE_SCHEMA}`;
   const rows = await tx<{ item: string }[]>`select item from (${structureItems(tx, target)}) x order by item`;
   return rows.map((r) => r.item);
 }

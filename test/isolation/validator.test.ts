@@ -111,7 +111,12 @@ const scenarios: Scenario[] = [
     // The same expression tree as every other tenant's policy, but its column 2 is no longer tenant_id.
     rule: 'a policy keyed on another column at the position tenant_id has elsewhere',
     breaks: (s) => `alter table "${s.a.schema}".portfolios rename column tenant_id to owner_id; alter table "${s.a.schema}".portfolios add column tenant_id uuid`,
-    expect: (s) => [['policy_canonical', 'a', `${s.a.schema}.portfolios policy tenant_isolation`]],
+    // The columns changed by hand are drift too.
+    expect: (s) => [
+      ['policy_canonical', 'a', `${s.a.schema}.portfolios policy tenant_isolation`],
+      ['schema_drift', 'a', `${s.a.schema}.portfolios.owner_id`],
+      ['schema_drift', 'a', `${s.a.schema}.portfolios.tenant_id`],
+    ],
   },
   { rule: 'schema usage granted to PUBLIC', breaks: (s) => `grant usage on schema "${s.a.schema}" to public`, expect: (s) => [['schema_grants', 'a', s.a.schema]] },
   { rule: 'schema CREATE granted to the tenant role', breaks: (s) => `grant create on schema "${s.a.schema}" to "${s.a.role}"`, expect: (s) => [['schema_grants', 'a', s.a.schema]] },

@@ -34,7 +34,7 @@ export async function shape(su: Sql, schema: string) {
     select hypertable_name, column_name, time_interval::text from timescaledb_information.dimensions where hypertable_schema = ${schema} order by 1`;
   const rls = await su`
     select c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) as owner
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relkind = 'r' order by 1`;
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relkind = 'r' and c.relname not like '\\_hyper%' order by 1`;
   return {
     columns: [...columns],
     constraints: constraints.map((c) => ({ ...c, def: norm(c.def, schema) })),

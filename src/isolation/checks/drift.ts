@@ -1,6 +1,6 @@
 /**
- * Schema drift: each tenant's structure (columns, constraints, indexes, policies,
- * triggers, hypertables) must be the template's at the tenant's recorded version, as
+ * Schema drift: each tenant's structure (columns, constraints, indexes, triggers,
+ * hypertables; policies have their own checks) must be the template's at the tenant's recorded version, as
  * snapshotted when that version was applied (platform.template_versions). A column
  * dropped or an index added by hand in one tenant shows up here, named, and nowhere
  * else. Tenants at a version with no snapshot (applied before snapshots existed) are
@@ -22,11 +22,11 @@ export async function driftChecks(ctx: CheckContext): Promise<Violation[]> {
   const expectedItems = versions.flatMap((v) => structures.get(v)!);
   const rows = await tx<{ id: string; slug: string; schema_name: string; version: string; item: string; missing: boolean }[]>`
     with t as materialized (
-      select i.id, i.slug, i.nsp, i.schema_name, i.role_oid, v.version
+      select i.id, i.slug, i.nsp, i.schema_name, v.version
       from (${intactTenants(ctx)}) i
       join unnest(${judged.map((t) => t.id)}::text[], ${judged.map((t) => t.version!)}::text[]) as v(id, version) on v.id = i.id
     ),
-    actual as materialized (${structureItems(tx, tx`select id, nsp, schema_name, role_oid from t`)}),
+    actual as materialized (${structureItems(tx, tx`select id, nsp, schema_name from t`)}),
     expected as materialized (
       select t.id, e.item from t join unnest(${expectedVersions}::text[], ${expectedItems}::text[]) as e(version, item) on e.version = t.version
     ),
@@ -62,7 +62,7 @@ export async function driftChecks(ctx: CheckContext): Promise<Violation[]> {
       tenantSlug: row.slug,
       object: `${row.schema_name}.${name}`,
       rule,
-      fix: `-- restore ${what} by hand to match the template at ${row.version} (tf_template at that version; $s is the tenant's schema, $role its role)`,
+      fix: `-- restore ${what} by hand to match the template at ${row.version} ($s is the tenant's schema)`,
       autofix: false,
     };
   });
