@@ -49,6 +49,8 @@ export type RunnerOptions = {
   /** Wait for a run in progress to finish instead of failing with RunInProgressError. */
   wait?: boolean;
   onProgress?: (progress: Progress) => void;
+  /** Called after each tenant with how long it took (all attempts): for benches and logs. */
+  onTenant?: (tenant: { id: string; outcome: 'migrated' | 'skipped' | 'failed'; ms: number }) => void;
   /** Stop taking new tenants (the ones in flight finish); the run is recorded as interrupted. */
   signal?: AbortSignal;
   log?: Logger;
@@ -112,7 +114,9 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
   const worker = async () => {
     while (next < behind.length && !options.signal?.aborted) {
       const tenant = behind[next++]!;
+      const began = performance.now();
       const outcome = await migrateOne(sql, tenant, ledger, targetVersion, options);
+      options.onTenant?.({ id: tenant.id, outcome: typeof outcome === 'string' ? outcome : 'failed', ms: performance.now() - began });
       if (outcome === 'migrated') summary.migrated++;
       else if (outcome === 'skipped') summary.skipped++;
       else {
