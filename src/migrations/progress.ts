@@ -12,7 +12,7 @@ import type { Progress } from './runner.ts';
 type Output = { isTTY?: boolean; columns?: number; write(text: string): unknown };
 
 export function progressPrinter(out: Output, now: () => number = Date.now) {
-  let last = 0;
+  let last = -Infinity;
   let drawn = false;
   let latest: Progress | undefined;
   return {

@@ -28,7 +28,7 @@ import { renderClonePlan } from '../provisioning/clone-plan.ts';
 import { assertTenantRoleName } from '../provisioning/names.ts';
 import { behindTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
-import { recordFailure, startRun, updateRun } from './runs.ts';
+import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';
 import { loadedPlan, type TenantPlan } from './tenant-plan.ts';
 
 export const RUN_LOCK_KEY = 'tenantforge:migrate:tenants';
@@ -92,6 +92,7 @@ export async function migrateTenants(sql: Sql, options: RunnerOptions): Promise<
 }
 
 async function run(sql: Sql, options: RunnerOptions, started: number): Promise<RunSummary> {
+  await closeAbandonedRuns(sql);
   const ledger = await sql<LedgerEntry[]>`select name, checksum, tenant_plan from platform.template_migrations order by name`;
   const targetVersion = templateVersionOf(ledger);
   const behind = await behindTenants(sql, targetVersion);

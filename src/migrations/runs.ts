@@ -31,9 +31,12 @@ export type MigrationStatus = { targetVersion: string; tenantsBehind: number; ru
 /** How many failures a status lists (the count is always complete). */
 const FAILURES_SHOWN = 100;
 
-export async function startRun(sql: Sql, targetVersion: string, actor: string, total: number): Promise<number> {
-  // Only one runner holds the run lock: a run still "running" is one whose runner died.
+/** Called with the run lock held: a run still "running" is then one whose runner died. */
+export async function closeAbandonedRuns(sql: Sql): Promise<void> {
   await sql`update platform.migration_runs set status = 'interrupted', finished_at = now() where status = 'running'`;
+}
+
+export async function startRun(sql: Sql, targetVersion: string, actor: string, total: number): Promise<number> {
   const [run] = await sql<{ id: number }[]>`
     insert into platform.migration_runs (target_version, actor, total) values (${targetVersion}, ${actor}, ${total}) returning id`;
   return Number(run!.id);

@@ -317,3 +317,16 @@ describe('one runner at a time', () => {
     expect(ledger!.n).toBe(live().length);
   });
 });
+
+describe('column renames', () => {
+  it('renames a column in every tenant, keeping its values (matched by position, not name)', async () => {
+    const a = tenants[0]!;
+    await withTenant(t.app, a.context, (tx) => tx`update orders set tags = array['hedge']`);
+    addMigration(dir, '0007_order_labels', 'alter table orders rename column tags to labels;\n');
+    expect(await migrate()).toMatchObject({ status: 'succeeded', failed: 0 });
+    const rows = await withTenant(t.app, a.context, (tx) => tx`select labels from orders`);
+    expect(rows.map((r) => r.labels)).toEqual([['hedge']]);
+    for (const tenant of tenants) expect(await hasColumn(tenant.schema, 'orders', 'tags')).toBe(false);
+    expect((await validate(t.control)).violations).toEqual([]);
+  });
+});
