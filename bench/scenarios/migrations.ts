@@ -67,6 +67,10 @@ export const migrations: Scenario = {
       const [fanOutMs, summary] = await timed(() => migrateTenants(platform.control, { ...runner, onTenant: (t) => perTenant.push(t.ms) }));
       progress(`  ${summary.migrated} migrated, ${summary.failed} failed in ${Math.round(fanOutMs)} ms (${summary.tenantsPerSecond} tenants/s)`);
 
+      // Checked now: the baseline's hand-made columns below are drift by design.
+      const report = await validate(platform.control);
+      progress(`  validator after the fan-out: ${report.violations.length} violation(s) in ${report.durationMs} ms`);
+
       progress('baseline: the same DDL by hand, one transaction per schema');
       const baseline: number[] = [];
       let cursor = 0;
@@ -89,8 +93,6 @@ export const migrations: Scenario = {
         if (result.status !== 'current') throw new Error(`a run with nothing to do found ${result.total} tenants behind`);
         noop.push(ms);
       }
-      const report = await validate(platform.control);
-
       const runnerStats = summarize(perTenant);
       const baselineStats = summarize(baseline);
       const noopStats = summarize(noop);
@@ -112,7 +114,7 @@ export const migrations: Scenario = {
           baseline: { totalMs: Math.round(baselineMs), tenantsPerSecond: Math.round((schemas.length / baselineMs) * 10_000) / 10, perTenant: baselineStats },
           p50Ratio,
           noop: noopStats,
-          validatorMs: report.durationMs,
+          validatorMsAfterFanOut: report.durationMs,
         },
         checks,
       };

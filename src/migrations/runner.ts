@@ -25,7 +25,7 @@ import { isRetryable } from '../db/retry.ts';
 import { ROLES, EXTENSIONS_SCHEMA } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
 import { renderClonePlan } from '../provisioning/clone-plan.ts';
-import { assertTenantRoleName } from '../provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
 import { behindTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
 import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';
@@ -102,6 +102,8 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
   };
   if (behind.length === 0) return finish(summary, started);
 
+  // Each version the template has been at, and how many files it had then.
+  const prefixes = new Map(ledger.map((_, i) => [templateVersionOf(ledger.slice(0, i + 1)), i] as const));
   const runId = (summary.runId = await startRun(sql, targetVersion, options.actor, behind.length));
   options.log?.info({ runId, targetVersion, tenants: behind.length, concurrency: options.concurrency }, 'tenant migration run started');
   let lastSaved = performance.now();
@@ -116,7 +118,7 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
     while (next < behind.length && !options.signal?.aborted) {
       const tenant = behind[next++]!;
       const began = performance.now();
-      const outcome = await migrateOne(sql, tenant, ledger, targetVersion, options);
+      const outcome = await migrateOne(sql, tenant, ledger, prefixes, targetVersion, options);
       options.onTenant?.({ id: tenant.id, outcome: typeof outcome === 'string' ? outcome : 'failed', ms: performance.now() - began });
       if (outcome === 'migrated') summary.migrated++;
       else if (outcome === 'skipped') summary.skipped++;
@@ -150,42 +152,46 @@ function finish(summary: RunSummary, started: number): RunSummary {
   return summary;
 }
 
-/** One tenant, with retries on lock timeouts and deadlocks. */
-async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[], target: string, options: RunnerOptions): Promise<'migrated' | 'skipped' | TenantFailure> {
-  let pendingName: string | null = null;
+/** Raised inside a tenant's transaction when its registry row moved since the run listed it. */
+const MOVED = 'TF409';
+
+/**
+ * One tenant, with retries on lock timeouts and deadlocks. The whole transaction body is
+ * one multi-statement query (one round trip, like hand-written DDL): lock the registry
+ * row and check its version, the plans of the files it lacks, its ledger rows and its
+ * new version. Every value inlined is validated (uuid, schema and role names, file names,
+ * hex checksums).
+ */
+async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[], prefixes: Map<string, number>, target: string, options: RunnerOptions): Promise<'migrated' | 'skipped' | TenantFailure> {
+  let pending: LedgerEntry[] = [];
   for (let attempt = 1; ; attempt++) {
     try {
-      return await sql.begin(async (tx) => {
-        const [, [row], applied] = await Promise.all([
-          tx`select set_config('lock_timeout', ${`${options.lockTimeoutMs}ms`}, true)`,
-          tx<{ status: string; version: string; schema: string; role: string }[]>`
-            select status, template_version as version, schema_name as schema, role_name as role
-            from platform.tenants where id = ${tenant.id} for update`,
-          tx<{ name: string }[]>`select name from platform.tenant_migrations where tenant_id = ${tenant.id}`,
-        ]);
-        // Purged, or brought current by someone else, since the run listed it.
-        if (!row || row.status === 'purged' || row.version === target) return 'skipped' as const;
-        const done = new Set(applied.map((a) => a.name));
-        const pending = ledger.filter((m) => !done.has(m.name));
-        pendingName = pending[0]?.name ?? null;
-        const statements = [`set local role ${ROLES.owner}`];
-        for (const m of pending) {
-          if (!m.tenant_plan) throw new Error(`${m.name} has no tenant plan (it was applied to the template before tenant plans existed); provision the tenant again`);
-          statements.push(...renderClonePlan({ templateVersion: target, tables: [], hypertables: [], steps: loadedPlan(m.tenant_plan).steps }, row));
-          if (m.tenant_plan.data) statements.push(...dataSection(m.tenant_plan.data, tenant.id, row), `set local role ${ROLES.owner}`);
-        }
-        statements.push('reset role');
-        await tx.unsafe(statements.join(';\n'));
-        if (pending.length) {
-          await Promise.all([
-            tx`insert into platform.tenant_migrations ${tx(pending.map((m) => ({ tenant_id: tenant.id, name: m.name, checksum: m.checksum })))}`,
-            tx`update platform.tenants set template_version = ${target} where id = ${tenant.id}`,
-          ]);
-        } else await tx`update platform.tenants set template_version = ${target} where id = ${tenant.id}`;
-        return 'migrated' as const;
-      });
+      // The files a tenant lacks follow from its version: tenants are always at a prefix of the ledger.
+      const at = prefixes.get(tenant.version) ?? -1;
+      if (at < 0) throw new Error(`tenant is at ${tenant.version}, which is not a version of this template; provision it again or restore it`);
+      pending = ledger.slice(at + 1);
+      const statements = [
+        `select set_config('lock_timeout', '${Math.round(options.lockTimeoutMs)}ms', true)`,
+        `do $$ begin perform 1 from platform.tenants where id = '${uuid(tenant.id)}' and status <> 'purged' and template_version = ${literal(tenant.version)} for update;
+           if not found then raise exception 'tenant moved' using errcode = '${MOVED}'; end if; end $$`,
+        `set local role ${ROLES.owner}`,
+      ];
+      for (const m of pending) {
+        if (!m.tenant_plan) throw new Error(`${m.name} has no tenant plan (it was applied to the template before tenant plans existed); provision the tenant again`);
+        statements.push(...renderClonePlan({ templateVersion: target, tables: [], hypertables: [], steps: loadedPlan(m.tenant_plan).steps }, tenant));
+        if (m.tenant_plan.data) statements.push(...dataSection(m.tenant_plan.data, tenant.id, tenant), `set local role ${ROLES.owner}`);
+      }
+      statements.push(
+        'reset role',
+        `insert into platform.tenant_migrations (tenant_id, name, checksum) values ${pending.map((m) => `('${uuid(tenant.id)}', ${literal(fileName(m.name))}, '${hex(m.checksum)}')`).join(', ')}`,
+        `update platform.tenants set template_version = ${literal(target)} where id = '${uuid(tenant.id)}'`,
+      );
+      if (pending.length === 0) statements.splice(-2, 1);
+      await sql.begin((tx) => tx.unsafe(statements.join(';\n')));
+      return 'migrated';
     } catch (err) {
       const e = err as { code?: string; message?: string };
+      if (e.code === MOVED) return 'skipped';
       const busy = e.code === '55P03' || isRetryable(err);
       if (busy && attempt <= options.retries) {
         const base = options.backoffMs ?? 250;
@@ -193,18 +199,34 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
         continue;
       }
       const hint = e.code === '53200' ? ' (raise max_locks_per_transaction, or lower TENANTFORGE_MIGRATE_CONCURRENCY)' : busy ? ` (still busy after ${attempt} attempts; rerun later)` : '';
-      return { tenantId: tenant.id, schema: tenant.schema, migration: pendingName, code: e.code ?? null, error: `${e.message ?? String(err)}${hint}`, attempts: attempt };
+      return { tenantId: tenant.id, schema: tenant.schema, migration: pending[0]?.name ?? null, code: e.code ?? null, error: `${e.message ?? String(err)}${hint}`, attempts: attempt };
     }
   }
+}
+
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+function uuid(id: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) throw new Error(`unexpected tenant id ${id}`);
+  return id;
+}
+
+function hex(text: string): string {
+  if (!/^[0-9a-f]+$/.test(text)) throw new Error(`unexpected checksum ${text}`);
+  return text;
+}
+
+function fileName(name: string): string {
+  if (!/^\d{4}_[a-z0-9_]+$/.test(name)) throw new Error(`unexpected migration name ${name}`);
+  return name;
 }
 
 /** A file's data section, run as the tenant's role with its setting, so RLS and defaults apply as for its own requests. */
 function dataSection(data: string, tenantId: string, names: { schema: string; role: string }): string[] {
   const role = assertTenantRoleName(names.role);
-  if (!/^[0-9a-f-]{36}$/.test(tenantId)) throw new Error(`unexpected tenant id ${tenantId}`);
   return [
     `set local role "${role}"`,
-    `select set_config('search_path', '"${names.schema}", ${EXTENSIONS_SCHEMA}', true), set_config('app.current_tenant_id', '${tenantId}', true)`,
+    `select set_config('search_path', '"${assertTenantSchemaName(names.schema)}", ${EXTENSIONS_SCHEMA}', true), set_config('app.current_tenant_id', '${uuid(tenantId)}', true)`,
     data,
   ];
 }
