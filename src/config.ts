@@ -45,6 +45,13 @@ const schema = z.object({
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
   TENANTFORGE_SHUTDOWN_TIMEOUT: duration('10s'),
   TENANTFORGE_VALIDATOR_INTERVAL: intervalOrOff('1h'),
+  TENANTFORGE_LOCK_TIMEOUT: duration('1s'),
+  TENANTFORGE_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(500).optional(),
+  TENANTFORGE_TENANT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(200),
+  TENANTFORGE_WATCHDOG_INTERVAL: intervalOrOff('1s'),
+  TENANTFORGE_EARLIEST_TIME: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 timestamp (e.g. 1970-01-01T00:00:00Z)' }).default('1970-01-01T00:00:00Z'),
+  TENANTFORGE_MAX_AHEAD: duration('1d'),
+  TENANTFORGE_MAX_CHUNKS_PER_REQUEST: z.coerce.number().int().min(1).max(10_000).default(64),
   TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
   TENANTFORGE_SQL_DIR: z.string().min(1).optional(),
   TENANTFORGE_MIGRATE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
@@ -72,6 +79,19 @@ export type Config = {
   shutdownTimeoutMs: number;
   /** How often the service runs the isolation validator; 0 = never. */
   validatorIntervalMs: number;
+  /** How long a tenant request waits for a lock before it fails (503 lock_timeout). */
+  lockTimeoutMs: number;
+  /** Runtime connections one tenant may hold at once; its further requests queue. */
+  tenantConcurrency: number;
+  /** Requests one tenant may have queued; beyond it, 429. */
+  tenantQueue: number;
+  /** How often the login watchdog looks for statements and idle transactions past their plan; 0 = never. */
+  watchdogIntervalMs: number;
+  /** Time-series rows (bars, fills) must fall in [earliestTime, now + maxAheadMs]. */
+  earliestTime: Date;
+  maxAheadMs: number;
+  /** Distinct hypertable chunks one request may touch (each chunk costs locks and catalog rows). */
+  maxChunksPerRequest: number;
   debugErrors: boolean;
   /** Folder of the tenant migrations (the template files); absent = the project's `sql/`. */
   sqlDir: string | undefined;
@@ -116,6 +136,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,
     shutdownTimeoutMs: e.TENANTFORGE_SHUTDOWN_TIMEOUT,
     validatorIntervalMs: e.TENANTFORGE_VALIDATOR_INTERVAL,
+    lockTimeoutMs: e.TENANTFORGE_LOCK_TIMEOUT,
+    // Half the pool by default: one tenant alone still gets most of it, and never all of it.
+    tenantConcurrency: Math.min(e.TENANTFORGE_TENANT_CONCURRENCY ?? Math.ceil(e.TENANTFORGE_POOL_MAX / 2), e.TENANTFORGE_POOL_MAX),
+    tenantQueue: e.TENANTFORGE_TENANT_QUEUE,
+    watchdogIntervalMs: e.TENANTFORGE_WATCHDOG_INTERVAL,
+    earliestTime: new Date(e.TENANTFORGE_EARLIEST_TIME),
+    maxAheadMs: e.TENANTFORGE_MAX_AHEAD,
+    maxChunksPerRequest: e.TENANTFORGE_MAX_CHUNKS_PER_REQUEST,
     debugErrors: e.TENANTFORGE_DEBUG_ERRORS,
     sqlDir: e.TENANTFORGE_SQL_DIR,
     migrateConcurrency: e.TENANTFORGE_MIGRATE_CONCURRENCY,

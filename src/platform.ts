@@ -17,6 +17,7 @@ import { canInstall, checkInstallation, installPlatform } from './db/install.ts'
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
 import { ROLES } from './db/roles.ts';
+import { limitTenants } from './db/with-tenant.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
 import { readTenantMigrations } from './migrations/files.ts';
@@ -24,6 +25,7 @@ import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
+import { startLoginWatchdog } from './tenants/login-watchdog.ts';
 import { TenantService } from './tenants/service.ts';
 
 export const EMBEDDED_DATABASE = 'tenantforge';
@@ -50,7 +52,10 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean };
+export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean; runLoginWatchdog?: boolean };
+
+/** Lock timeout of the control pool's sessions. */
+const CONTROL_LOCK_TIMEOUT_MS = 10_000;
 
 export async function startPlatform(config: Config, log: Logger, options: StartOptions = {}): Promise<Platform> {
   const secrets = resolveSecrets(config);
@@ -62,7 +67,9 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     url = cluster.superuserUrl(EMBEDDED_DATABASE);
     await ensureDatabase(cluster.superuserUrl('postgres'), EMBEDDED_DATABASE);
   }
-  const control = openPool(url, { max: config.poolMax, name: 'control' });
+  // Platform work (provisioning, suspension, purge) never waits on a lock for longer than
+  // this: a lock a tenant holds makes it fail and be retried, never hang.
+  const control = openPool(url, { max: config.poolMax, name: 'control', lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS });
   const pools: Sql[] = [control];
   try {
     await assertReachable(control, url);
@@ -84,6 +91,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const app = openPool(appUrl, { max: config.poolMax, name: 'app' });
     pools.push(app);
     await assertReachable(app, appUrl);
+    limitTenants(app, { perTenant: config.tenantConcurrency, queue: config.tenantQueue, lockTimeoutMs: config.lockTimeoutMs });
 
     const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
     await provisioner.plan();
@@ -103,11 +111,17 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         ? undefined
         : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
+    const watchdog =
+      options.runLoginWatchdog === false || config.watchdogIntervalMs === 0
+        ? undefined
+        : startLoginWatchdog({ sql: control, intervalMs: config.watchdogIntervalMs, log });
+
     return {
       config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
       close: async () => {
         if (sweeper) clearInterval(sweeper);
         await validatorJob?.stop();
+        await watchdog?.stop();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         if (cluster?.startedHere) await cluster.stop();
       },

@@ -25,7 +25,7 @@ export async function benchTenant(env: BenchEnvironment, slug: string): Promise<
   return {
     id: created.id,
     schema: created.schema,
-    context: { id: created.id, schema: created.schema, role: `${created.schema}_role`, statementTimeoutMs: PLANS.enterprise.statementTimeoutMs },
+    context: { id: created.id, schema: created.schema, role: `${created.schema}_role`, statementTimeoutMs: PLANS.enterprise.statementTimeoutMs, chunkQuota: PLANS.enterprise.chunkQuota },
     headers,
     api: async (method, path, json) => {
       const res = await fetch(`${env.baseUrl}${path}`, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });

@@ -17,6 +17,7 @@ import { validate } from '../../src/isolation/validator.ts';
 import { readTenantMigrations, TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
 import { migrateTenants } from '../../src/migrations/runner.ts';
 import { migrateTemplate } from '../../src/migrations/template.ts';
+import { PLANS } from '../../src/tenants/plans.ts';
 
 const CONCURRENCY = 4;
 const NOOP_RUNS = 5;
@@ -44,7 +45,7 @@ export const migrations: Scenario = {
           while (next < options.tenants) {
             const n = next++;
             const { tenant } = await platform.tenants.create({ slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' }, { actor: 'bench' });
-            await withTenant(platform.app, { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000 }, async (tx) => {
+            await withTenant(platform.app, { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota }, async (tx) => {
               const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
               await tx`insert into orders (portfolio_id, symbol, side, type, quantity) values (${p!.id}, 'AAPL', 'buy', 'market', 1)`;
               await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)

@@ -9,6 +9,7 @@ import { summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { validate } from '../../src/isolation/validator.ts';
+import { PLANS } from '../../src/tenants/plans.ts';
 
 const PROMISED_AT = 1_000;
 const RUNS = 5;
@@ -26,7 +27,7 @@ export const validator: Scenario = {
         const addOne = async () => {
           const n = provisioned++;
           const { tenant } = await platform.tenants.create({ slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' }, { actor: 'bench' });
-          const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000 };
+          const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota };
           await withTenant(platform.app, context, async (tx) => {
             const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
             await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)

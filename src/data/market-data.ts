@@ -12,6 +12,7 @@ import { AppError } from '../errors.ts';
 import { queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
+import { assertChunkBudget, assertTimeWindow, type ChunkLimits } from './chunk-budget.ts';
 import { batchBody, timestamp } from './common.ts';
 import { decimalString, isDecimal, parseDecimal } from './decimal.ts';
 import { symbol } from './orders.ts';
@@ -65,7 +66,7 @@ export function candleSql(seconds: number): string {
     group by 1 order by 1`;
 }
 
-export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'market data';
 
@@ -78,7 +79,11 @@ export function marketDataRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
       if (seen.has(key)) throw new AppError(400, 'duplicate_bar', 'Duplicate bar in batch', `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`, { field: `bars.${i}.time`, index: i });
       seen.add(key);
     });
-    const count = await withTenant(app, c.get('tenant'), async (tx) => {
+    const times = bars.map((b) => b.time);
+    assertTimeWindow(times, limits, (i) => `bars.${i}.time`);
+    const tenant = c.get('tenant');
+    const count = await withTenant(app, tenant, async (tx) => {
+      await assertChunkBudget(tx, tenant, ['market_data', 'market_data_1h'], times, limits);
       const result = await tx`
         insert into market_data (symbol, bar_time, open, high, low, close, volume)
         select symbol, time, open, high, low, close, volume

@@ -12,6 +12,7 @@ import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { batchBody, pageQuery, timestamp, uuid } from './common.ts';
 import { decimalString } from './decimal.ts';
+import { assertChunkBudget, assertTimeWindow, type ChunkLimits } from './chunk-budget.ts';
 import { recordFills } from './fills.ts';
 import { side, symbol } from './orders.ts';
 
@@ -44,14 +45,17 @@ const view = (r: Row) => ({
 const COLUMNS = `id, portfolio_id, order_id, symbol, side, trim_scale(quantity)::text as quantity, trim_scale(price)::text as price,
   trim_scale(fee)::text as fee, executed_at`;
 
-export function tradeRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'trades';
 
   docs.add({ method: 'post', path: '/v1/trades', tag, auth: 'tenant', summary: 'Record a fill; updates the position and the order', body: trade, status: 201, response: z.object({ trade: tradeView, position: positionView }) });
   routes.post('/trades', async (c) => {
     const input = await jsonBody(c, trade);
-    const { row, position } = await withTenant(app, c.get('tenant'), async (tx) => {
+    assertTimeWindow([input.executedAt], limits, () => 'executedAt');
+    const tenant = c.get('tenant');
+    const { row, position } = await withTenant(app, tenant, async (tx) => {
+      await assertChunkBudget(tx, tenant, ['trades'], [input.executedAt], limits);
       const { ids, positions } = await recordFills(tx, [input], '');
       const [row] = await tx<Row[]>`select ${tx.unsafe(COLUMNS)} from trades where id = ${ids[0]!}`;
       return { row: row!, position: positions[0] };
@@ -62,7 +66,13 @@ export function tradeRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   docs.add({ method: 'post', path: '/v1/trades:batch', tag, auth: 'tenant', summary: `Record up to ${TRADE_BATCH_LIMIT} fills at once (all or nothing)`, body: batch, status: 201, response: z.object({ count: z.number(), ids: z.array(z.string()), positions: z.array(positionView) }) });
   routes.post('/trades:batch', async (c) => {
     const input = await batchBody(c, 'trades', TRADE_BATCH_LIMIT, batch);
-    const { ids, positions } = await withTenant(app, c.get('tenant'), (tx) => recordFills(tx, input.trades, 'trades'));
+    const times = input.trades.map((t) => t.executedAt);
+    assertTimeWindow(times, limits, (i) => `trades.${i}.executedAt`);
+    const tenant = c.get('tenant');
+    const { ids, positions } = await withTenant(app, tenant, async (tx) => {
+      await assertChunkBudget(tx, tenant, ['trades'], times, limits);
+      return recordFills(tx, input.trades, 'trades');
+    });
     return c.json({ count: ids.length, ids, positions }, 201);
   });
 

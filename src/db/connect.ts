@@ -15,8 +15,13 @@ export type Tx = postgres.TransactionSql<Record<string, never>>;
 export type PoolOptions = {
   max?: number;
   name?: string;
-  /** Recycle connections so per-backend catalog caches stay bounded (DESIGN.md section 5). */
+  /**
+   * Recycle connections: each backend caches catalog entries for every table it has
+   * touched and never frees them, so a long-lived connection grows with the tenants it serves.
+   */
   maxLifetimeSeconds?: number;
+  /** Server-side `lock_timeout` of every session: no platform wait can hang on a lock forever. */
+  lockTimeoutMs?: number;
 };
 
 export function openPool(url: string, options: PoolOptions = {}): Sql {
@@ -25,7 +30,10 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     connect_timeout: 5,
     idle_timeout: 60,
     max_lifetime: options.maxLifetimeSeconds ?? 30 * 60,
-    connection: { application_name: `tenantforge:${options.name ?? 'pool'}` },
+    connection: {
+      application_name: `tenantforge:${options.name ?? 'pool'}`,
+      ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
+    },
     onnotice: () => {},
   });
 }

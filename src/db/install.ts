@@ -7,7 +7,9 @@
  * if (await canInstall(sql)) await installPlatform(sql, { appPassword });
  */
 import { extensionHint, MissingExtensionError, unavailableExtensions, type Sql, type Tx } from './connect.ts';
+import { hardenPublicPrivileges } from './public-privileges.ts';
 import { EXTENSIONS_SCHEMA, REQUIRED_EXTENSIONS, ROLES } from './roles.ts';
+import { LOCKS } from './locks.ts';
 import { withRetry } from './retry.ts';
 
 /** Whether the connected role is a superuser (only superusers may create TimescaleDB). */
@@ -35,6 +37,7 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await ensureRole(tx, ROLES.migrator, 'nologin');
       await ensureRole(tx, ROLES.app, 'login noinherit');
       await ensureRole(tx, ROLES.validator, 'nologin');
+      await ensureRole(tx, ROLES.tenantLogins, 'nologin');
       await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
       // Tenant queries are short: JIT compilation would cost more than it saves (see local-cluster.ts).
       await tx.unsafe(`alter role ${ROLES.app} set jit = off`);
@@ -43,6 +46,8 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await tx.unsafe(`grant pg_signal_backend to ${ROLES.owner}`);
       // Lets the owner pin the tenant setting on a tenant's direct login (ALTER ROLE ... SET).
       await tx.unsafe(`grant set on parameter app.current_tenant_id to ${ROLES.owner}`);
+      // Lets the owner pin a limit a tenant login cannot lift itself (superuser-only to change).
+      await tx.unsafe(`grant set on parameter temp_file_limit to ${ROLES.owner}`);
       // The isolation validator switches to tf_validator (SET ROLE) from the migrator's connections.
       await tx.unsafe(`grant ${ROLES.validator} to ${ROLES.migrator}`);
     }),
@@ -50,7 +55,7 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
   // Database-local, serialised by an advisory lock, and never retried on one backend:
   // TimescaleDB refuses a second CREATE EXTENSION in a session that already loaded it.
   await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('tenantforge:install'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCKS.install}))`;
     await tx.unsafe(`create schema if not exists ${EXTENSIONS_SCHEMA}`);
     await tx.unsafe(`grant usage on schema ${EXTENSIONS_SCHEMA} to public`);
     for (const ext of REQUIRED_EXTENSIONS) {
@@ -58,6 +63,7 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
     }
     const [db] = await tx<{ name: string }[]>`select current_database() as name`;
     await tx.unsafe(`grant create on database "${db!.name.replaceAll('"', '""')}" to ${ROLES.owner}`);
+    await hardenPublicPrivileges(tx, db!.name);
   });
 }
 

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import type { Sql } from './connect.ts';
+import { LOCKS } from './locks.ts';
 import { ROLES } from './roles.ts';
 import { projectRoot } from '../paths.ts';
 
@@ -30,7 +31,7 @@ function pendingFrom(folder: string) {
 export async function migrateControlPlane(sql: Sql, folder = CONTROL_PLANE_FOLDER): Promise<{ applied: string[] }> {
   const migrations = pendingFrom(folder);
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('tenantforge:migrate:control-plane'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCKS.controlPlane}))`;
     await tx.unsafe(`set local role ${ROLES.owner}`);
     await tx.unsafe(`create schema if not exists drizzle`);
     await tx.unsafe(

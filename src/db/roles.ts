@@ -1,6 +1,6 @@
 /**
- * The platform's database roles (DESIGN.md section 2). Names are fixed so that every
- * instance, the validator and the docs agree on them.
+ * The platform's database roles (see the README's isolation model). Names are fixed so
+ * that every instance, the validator and the docs agree on them.
  */
 export const ROLES = {
   /** NOLOGIN; owns the platform schema, the template and every tenant schema and table. */
@@ -11,6 +11,8 @@ export const ROLES = {
   app: 'tf_app',
   /** Reads catalogs only. */
   validator: 'tf_validator',
+  /** NOLOGIN group of every tenant's direct login: what holds CONNECT on the database for them. */
+  tenantLogins: 'tf_tenant_login',
 } as const;
 
 /** Schema holding the extensions, so that nothing of theirs lands in `public`. */

@@ -14,6 +14,8 @@ import { renderMigrationMetrics } from '../migrations/metrics.ts';
 import { migrationRoutes } from '../migrations/routes.ts';
 import { migrationStatus } from '../migrations/runs.ts';
 import type { Platform } from '../platform.ts';
+import type { ChunkLimits } from '../data/chunk-budget.ts';
+import type { Sql } from '../db/connect.ts';
 import { embeddingRoutes } from '../data/embeddings.ts';
 import { marketDataRoutes } from '../data/market-data.ts';
 import { orderRoutes } from '../data/orders.ts';
@@ -68,9 +70,10 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   for (const batch of ['trades:batch', 'market-data:batch', 'embeddings:batch']) {
     app.use(`/v1/${batch}`, auth, bodyLimit({ maxSize: BATCH_BODY_LIMIT, onError: tooLarge }));
   }
-  for (const routes of [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes]) {
-    app.route('/v1', routes(platform.app, docs));
-  }
+  const { earliestTime, maxAheadMs, maxChunksPerRequest } = platform.config;
+  const limits: ChunkLimits = { earliestTime, maxAheadMs, maxChunksPerRequest };
+  const dataRoutes: ((sql: Sql, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes];
+  for (const routes of dataRoutes) app.route('/v1', routes(platform.app, docs, limits));
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
   app.use('/v1/admin/migrations', adminAuth(platform.adminToken));

@@ -1,6 +1,8 @@
 /**
  * Liveness and readiness. /healthz: the process answers. /readyz: the database answers,
- * the extensions are there (with versions), and migrations are current; 503 otherwise.
+ * the extensions are there, and migrations are current; 503 otherwise. Anonymous probes
+ * get the verdict alone; the details (exact server and extension versions, problems)
+ * go to the admin token only, as versions tell an attacker which known bug to aim at.
  *
  * @example
  * app.route('/', healthRoutes(platform));
@@ -12,6 +14,7 @@ import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts'
 import { countBehind } from '../migrations/behind.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import type { Platform } from '../platform.ts';
+import { adminTokenCheck } from './admin-auth.ts';
 import type { AppEnv } from './env.ts';
 
 export type Readiness = {
@@ -62,12 +65,14 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function healthRoutes(platform: Source): Hono<AppEnv> {
+export function healthRoutes(platform: Source & Pick<Platform, 'adminToken'>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const isAdmin = adminTokenCheck(platform.adminToken);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const readiness = await checkReadiness(platform);
-    return c.json(readiness, readiness.status === 'ready' ? 200 : 503);
+    const status = readiness.status === 'ready' ? 200 : 503;
+    return c.json(isAdmin(c.req.header('authorization')) ? readiness : { status: readiness.status }, status);
   });
   return app;
 }

@@ -53,7 +53,8 @@ export function validationProblem(error: ZodError): AppError {
 export function problemHandler(log: Logger, options: { debug: boolean }): ErrorHandler<AppEnv> {
   return (err, c) => {
     if (err instanceof AppError) {
-      const headers: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+      const headers: Record<string, string> =
+        err.status === 401 ? { 'www-authenticate': 'Bearer' } : err.status === 429 || err.status === 503 ? { 'retry-after': String(err.extras.retryAfter ?? 1) } : {};
       return problemResponse(c, { status: err.status, code: err.code, title: err.title, detail: err.message, ...err.extras }, headers);
     }
     if (err instanceof ZodError) {
@@ -67,6 +68,9 @@ export function problemHandler(log: Logger, options: { debug: boolean }): ErrorH
     const e = err as Error & { code?: string };
     if (e.code === '57014') {
       return problemResponse(c, { status: 503, code: 'statement_timeout', title: 'The database took too long', detail: 'the query hit its statement timeout; retry or narrow the request' }, { 'retry-after': '1' });
+    }
+    if (e.code === '55P03') {
+      return problemResponse(c, { status: 503, code: 'lock_timeout', title: 'The data is busy', detail: 'a lock the request needs is held by another session of this tenant; retry shortly' }, { 'retry-after': '1' });
     }
     if (e.code === 'ECONNREFUSED' || e.code === 'CONNECT_TIMEOUT' || e.code === '57P01' || e.code === '53300') {
       return problemResponse(c, { status: 503, code: 'database_unavailable', title: 'Database unavailable', detail: 'retry shortly' }, { 'retry-after': '2' });

@@ -20,6 +20,7 @@ export function formatReport(report: IsolationReport): string {
     if (v.tenantId) lines.push(`  tenant: ${v.tenantSlug} (${v.tenantId})`);
     lines.push(`  fix:    ${v.fix}${v.autofix ? '' : '   (not applied by --fix)'}`);
   }
+  for (const n of report.notChecked) lines.push('', `not checked: ${n.tenantSlug} (${n.tenantId}): ${n.reason}`);
   if (report.fixes) {
     const failed = report.fixes.filter((f) => !f.applied);
     lines.push('', `--fix applied ${report.fixes.length - failed.length} of ${report.fixes.length} repair(s), then checked again`);

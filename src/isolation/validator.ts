@@ -30,12 +30,15 @@ import { platformChecks } from './checks/platform.ts';
 import { policyChecks, VANISHED } from './checks/policies.ts';
 import { registryChecks } from './checks/registry.ts';
 import { rlsChecks } from './checks/rls.ts';
+import { roleSettingChecks } from './checks/role-settings.ts';
 import { roleChecks } from './checks/roles.ts';
+import { routineChecks } from './checks/routines.ts';
+import { tenantDefaultPrivilegeChecks } from './checks/tenant-default-privileges.ts';
 import { applyFixes, type FixResult } from './fix.ts';
 
 const FAMILIES = [
   registryChecks, roleChecks, ownershipChecks, rlsChecks, policyChecks, grantChecks,
-  defaultPrivilegeChecks, functionChecks, chunkChecks, platformChecks, driftChecks,
+  defaultPrivilegeChecks, tenantDefaultPrivilegeChecks, roleSettingChecks, routineChecks, functionChecks, chunkChecks, platformChecks, driftChecks,
 ];
 
 export type ValidateOptions = {
@@ -55,6 +58,8 @@ export type IsolationReport = {
   /** Violations per check; every check is listed, clean ones with 0. */
   counts: Record<CheckName, number>;
   violations: Violation[];
+  /** Tenants some of whose rules could not be checked in this run, and why. */
+  notChecked: NotChecked[];
   /** With `fix`: what was applied before the final check. */
   fixes?: FixResult[];
 };
@@ -84,6 +89,7 @@ export async function validate(sql: Sql, options: ValidateOptions = {}): Promise
     tenantsChecked: result.tenantsChecked,
     counts,
     violations: result.violations,
+    notChecked: result.notChecked,
     ...(fixes ? { fixes } : {}),
   };
 }
@@ -93,12 +99,15 @@ export async function validate(sql: Sql, options: ValidateOptions = {}): Promise
  * to the validator role for the rest of it (`set local`). `validate` is the usual way in;
  * this one lets a caller check a state it has not committed.
  */
-export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked: number; violations: Violation[] }> {
+export type NotChecked = { tenantId: string; tenantSlug: string; reason: string };
+
+export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked: number; violations: Violation[]; notChecked: NotChecked[] }> {
   const tenants = await tx<RegistryTenant[]>`
-    select id::text, slug, schema_name as schema, role_name as role, status, template_version as version from platform.tenants
+    select id::text, slug, schema_name as schema, role_name as role, status, plan, template_version as version from platform.tenants
     where status <> 'purged' ${tenant ? tx`and (id::text = ${tenant} or lower(slug) = lower(${tenant}))` : tx``}
     order by created_at, id`;
   if (tenant && tenants.length === 0) throw notFound('tenant', tenant);
+  const locked = await lockedTenants(tx, tenants);
   const structures = new Map(
     (await tx<{ version: string; structure: string[] }[]>`
       select version, structure from platform.template_versions where version = any(${[...new Set(tenants.map((t) => t.version!))]})`).map((r) => [r.version, r.structure]),
@@ -109,17 +118,38 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
     if ((err as { code?: string }).code !== '42501') throw err;
     throw new ValidatorError(`this connection's role cannot act as ${ROLES.validator}; a superuser runs: grant ${ROLES.validator} to <the DATABASE_URL role>`);
   }
-  // pg_catalog only, first in the path so nothing can shadow its names; bounded waits,
-  // as deparsing a policy takes a share lock on its table; neither JIT nor parallel
+  // pg_catalog only, first in the path so nothing can shadow its names; short lock waits,
+  // as deparsing a policy takes a share lock on its table (a lock taken after the look
+  // at pg_locks makes the run fail fast and be taken again); neither JIT nor parallel
   // workers, whose start-up (JIT: ~100 ms a query) costs more than these queries.
   await tx`
     select set_config('search_path', 'pg_catalog, pg_temp', true), set_config('statement_timeout', '60s', true),
-           set_config('lock_timeout', '5s', true), set_config('jit', 'off', true),
+           set_config('lock_timeout', '1s', true), set_config('jit', 'off', true),
            set_config('max_parallel_workers_per_gather', '0', true)`;
-  const ctx: CheckContext = { tx, tenants, whole: !tenant, structures };
+  const ctx: CheckContext = { tx, tenants, whole: !tenant, locked, structures };
   const violations = (await Promise.all(FAMILIES.map((family) => family(ctx)))).flat().map(normalise);
   violations.sort(byCheckThenObject);
-  return { tenantsChecked: tenants.length, violations };
+  const notChecked = tenants
+    .filter((t) => locked.has(t.id))
+    .map((t) => ({ tenantId: t.id, tenantSlug: t.slug, reason: `policies not checked: a table is locked by pid ${locked.get(t.id)}` }));
+  return { tenantsChecked: tenants.length, violations, notChecked };
+}
+
+/**
+ * Tenants with a table some other session holds, or waits for, in ACCESS EXCLUSIVE mode
+ * (a waiter queues every later reader behind it too), with that session's pid. A tenant
+ * can lock its own tables from its login; it must not be able to stop the audit of all.
+ */
+async function lockedTenants(tx: Tx, tenants: RegistryTenant[]): Promise<Map<string, number>> {
+  const rows = await tx<{ schema: string; pid: number }[]>`
+    select distinct on (n.nspname) n.nspname as schema, l.pid
+    from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
+    where l.locktype = 'relation' and l.mode = 'AccessExclusiveLock' and l.pid <> pg_backend_pid()
+      and l.database = (select oid from pg_database where datname = current_database())
+      and n.nspname = any(${tenants.map((t) => t.schema)}::text[])
+    order by n.nspname, l.granted desc`;
+  const bySchema = new Map(rows.map((r) => [r.schema, r.pid]));
+  return new Map(tenants.filter((t) => bySchema.has(t.schema)).map((t) => [t.id, bySchema.get(t.schema)!]));
 }
 
 /**

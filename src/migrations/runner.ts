@@ -21,6 +21,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Sql } from '../db/connect.ts';
+import { LOCKS } from '../db/locks.ts';
 import { isRetryable } from '../db/retry.ts';
 import { ROLES, EXTENSIONS_SCHEMA } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
@@ -31,7 +32,7 @@ import { templateVersionOf } from './files.ts';
 import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';
 import { loadedPlan, type TenantPlan } from './tenant-plan.ts';
 
-export const RUN_LOCK_KEY = 'tenantforge:migrate:tenants';
+export const RUN_LOCK_KEY = LOCKS.migrationRun;
 
 export class RunInProgressError extends Error {
   override name = 'RunInProgressError';

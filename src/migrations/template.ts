@@ -15,6 +15,7 @@
  */
 import type { Sql, Tx } from '../db/connect.ts';
 import { EXTENSIONS_SCHEMA, ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
+import { LOCKS } from '../db/locks.ts';
 import { MigrationError } from '../db/migrate.ts';
 import { TemplateError } from '../provisioning/clone-plan.ts';
 import { readTenantMigrations, splitMigration, templateVersionOf, type TenantMigration } from './files.ts';
@@ -22,16 +23,13 @@ import { isDataStatement, lineAt, splitStatements } from './statements.ts';
 import { templateStructure } from './structure.ts';
 import { diffShapes, readShape, storedPlan, type TenantPlan } from './tenant-plan.ts';
 
-/** Taken exclusively here and shared by each provisioning, which so clones one version. */
-export const TEMPLATE_LOCK = "select pg_advisory_xact_lock(hashtext('tenantforge:migrate:template'))";
-
 export async function migrateTemplate(
   sql: Sql,
   migrations: TenantMigration[] = readTenantMigrations(),
 ): Promise<{ applied: string[]; version: string }> {
   const version = templateVersionOf(migrations);
   return sql.begin(async (tx) => {
-    await tx.unsafe(TEMPLATE_LOCK);
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCKS.template}))`;
     await tx.unsafe(`set local role ${ROLES.owner}`);
     await tx.unsafe(`create schema if not exists ${TEMPLATE_SCHEMA}`);
     await tx.unsafe(`revoke all on schema ${TEMPLATE_SCHEMA} from public`);

@@ -7,10 +7,12 @@
  * await sql.begin((tx) => provisioner.provision(tx, tenantId));
  */
 import type { Sql, Tx } from '../db/connect.ts';
+import { LOCKS } from '../db/locks.ts';
 import { ROLES } from '../db/roles.ts';
 import { templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import { compileClonePlan, renderClonePlan, ROLE_DDL_LOCK, type ClonePlan } from './clone-plan.ts';
+import { pinLoginSettings, type LoginOwner } from './login-settings.ts';
 import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from './names.ts';
 
 export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
@@ -60,11 +62,11 @@ export class Provisioner {
     if (this.options.interceptStatements) statements = this.options.interceptStatements(statements);
     // Pipelined (one round trip): a template migration takes this lock exclusively, so
     // holding it shared pins the version the plan was compiled for. If the version moved,
-    // the error below rolls the whole transaction back, plan included.
-    // The lock is its own statement: a statement's snapshot is taken before it waits, so
-    // reading the ledger in the same statement could see the version from before the wait.
+    // the error below rolls the whole transaction back, plan included. The lock is its own
+    // statement: a statement's snapshot is taken before it waits, so reading the ledger in
+    // the same statement could see the version from before the wait.
     const [, migrations] = await Promise.all([
-      tx`select pg_advisory_xact_lock_shared(hashtext('tenantforge:migrate:template'))`,
+      tx`select pg_advisory_xact_lock_shared(hashtext(${LOCKS.template}))`,
       tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`,
       tx.unsafe(statements.join(';\n')),
     ]);
@@ -80,7 +82,14 @@ export class Provisioner {
     return { ...names, templateVersion: plan.templateVersion, migrations };
   }
 
-  /** Drops a tenant's schema (tables, chunks), role and direct login inside `tx`. */
+  /**
+   * Drops a tenant's schema (tables, chunks), role and direct login inside `tx`. Nothing
+   * a tenant did can block it: its login's sessions end first (waiting for them to go),
+   * and `DROP OWNED BY` removes what ties the roles to other objects (default privileges
+   * a login set anywhere, grants other tenants' logins made to this role), which would
+   * otherwise make `DROP ROLE` fail. The owner joins both roles for that, inside this
+   * transaction only: the roles are gone at commit.
+   */
   async drop(tx: Tx, names: { schema: string; role: string }): Promise<void> {
     const schema = assertTenantSchemaName(names.schema);
     const role = assertTenantRoleName(names.role);
@@ -90,9 +99,30 @@ export class Provisioner {
       [
         `set local role ${ROLES.owner}`,
         ROLE_DDL_LOCK,
+        `do $$ declare r text; begin
+           foreach r in array array['${role}', '${login}'] loop
+             if exists (select from pg_roles where rolname = r) then
+               execute format('grant %I to ${ROLES.owner}', r);
+               execute format('drop owned by %I', r);
+             end if;
+           end loop;
+         end $$`,
         `drop schema if exists "${schema}" cascade`,
         `drop role if exists "${login}"`,
         `drop role if exists "${role}"`,
+        'reset role',
+      ].join(';\n'),
+    );
+  }
+
+  /** Pins the login's settings again (after a plan change), if the tenant has a login. */
+  async repinLogin(tx: Tx, tenant: LoginOwner): Promise<void> {
+    const login = tenantLoginName(tenant.schema);
+    const statements = pinLoginSettings(login, tenant).map((s) => `execute ${literal(s)};`);
+    await tx.unsafe(
+      [
+        `set local role ${ROLES.owner}`,
+        `do $$ begin if exists (select from pg_roles where rolname = ${literal(login)}) then ${statements.join(' ')} end if; end $$`,
         'reset role',
       ].join(';\n'),
     );
@@ -118,9 +148,14 @@ export class Provisioner {
   }
 }
 
-/** Ends a login's open sessions (the owner role holds pg_signal_backend for this). */
+/**
+ * Ends a login's open sessions and waits (up to 5 s each) until they are gone, so their
+ * locks are released before what follows (the owner role holds pg_signal_backend).
+ */
 export async function terminateSessions(tx: Tx, username: string): Promise<void> {
   await tx.unsafe(`set local role ${ROLES.owner}`);
-  await tx`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${username}`;
+  await tx`select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = ${username}`;
   await tx.unsafe('reset role');
 }
+
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;

@@ -1,7 +1,8 @@
 /**
  * Direct database logins for a tenant's own tools (psql, BI, a trading engine): one
  * login role per tenant, a member of the tenant role only, with the plan's connection
- * limit and statement timeout, and search_path and tenant setting pinned to the tenant.
+ * limit, statement timeout, temp-file limit and idle-transaction bound, and search_path
+ * and tenant setting pinned to the tenant (see provisioning/login-settings.ts).
  * The password is generated here, sent to PostgreSQL only as a SCRAM-SHA-256 verifier
  * (never in plain text, so it cannot show up in server logs) and returned once.
  *
@@ -10,10 +11,11 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
-import { EXTENSIONS_SCHEMA, ROLES } from '../db/roles.ts';
+import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
 import { ROLE_DDL_LOCK } from '../provisioning/clone-plan.ts';
-import { tenantLoginName } from '../provisioning/names.ts';
+import { pinLoginSettings } from '../provisioning/login-settings.ts';
+import { tenantLoginName, tenantRoleName } from '../provisioning/names.ts';
 import { terminateSessions } from '../provisioning/provisioner.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
@@ -56,10 +58,11 @@ export class CredentialService {
           ROLE_DDL_LOCK,
           exists
             ? `alter role "${username}" ${attributes}`
-            : `create role "${username}" ${attributes} nosuperuser nocreatedb nocreaterole noreplication nobypassrls in role "${tenant.schema}_role"`,
-          `alter role "${username}" set search_path = "${tenant.schema}", ${EXTENSIONS_SCHEMA}`,
-          `alter role "${username}" set statement_timeout = ${plan.statementTimeoutMs}`,
-          `alter role "${username}" set app.current_tenant_id = '${tenant.id}'`,
+            : `create role "${username}" ${attributes} nosuperuser nocreatedb nocreaterole noreplication nobypassrls in role "${tenantRoleName(tenant.schema)}"`,
+          // The group holds CONNECT on the database (PUBLIC does not).
+          `grant ${ROLES.tenantLogins} to "${username}"`,
+          // Settings the login gave itself (ALTER ROLE current_user SET ...) go; ours are pinned again.
+          ...pinLoginSettings(username, { id: tenant.id, schema: tenant.schema, plan: tenant.plan as PlanName }),
           'reset role',
         ].join(';\n'),
       );

@@ -99,7 +99,8 @@ export class ApiKeyService {
     if (!row) return invalidKey();
     if (row.status === 'suspended') return new AppError(403, 'tenant_suspended', 'Tenant suspended', 'this tenant is suspended; contact the platform operator');
     if (row.status !== 'active') return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
-    return { id: row.id, schema: row.schema_name, role: row.role_name, statementTimeoutMs: PLANS[row.plan].statementTimeoutMs };
+    const plan = PLANS[row.plan];
+    return { id: row.id, schema: row.schema_name, role: row.role_name, statementTimeoutMs: plan.statementTimeoutMs, chunkQuota: plan.chunkQuota };
   }
 }
 

@@ -1,13 +1,16 @@
 /**
- * Tenant plans and what each grants. Limits are enforced where the tenant's work runs
- * (statement timeouts, direct-login connection limits).
+ * Tenant plans and what each grants. Limits are enforced where the tenant's work runs:
+ * statement timeouts and chunk quotas on every API request; connection limit, temp-file
+ * limit and idle-transaction bound on the direct login (pinned on its role, and
+ * enforced from outside by the login watchdog where a login could lift them).
  */
 export const PLANS = {
-  free: { statementTimeoutMs: 2_000, connectionLimit: 2 },
-  pro: { statementTimeoutMs: 10_000, connectionLimit: 10 },
-  enterprise: { statementTimeoutMs: 60_000, connectionLimit: 50 },
+  free: { statementTimeoutMs: 2_000, connectionLimit: 2, idleInTransactionMs: 10_000, tempFileLimitKb: 256 * 1024, chunkQuota: 2_000 },
+  pro: { statementTimeoutMs: 10_000, connectionLimit: 10, idleInTransactionMs: 30_000, tempFileLimitKb: 2 * 1024 * 1024, chunkQuota: 20_000 },
+  enterprise: { statementTimeoutMs: 60_000, connectionLimit: 50, idleInTransactionMs: 60_000, tempFileLimitKb: 16 * 1024 * 1024, chunkQuota: 100_000 },
 } as const;
 
 export type PlanName = keyof typeof PLANS;
+export type Plan = (typeof PLANS)[PlanName];
 export const PLAN_NAMES = Object.keys(PLANS) as [PlanName, ...PlanName[]];
 export const DEFAULT_PLAN: PlanName = 'free';

@@ -9,6 +9,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
+import { idempotencyLock } from '../db/locks.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
@@ -92,7 +93,7 @@ export class TenantService {
         return sql.begin(async (tx) => {
           if (idempotencyKey) {
             // Serialises concurrent requests with one key; the loser replays the winner's tenant.
-            await tx`select pg_advisory_xact_lock(hashtext(${'tenantforge:idempotency:' + idempotencyKey}))`;
+            await tx`select pg_advisory_xact_lock(hashtext(${idempotencyLock(idempotencyKey)}))`;
             const [existing] = await tx<{ request_hash: string; tenant_id: string }[]>`
               select request_hash, tenant_id from platform.idempotency_keys where key = ${idempotencyKey}`;
             if (existing) return { replayOf: existing } as const;
@@ -181,6 +182,9 @@ export class TenantService {
         }
         if (patch.status && patch.status !== current.status) {
           await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, patch.status === 'active');
+        }
+        if (patch.plan && patch.plan !== current.plan) {
+          await provisioner.repinLogin(tx, { id: current.id, schema: current.schema_name, plan: patch.plan });
         }
         const [updated] = await tx<TenantRow[]>`
           update platform.tenants set

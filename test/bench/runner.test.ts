@@ -12,7 +12,7 @@ function bench(args: string[], sloFile: string, out: string) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'bench', 'run.ts'), ...args, '--slo', sloFile, '--out', out], {
     cwd: projectRoot,
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: 280_000,
     env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
   });
 }
@@ -32,7 +32,8 @@ describe('bench runner', () => {
     expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'strict').limit).toBe(0.001);
     expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('**MISS**');
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
-  });
+    // A whole CI-sized provisioning scenario (it fills to 2,000 tenants for the flatness check).
+  }, 300_000);
 
   it('refuses an unknown scenario with a usage error', () => {
     const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));

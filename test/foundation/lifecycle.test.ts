@@ -7,8 +7,10 @@ import { freePort } from '../../src/db/local-cluster.ts';
 import { startCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/platform.ts';
 
-async function readyz(port: number) {
-  const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+/** Readiness; with the admin token (from the data dir's generated secrets) it has the details. */
+async function readyz(port: number, dataDir?: string) {
+  const token = dataDir && JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')).adminToken;
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   return { status: res.status, body: await res.json() };
 }
 
@@ -20,7 +22,7 @@ describe('the service with an external DATABASE_URL', () => {
     const server = startCli(['serve'], { DATABASE_URL: db.url, PORT: String(port), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_APP_PASSWORD: inject('appPassword') });
     try {
       await server.waitForLog(/tenantforge is serving/);
-      const ready = await readyz(port);
+      const ready = await readyz(port, dataDir);
       expect(ready.status).toBe(200);
       expect(ready.body.extensions).toMatchObject({ timescaledb: expect.any(String), vector: expect.any(String) });
       server.child.kill('SIGTERM');

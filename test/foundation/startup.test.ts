@@ -72,10 +72,16 @@ describe('start-up failures', () => {
 });
 
 describe('readiness', () => {
-  it('reports the extension versions and current migrations, then a missing extension as 503', async () => {
+  it('reports the extension versions and current migrations to the admin, then a missing extension as 503', async () => {
     const t = await testPlatform();
     try {
-      const ready = await t.http('/readyz', { token: null });
+      const anonymous = await t.http('/readyz', { token: null });
+      expect(anonymous.status).toBe(200);
+      // Versions tell an attacker which known bug to aim at: an anonymous probe gets the verdict only.
+      expect(await anonymous.json()).toEqual({ status: 'ready' });
+      expect(await (await t.http('/readyz', { token: 'not-the-admin-token-at-all' })).json()).toEqual({ status: 'ready' });
+
+      const ready = await t.http('/readyz');
       const body = await ready.json();
       expect(ready.status).toBe(200);
       expect(body.status).toBe('ready');
@@ -85,7 +91,8 @@ describe('readiness', () => {
       expect(body.migrations.templateVersion).toBe(body.migrations.templateExpected);
 
       await t.su`drop extension pgcrypto`;
-      const unready = await t.http('/readyz', { token: null });
+      expect(await (await t.http('/readyz', { token: null })).json()).toEqual({ status: 'unready' });
+      const unready = await t.http('/readyz');
       expect(unready.status).toBe(503);
       const problems = (await unready.json()).problems;
       expect(problems).toEqual(['extension pgcrypto is not installed']);

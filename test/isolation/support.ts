@@ -12,6 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { openPool, type Sql } from '../../src/db/connect.ts';
 import { withTenant, type TenantContext } from '../../src/db/with-tenant.ts';
+import { ROLES } from '../../src/db/roles.ts';
+import { PLANS } from '../../src/tenants/plans.ts';
 import type { Tenant } from '../../src/tenants/service.ts';
 import type { TestPlatform } from '../support/platform.ts';
 
@@ -22,7 +24,7 @@ const admin = { actor: 'test:isolation' };
 export async function newTenant(t: TestPlatform, slug: string): Promise<TestTenant> {
   const { tenant } = await t.tenants.create({ slug, name: slug, plan: 'free' }, admin);
   const role = `${tenant.schema}_role`;
-  return { ...tenant, role, context: { id: tenant.id, schema: tenant.schema, role, statementTimeoutMs: 5_000 } };
+  return { ...tenant, role, context: { id: tenant.id, schema: tenant.schema, role, statementTimeoutMs: 5_000, chunkQuota: PLANS.free.chunkQuota } };
 }
 
 /** Drops tenants (schema, chunks, role) through the service; the first ones first, so grants others hold on them go with them. */
@@ -63,13 +65,14 @@ export async function chunkOf(t: TestPlatform, tenant: TestTenant, hypertable = 
 export type Login = { sql: Sql; role: string; drop(): Promise<void> };
 
 /**
- * A login role holding `tenant`'s role (INHERIT) and nothing else: the tenant's own
- * direct credentials (DESIGN.md section 2). Connects over loopback with a password.
+ * A login role holding `tenant`'s role (INHERIT) and nothing else but the tenant-login
+ * group (which holds CONNECT): the tenant's own direct credentials. Connects over
+ * loopback with a password.
  */
 export async function loginFor(t: TestPlatform, tenant: TestTenant): Promise<Login> {
   const role = `tf_test_login_${randomBytes(5).toString('hex')}`;
   const password = randomBytes(18).toString('base64url');
-  await t.su.unsafe(`create role ${role} login inherit password '${password}' in role "${tenant.role}"`);
+  await t.su.unsafe(`create role ${role} login inherit password '${password}' in role "${tenant.role}", ${ROLES.tenantLogins}`);
   const url = new URL(t.db.url);
   url.username = role;
   url.password = password;

@@ -159,6 +159,39 @@ const scenarios: Scenario[] = [
     expect: (s) => [['default_privileges', 'a', s.a.schema]],
   },
   {
+    rule: "a tenant role's database-wide default privileges name another tenant's role (which then cannot be dropped)",
+    breaks: (s) => `alter default privileges for role "${s.a.role}" grant select on tables to "${s.b.role}"`,
+    expect: (s) => [['tenant_default_privileges', 'a', `default privileges of ${s.a.role}`]],
+  },
+  {
+    rule: "default privileges in a non-tenant schema name a tenant's role",
+    breaks: (s) => `alter default privileges for role tf_owner in schema platform grant select on tables to "${s.a.role}"`,
+    expect: (s) => [['tenant_default_privileges', 'a', 'default privileges of tf_owner in schema platform']],
+  },
+  {
+    rule: 'a tenant login gives itself a setting (ALTER ROLE current_user SET work_mem)',
+    prepare: (s) => t.credentials.rotate(s.a.id, { actor: 'test' }),
+    breaks: (s) => `alter role "${s.a.schema}_login" set work_mem = '1GB'`,
+    expect: (s) => [['role_settings', 'a', `${s.a.schema}_login`]],
+  },
+  {
+    rule: 'a tenant login lifts its statement timeout in this database only',
+    prepare: (s) => t.credentials.rotate(s.a.id, { actor: 'test' }),
+    breaks: (s) => `alter role "${s.a.schema}_login" in database ${t.db.name} set statement_timeout = 0`,
+    expect: (s) => [['role_settings', 'a', `${s.a.schema}_login in database "${t.db.name}"`]],
+  },
+  { rule: 'a tenant role gets a setting', breaks: (s) => `alter role "${s.a.role}" set statement_timeout = 0`, expect: (s) => [['role_settings', 'a', s.a.role]] },
+  {
+    rule: "TimescaleDB's drop_chunk, which checks no ownership, executable by PUBLIC again",
+    breaks: () => 'grant execute on function _timescaledb_functions.drop_chunk(regclass) to public',
+    expect: () => [['routine_privileges', null, '_timescaledb_functions.drop_chunk(regclass)']],
+  },
+  {
+    rule: 'advisory locks executable by PUBLIC again',
+    breaks: () => 'grant execute on function pg_advisory_lock(bigint) to public',
+    expect: () => [['routine_privileges', null, 'pg_advisory_lock(bigint)']],
+  },
+  {
     rule: 'a SECURITY DEFINER function without search_path',
     breaks: (s) =>
       asOwner(`create function "${s.a.schema}".elevated() returns int language sql security definer as 'select 1'; ` +

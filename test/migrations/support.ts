@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withTenant, type TenantContext } from '../../src/db/with-tenant.ts';
 import { TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
+import { PLANS } from '../../src/tenants/plans.ts';
 import type { Tenant } from '../../src/tenants/service.ts';
 import type { TestPlatform } from '../support/platform.ts';
 
@@ -31,7 +32,7 @@ export type SeededTenant = Tenant & { context: TenantContext };
 
 export async function tenantWithChunks(t: TestPlatform, slug: string, weeks: number): Promise<SeededTenant> {
   const { tenant } = await t.tenants.create({ slug, name: slug, plan: 'free' }, { actor: 'test:migrations' });
-  const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000 };
+  const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota };
   if (weeks > 0) {
     await withTenant(t.app, context, async (tx) => {
       const [p] = await tx`insert into portfolios (name) values ('main') returning id`;

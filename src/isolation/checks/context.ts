@@ -10,8 +10,9 @@
  */
 import type { Tx } from '../../db/connect.ts';
 import type { TenantStatus } from '../../db/schema.ts';
+import type { PlanName } from '../../tenants/plans.ts';
 
-export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; version?: string };
+export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; plan: PlanName; version?: string };
 
 export type CheckContext = {
   /** A read-only transaction running as the validator role, search_path pg_catalog. */
@@ -20,18 +21,23 @@ export type CheckContext = {
   tenants: RegistryTenant[];
   /** A whole-platform run: also look for orphans and platform-wide rules. */
   whole: boolean;
+  /**
+   * Tenants with a table another session holds (or waits for) in ACCESS EXCLUSIVE mode:
+   * deparsing their policies would wait on that lock, so those checks skip them.
+   */
+  locked: Map<string, number>;
   /** The template's structure at each version tenants are on (read from the control plane before switching role). */
   structures: Map<string, string[]>;
 };
 
-/** The registry as a relation: id, slug, schema_name, role_name, status. */
+/** The registry as a relation: id, slug, schema_name, role_name, status, plan. */
 export function registry(ctx: CheckContext) {
   const { tx, tenants } = ctx;
   return tx`
     select * from unnest(
       ${tenants.map((t) => t.id)}::uuid[], ${tenants.map((t) => t.slug)}::text[], ${tenants.map((t) => t.schema)}::text[],
-      ${tenants.map((t) => t.role)}::text[], ${tenants.map((t) => t.status)}::text[]
-    ) as r(id, slug, schema_name, role_name, status)`;
+      ${tenants.map((t) => t.role)}::text[], ${tenants.map((t) => t.status)}::text[], ${tenants.map((t) => t.plan)}::text[]
+    ) as r(id, slug, schema_name, role_name, status, plan)`;
 }
 
 /**

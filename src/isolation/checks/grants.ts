@@ -131,7 +131,9 @@ export async function grantChecks(ctx: CheckContext): Promise<Violation[]> {
              else format('-- revoke from %I what it holds on %s', h.role_name, pg_describe_object(h.classid, h.objid, h.objsubid))
            end as fix,
            h.classid in ('pg_class'::regclass, 'pg_namespace'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_database'::regclass) as autofix
-    from held h where h.home is null or h.home not in (select nsp from t)`;
+    from held h
+    -- Default privileges naming a tenant role outside its schema are tenant_default_privileges' to report (with a repair).
+    where (h.home is null or h.home not in (select nsp from t)) and h.classid <> 'pg_default_acl'::regclass`;
 
   return (await Promise.all([schemas, relations, functions, types, foreign])).flat();
 }

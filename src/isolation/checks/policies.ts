@@ -27,10 +27,16 @@ const form = (tx: CheckContext['tx'], text: ReturnType<CheckContext['tx']>) =>
 /** The error a run gets when the tables holding a policy expression were all dropped meanwhile. */
 export const VANISHED = 'policy tables dropped during validation';
 
-/** The policy expression of the template (sql/0001): the init-plan form of DESIGN.md section 5. */
+/**
+ * The policy expression of the template (sql/0001): the sub-select makes it an
+ * init-plan (evaluated once per query, not per row); `nullif` turns the empty string a
+ * finished transaction leaves behind into NULL (no rows), never another tenant.
+ */
 export const TENANT_POLICY_EXPRESSION = "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
 
-export async function policyChecks(ctx: CheckContext): Promise<Violation[]> {
+export async function policyChecks(all: CheckContext): Promise<Violation[]> {
+  // Deparsing a policy locks its table: a tenant holding its own table locked would stall the run.
+  const ctx = { ...all, tenants: all.tenants.filter((t) => !all.locked.has(t.id)) };
   const { tx } = ctx;
   const canonical = TENANT_POLICY_EXPRESSION;
   return tx<Violation[]>`
