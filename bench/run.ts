@@ -10,6 +10,7 @@ import { describeMiss, passed, type Check } from './lib/checks.ts';
 import { lineChart } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment } from './lib/environment.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
+import { migrations } from './scenarios/migrations.ts';
 import { provisioning } from './scenarios/provisioning.ts';
 import { queries } from './scenarios/queries.ts';
 import { validator } from './scenarios/validator.ts';
@@ -31,7 +32,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator, migrations];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

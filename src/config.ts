@@ -53,6 +53,10 @@ const schema = z.object({
   TENANTFORGE_MAX_AHEAD: duration('1d'),
   TENANTFORGE_MAX_CHUNKS_PER_REQUEST: z.coerce.number().int().min(1).max(10_000).default(64),
   TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
+  TENANTFORGE_SQL_DIR: z.string().min(1).optional(),
+  TENANTFORGE_MIGRATE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  TENANTFORGE_MIGRATE_LOCK_TIMEOUT: duration('2s'),
+  TENANTFORGE_MIGRATE_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
 });
 
 export type Config = {
@@ -89,6 +93,14 @@ export type Config = {
   /** Distinct hypertable chunks one request may touch (each chunk costs locks and catalog rows). */
   maxChunksPerRequest: number;
   debugErrors: boolean;
+  /** Folder of the tenant migrations (the template files); absent = the project's `sql/`. */
+  sqlDir: string | undefined;
+  /** Tenants `migrate` works on at once (each on its own connection). */
+  migrateConcurrency: number;
+  /** lock_timeout of each tenant's migration transaction. */
+  migrateLockTimeoutMs: number;
+  /** Retries (with backoff) of a tenant whose migration hit a lock timeout or deadlock. */
+  migrateRetries: number;
 };
 
 export class ConfigError extends Error {
@@ -133,6 +145,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxAheadMs: e.TENANTFORGE_MAX_AHEAD,
     maxChunksPerRequest: e.TENANTFORGE_MAX_CHUNKS_PER_REQUEST,
     debugErrors: e.TENANTFORGE_DEBUG_ERRORS,
+    sqlDir: e.TENANTFORGE_SQL_DIR,
+    migrateConcurrency: e.TENANTFORGE_MIGRATE_CONCURRENCY,
+    migrateLockTimeoutMs: e.TENANTFORGE_MIGRATE_LOCK_TIMEOUT,
+    migrateRetries: e.TENANTFORGE_MIGRATE_RETRIES,
   };
 }
 

@@ -22,6 +22,7 @@ import { ROLES } from './db/roles.ts';
 import { limitTenants } from './db/with-tenant.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
+import { readTenantMigrations } from './migrations/files.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
 import { CredentialService } from './tenants/credentials.ts';
@@ -87,7 +88,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const server = await readServerInfo(control);
     assertExtensions(server, describeUrl(url));
     const controlPlane = await migrateControlPlane(control);
-    const template = await migrateTemplate(control);
+    const template = await migrateTemplate(control, readTenantMigrations(config.sqlDir));
     log.info({ applied: [...controlPlane.applied, ...template.applied], templateVersion: template.version }, 'migrations current');
 
     const appUrl = config.appDatabaseUrl ?? withCredentials(url, ROLES.app, secrets.appPassword);

@@ -18,6 +18,8 @@ import { validate, ValidatorError } from '../isolation/validator.ts';
 import { createLogger } from '../log.ts';
 import { startPlatform, StartupError, type Platform } from '../platform.ts';
 import { TemplateError } from '../provisioning/clone-plan.ts';
+import { progressPrinter } from '../migrations/progress.ts';
+import { migrateTenants, RunInProgressError, type RunSummary } from '../migrations/runner.ts';
 import { runServer } from '../server.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
 import type { Tenant } from '../tenants/service.ts';
@@ -25,7 +27,9 @@ import type { Tenant } from '../tenants/service.ts';
 const USAGE = `usage: tenantforge <command>
 
   serve                                  run the HTTP service (embedded PostgreSQL unless DATABASE_URL is set)
-  migrate                                install roles and extensions if allowed, apply all migrations, exit
+  migrate [--json] [--wait]              install roles and extensions if allowed, migrate the control plane and the
+                                         template, then every tenant behind it: exit 0 all current, 1 some tenants
+                                         failed (named), 2 could not run
   tenants create --slug S --name N [--plan free|pro|enterprise] [--idempotency-key K]
   tenants list [--limit N] [--cursor C] [--status S]
   tenants show <id-or-slug>
@@ -44,7 +48,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     config = loadConfig(env);
   } catch (err) {
     const code = fail(err, false);
-    return argv[0] === 'validate' ? 2 : code;
+    return argv[0] === 'validate' || argv[0] === 'migrate' ? 2 : code;
   }
   const [command, sub, ...rest] = argv;
   try {
@@ -56,10 +60,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       await runServer(config, createLogger(config.logLevel));
       return 0;
     }
-    if (command === 'migrate') {
-      await withPlatform(config, async () => console.log('migrations are current'));
-      return 0;
-    }
+    if (command === 'migrate') return await migrateCommand(config, argv.slice(1));
     if (command === 'tenants') return await tenantsCommand(config, sub, rest);
     if (command === 'validate') return await validateCommand(config, argv.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
@@ -115,6 +116,51 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
   });
 }
 
+/** Exit 0 when every tenant is current, 1 when some failed (named), 2 when the run could not start. */
+async function migrateCommand(config: Config, args: string[]): Promise<number> {
+  let options: { json?: boolean; wait?: boolean };
+  try {
+    options = parseArgs({ args, options: { json: { type: 'boolean' }, wait: { type: 'boolean' } } }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  try {
+    return await withPlatform(config, async ({ control, log }) => {
+      const show = progressPrinter(process.stderr);
+      // Ctrl-C / SIGTERM: take no new tenant, let the ones in flight commit or roll back.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      try {
+        const summary = await migrateTenants(control, {
+          concurrency: config.migrateConcurrency, lockTimeoutMs: config.migrateLockTimeoutMs, retries: config.migrateRetries,
+          actor: `cli:${process.env.USER ?? 'unknown'}`, wait: options.wait, onProgress: show.update, signal: stop.signal, log,
+        });
+        show.end();
+        console.log(options.json ? JSON.stringify(summary) : describeRun(summary));
+        return summary.status === 'current' || summary.status === 'succeeded' ? 0 : 1;
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    });
+  } catch (err) {
+    fail(err, config.debugErrors);
+    return 2;
+  }
+}
+
+function describeRun(s: RunSummary): string {
+  if (s.status === 'current') return `every tenant is at ${s.targetVersion} (checked in ${s.durationMs} ms)`;
+  const lines = [
+    `run ${s.runId} ${s.status}: ${s.migrated} migrated, ${s.failed} failed, ${s.skipped} skipped of ${s.total} tenants behind, ` +
+      `to ${s.targetVersion} in ${(s.durationMs / 1000).toFixed(1)} s (${s.tenantsPerSecond} tenants/s)`,
+  ];
+  for (const f of s.failures) lines.push(`  failed: ${f.tenantId} ${f.schema} ${f.migration ?? ''} after ${f.attempts} attempt(s): ${f.error}`);
+  if (s.failed) lines.push('these tenants stay on their version and keep serving; fix the cause and run `tenantforge migrate` again (only they are retried)');
+  if (s.status === 'interrupted') lines.push('interrupted: run `tenantforge migrate` again to finish');
+  return lines.join('\n');
+}
+
 /** Exit 0 when clean, 1 on violations, 2 when the validator could not run. */
 async function validateCommand(config: Config, args: string[]): Promise<number> {
   let options: { tenant?: string; json?: boolean; fix?: boolean };
@@ -161,7 +207,7 @@ function raise(err: Error): never {
 
 /** One line on stderr: what went wrong and what to do. */
 function fail(err: unknown, debug: boolean): number {
-  const known = [ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError, ValidatorError];
+  const known = [RunInProgressError, ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError, ValidatorError];
   let message: string;
   if (err instanceof UsageError) {
     console.error(`tenantforge: ${err.message}\n\n${USAGE}`);

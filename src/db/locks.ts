@@ -13,6 +13,8 @@ export const LOCKS = {
   install: 'tenantforge:install',
   /** Control-plane migrations. */
   controlPlane: 'tenantforge:migrate:control-plane',
+  /** One tenant migration run at a time (session lock, held by the runner's connection). */
+  migrationRun: 'tenantforge:migrate:tenants',
   /** The template's version: exclusive to migrate it, shared while cloning from it. */
   template: 'tenantforge:migrate:template',
   /** Role DDL and grants, which race on shared catalog rows ("tuple concurrently updated"). */

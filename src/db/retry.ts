@@ -1,6 +1,7 @@
 /**
  * Retries work that lost a race in the catalog: serialization failures, deadlocks,
- * "tuple concurrently updated" on concurrent DDL and unique violations on role names.
+ * "tuple concurrently updated" on concurrent DDL, unique violations on role names, and
+ * a provisioning that found the template migrated under it.
  *
  * @example
  * await withRetry(() => sql.begin((tx) => provision(tx)));
@@ -8,7 +9,9 @@
 const RETRYABLE_CODES = new Set(['40001', '40P01', '23505']);
 
 export function isRetryable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
+  const e = err as { code?: string; message?: string; name?: string };
+  // The template moved on while a tenant was being cloned: retry with the new plan.
+  if (e.name === 'StaleTemplateError') return true;
   if (e.code && RETRYABLE_CODES.has(e.code)) {
     // A unique violation is a race only on catalog rows (e.g. two CREATE ROLEs), never on our own data.
     return e.code !== '23505' || /pg_authid|pg_namespace|pg_extension|pg_type/.test(e.message ?? '');

@@ -3,7 +3,7 @@
  * Tenant tables are not here: they come from the SQL template in `sql/`.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, doublePrecision, index, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, doublePrecision, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const platform = pgSchema('platform');
 
@@ -33,6 +33,8 @@ export const tenants = platform.table(
     uniqueIndex('tenants_schema_name_key').on(t.schemaName),
     uniqueIndex('tenants_role_name_key').on(t.roleName),
     index('tenants_purge_after_idx').on(t.purgeAfter).where(sql`${t.status} = 'deleted'`),
+    // "Which tenants are behind" is one range scan on this index (src/migrations/behind.ts).
+    index('tenants_template_version_idx').on(t.templateVersion).where(sql`${t.status} <> 'purged'`),
     check('tenants_status_check', sql`${t.status} in ('active', 'suspended', 'deleted', 'purged')`),
     check('tenants_schema_name_check', sql`${t.schemaName} ~ '^tenant_[0-9a-f]+$' and octet_length(${t.schemaName}) <= 63`),
   ],
@@ -63,12 +65,66 @@ export const idempotencyKeys = platform.table('idempotency_keys', {
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
-/** Tenant migrations (files in `sql/`) applied to the template schema. */
+/**
+ * Tenant migrations (files in `sql/`) applied to the template schema, each with the
+ * tenant plan compiled from it (what every existing tenant runs to catch up).
+ */
 export const templateMigrations = platform.table('template_migrations', {
   name: text('name').primaryKey(),
   checksum: text('checksum').notNull(),
   appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
+  /** Null for files applied before tenant plans existed (no tenant can be behind them). */
+  tenantPlan: jsonb('tenant_plan').$type<{ steps: { name: string; sql: string }[]; data: string | null }>(),
 });
+
+/** The template's structure at each version, for the drift check (tenants at that version must match). */
+export const templateVersions = platform.table('template_versions', {
+  version: text('version').primaryKey(),
+  structure: jsonb('structure').$type<string[]>().notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const MIGRATION_RUN_STATUSES = ['running', 'succeeded', 'failed', 'interrupted'] as const;
+export type MigrationRunStatus = (typeof MIGRATION_RUN_STATUSES)[number];
+
+/** Tenant migration runs (`tenantforge migrate`): one row per run, updated as it goes. */
+export const migrationRuns = platform.table(
+  'migration_runs',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    status: text('status').$type<MigrationRunStatus>().notNull().default('running'),
+    targetVersion: text('target_version').notNull(),
+    actor: text('actor').notNull(),
+    total: integer('total').notNull().default(0),
+    migrated: integer('migrated').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+  },
+  (t) => [
+    index('migration_runs_started_idx').on(t.startedAt),
+    check('migration_runs_status_check', sql`${t.status} in ('running', 'succeeded', 'failed', 'interrupted')`),
+  ],
+);
+
+/** Tenants a run could not migrate, with the error; they stay on their old version. */
+export const migrationFailures = platform.table(
+  'migration_failures',
+  {
+    runId: bigint('run_id', { mode: 'number' })
+      .notNull()
+      .references(() => migrationRuns.id),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    migration: text('migration'),
+    code: text('code'),
+    error: text('error').notNull(),
+    attempts: integer('attempts').notNull(),
+    failedAt: timestamp('failed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.tenantId] })],
+);
 
 /** Per-tenant migration ledger: which template migrations each tenant schema has. */
 export const tenantMigrations = platform.table(

@@ -10,6 +10,9 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../errors.ts';
 import { isolationRoutes } from '../isolation/routes.ts';
+import { renderMigrationMetrics } from '../migrations/metrics.ts';
+import { migrationRoutes } from '../migrations/routes.ts';
+import { migrationStatus } from '../migrations/runs.ts';
 import type { Platform } from '../platform.ts';
 import type { ChunkLimits } from '../data/chunk-budget.ts';
 import type { Sql } from '../db/connect.ts';
@@ -80,7 +83,9 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   for (const routes of dataRoutes) app.route('/v1', routes(platform.app, docs, limits));
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
+  app.use('/v1/admin/migrations', adminAuth(platform.adminToken));
   app.use('/metrics', adminAuth(platform.adminToken));
-  app.route('/', isolationRoutes(platform.control));
+  app.route('/', migrationRoutes(platform.control));
+  app.route('/', isolationRoutes(platform.control, async () => renderMigrationMetrics(await migrationStatus(platform.control))));
   return app;
 }

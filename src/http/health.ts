@@ -14,6 +14,7 @@ import { readServerInfo } from '../db/connect.ts';
 import { pgvectorWarning } from '../db/versions.ts';
 import { pendingControlPlaneMigrations } from '../db/migrate.ts';
 import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
+import { countBehind } from '../migrations/behind.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import type { Platform } from '../platform.ts';
 import { adminTokenCheck } from './admin-auth.ts';
@@ -26,18 +27,21 @@ export type Readiness = {
   warnings: string[];
   database: { reachable: boolean; serverVersion: string | null };
   extensions: Record<string, string | null>;
-  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string };
+  /** `tenantsBehind`: tenants not yet at the template's version (they still serve; `tenantforge migrate` brings them). */
+  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string; tenantsBehind: number | null };
 };
 
-export async function checkReadiness(platform: Pick<Platform, 'control'> & Partial<Pick<Platform, 'availability'>>, timeoutMs = 2_000): Promise<Readiness> {
-  const expected = templateVersionOf(readTenantMigrations());
+type Source = Pick<Platform, 'control'> & Partial<Pick<Platform, 'config' | 'availability'>>;
+
+export async function checkReadiness(platform: Source, timeoutMs = 2_000): Promise<Readiness> {
+  const expected = templateVersionOf(readTenantMigrations(platform.config?.sqlDir));
   const result: Readiness = {
     status: 'unready',
     problems: [],
     warnings: [],
     database: { reachable: false, serverVersion: null },
     extensions: {},
-    migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected },
+    migrations: { controlPlanePending: [], templateVersion: null, templateExpected: expected, tenantsBehind: null },
   };
   const downSince = platform.availability?.downSince;
   if (downSince) {
@@ -58,6 +62,7 @@ export async function checkReadiness(platform: Pick<Platform, 'control'> & Parti
         if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
         result.migrations.templateVersion = await currentTemplateVersion(platform.control);
         if (result.migrations.templateVersion !== expected) result.problems.push(`template is at ${result.migrations.templateVersion}, expected ${expected}`);
+        result.migrations.tenantsBehind = await countBehind(platform.control, result.migrations.templateVersion);
       })(),
       timeoutMs,
     );
@@ -86,7 +91,7 @@ export function availabilityGate(availability: DatabaseAvailability): Middleware
   };
 }
 
-export function healthRoutes(platform: Pick<Platform, 'control' | 'adminToken'> & Partial<Pick<Platform, 'availability'>>): Hono<AppEnv> {
+export function healthRoutes(platform: Source & Pick<Platform, 'adminToken'>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const isAdmin = adminTokenCheck(platform.adminToken);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

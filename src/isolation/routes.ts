@@ -13,7 +13,8 @@ import type { AppEnv } from '../http/env.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.ts';
 import { latestReport, latestSummary } from './report.ts';
 
-export function isolationRoutes(sql: Sql): Hono<AppEnv> {
+/** `extraMetrics`: more Prometheus text appended to /metrics (other features' gauges). */
+export function isolationRoutes(sql: Sql, extraMetrics: () => Promise<string> = async () => ''): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get('/v1/admin/isolation', async (c) => {
     const report = await latestReport(sql);
@@ -23,6 +24,9 @@ export function isolationRoutes(sql: Sql): Hono<AppEnv> {
     }
     return c.json(report);
   });
-  app.get('/metrics', async (c) => c.body(renderMetrics(await latestSummary(sql)), 200, { 'content-type': METRICS_CONTENT_TYPE }));
+  app.get('/metrics', async (c) => {
+    const [summary, extra] = await Promise.all([latestSummary(sql), extraMetrics()]);
+    return c.body(renderMetrics(summary) + extra, 200, { 'content-type': METRICS_CONTENT_TYPE });
+  });
   return app;
 }

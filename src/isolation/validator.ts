@@ -22,6 +22,7 @@ import { CHECK_NAMES, type CheckName, type Violation } from './checks/catalog.ts
 import { chunkChecks } from './checks/chunks.ts';
 import type { CheckContext, RegistryTenant } from './checks/context.ts';
 import { defaultPrivilegeChecks } from './checks/default-privileges.ts';
+import { driftChecks } from './checks/drift.ts';
 import { functionChecks } from './checks/functions.ts';
 import { grantChecks } from './checks/grants.ts';
 import { ownershipChecks } from './checks/ownership.ts';
@@ -37,7 +38,7 @@ import { applyFixes, type FixResult } from './fix.ts';
 
 const FAMILIES = [
   registryChecks, roleChecks, ownershipChecks, rlsChecks, policyChecks, grantChecks,
-  defaultPrivilegeChecks, tenantDefaultPrivilegeChecks, roleSettingChecks, routineChecks, functionChecks, chunkChecks, platformChecks,
+  defaultPrivilegeChecks, tenantDefaultPrivilegeChecks, roleSettingChecks, routineChecks, functionChecks, chunkChecks, platformChecks, driftChecks,
 ];
 
 export type ValidateOptions = {
@@ -102,11 +103,15 @@ export type NotChecked = { tenantId: string; tenantSlug: string; reason: string 
 
 export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked: number; violations: Violation[]; notChecked: NotChecked[] }> {
   const tenants = await tx<RegistryTenant[]>`
-    select id::text, slug, schema_name as schema, role_name as role, status, plan from platform.tenants
+    select id::text, slug, schema_name as schema, role_name as role, status, plan, template_version as version from platform.tenants
     where status <> 'purged' ${tenant ? tx`and (id::text = ${tenant} or lower(slug) = lower(${tenant}))` : tx``}
     order by created_at, id`;
   if (tenant && tenants.length === 0) throw notFound('tenant', tenant);
   const locked = await lockedTenants(tx, tenants);
+  const structures = new Map(
+    (await tx<{ version: string; structure: string[] }[]>`
+      select version, structure from platform.template_versions where version = any(${[...new Set(tenants.map((t) => t.version!))]})`).map((r) => [r.version, r.structure]),
+  );
   try {
     await tx.unsafe(`set local role ${ROLES.validator}`);
   } catch (err) {
@@ -121,7 +126,7 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
     select set_config('search_path', 'pg_catalog, pg_temp', true), set_config('statement_timeout', '60s', true),
            set_config('lock_timeout', '1s', true), set_config('jit', 'off', true),
            set_config('max_parallel_workers_per_gather', '0', true)`;
-  const ctx: CheckContext = { tx, tenants, whole: !tenant, locked };
+  const ctx: CheckContext = { tx, tenants, whole: !tenant, locked, structures };
   const violations = (await Promise.all(FAMILIES.map((family) => family(ctx)))).flat().map(normalise);
   violations.sort(byCheckThenObject);
   const notChecked = tenants

@@ -1,27 +1,46 @@
 /**
  * The tenant migrations: ordered, checksummed SQL files in `sql/`. They build the
- * template schema, and (later) migrate existing tenant schemas.
+ * template schema; a tenant plan compiled from each brings existing tenants along.
+ *
+ * A file may end with a per-tenant data section, after a line `-- tenantforge:per-tenant`:
+ * statements that change rows (backfills) run in every tenant, as its role and with its
+ * tenant setting, after the file's structural changes.
  *
  * @example
- * const files = readTenantMigrations(); // [{ name: '0001_trading_and_vectors', checksum, sql }]
+ * const files = readTenantMigrations(); // [{ name: '0001_trading_and_vectors', checksum, sql, structure, data }]
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { projectRoot } from '../paths.ts';
 
 export const TENANT_MIGRATIONS_FOLDER = join(projectRoot, 'sql');
 
 export type TenantMigration = { name: string; checksum: string; sql: string };
 
-export function readTenantMigrations(folder = TENANT_MIGRATIONS_FOLDER): TenantMigration[] {
-  return readdirSync(folder)
-    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
-    .sort()
-    .map((file) => {
-      const sql = readFileSync(join(folder, file), 'utf8');
+/** The line that starts a file's per-tenant data section. */
+export const DATA_MARKER = /^[ \t]*--[ \t]*tenantforge:per-tenant[ \t]*$/m;
+
+/** Reads `folder`, or takes a list of files (paths), in name order. */
+export function readTenantMigrations(source: string | string[] = TENANT_MIGRATIONS_FOLDER): TenantMigration[] {
+  const files = Array.isArray(source)
+    ? source.map((path) => ({ file: basename(path), path }))
+    : readdirSync(source).map((file) => ({ file, path: join(source, file) }));
+  return files
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f.file))
+    .sort((a, b) => a.file.localeCompare(b.file))
+    .map(({ file, path }) => {
+      const sql = readFileSync(path, 'utf8');
       return { name: file.replace(/\.sql$/, ''), checksum: createHash('sha256').update(sql).digest('hex'), sql };
     });
+}
+
+/** A file's structural part (applied to the template, diffed into the tenant plan) and its data section. */
+export function splitMigration(sql: string): { structure: string; data: string | null } {
+  const marker = DATA_MARKER.exec(sql);
+  if (!marker) return { structure: sql, data: null };
+  const data = sql.slice(marker.index + marker[0].length);
+  return { structure: sql.slice(0, marker.index), data: data.trim() ? data : null };
 }
 
 /** One string naming the template's state: the last migration and a hash over all checksums. */

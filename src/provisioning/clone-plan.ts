@@ -14,7 +14,7 @@
  * const plan = await compileClonePlan(sql);
  * const statements = renderClonePlan(plan, { schema, role });
  */
-import type { Sql } from '../db/connect.ts';
+import type { Sql, Tx } from '../db/connect.ts';
 import { LOCKS, xactLockStatement } from '../db/locks.ts';
 import { ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
@@ -24,7 +24,12 @@ const SCHEMA = '\u0000schema\u0000';
 const SCHEMA_NAME = '\u0000schema-name\u0000';
 const ROLE = '\u0000role\u0000';
 
-export type PlanStep = { name: string; sql: string };
+/**
+ * One statement of the plan. `table` and `key` say which template object it clones
+ * (`index:orders:orders_status_idx`): tenant migrations diff plans by key to find what
+ * a template file added or removed (src/migrations/tenant-plan.ts).
+ */
+export type PlanStep = { name: string; sql: string; table?: string; key?: string };
 
 export type ClonePlan = {
   templateVersion: string;
@@ -47,8 +52,8 @@ const inTenant = (table: string) => `${SCHEMA}.${ident(table)}`;
 type TableRow = { oid: number; relname: string; rls: boolean; forced: boolean; tenant_col: boolean };
 type ConstraintRow = { relname: string; conname: string; def: string; target: string; target_in_template: boolean };
 type KeyRow = { relname: string; conname: string; def: string };
-type IndexRow = { relname: string; def: string };
-type TriggerRow = { relname: string; def: string };
+type IndexRow = { relname: string; indexname: string; def: string };
+type TriggerRow = { relname: string; tgname: string; def: string };
 type PolicyRow = { relname: string; polname: string; cmd: string; permissive: boolean; qual: string | null; check: string | null };
 type DimensionRow = { table_name: string; column_name: string; time_interval: string | null; dimension_type: string };
 
@@ -56,7 +61,12 @@ const COMMANDS: Record<string, string> = { '*': 'all', r: 'select', a: 'insert',
 
 /** Reads the template from the catalog and compiles the plan. Throws TemplateError when the template breaks a rule. */
 export async function compileClonePlan(sql: Sql, templateVersion: string): Promise<ClonePlan> {
-  return sql.begin(async (tx) => {
+  return sql.begin((tx) => compileClonePlanIn(tx, templateVersion));
+}
+
+/** The same, inside the caller's transaction (a template migration compiles before and after its file). */
+export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promise<ClonePlan> {
+  {
     // An empty search_path makes every deparsed name schema-qualified, so rewriting is exact.
     await tx`select set_config('search_path', '', true)`;
     const [ns] = await tx<{ oid: number }[]>`select oid from pg_namespace where nspname = ${TEMPLATE_SCHEMA}`;
@@ -79,12 +89,12 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
       from pg_constraint k join pg_class c on c.oid = k.conrelid
       where k.contype in ('p', 'u', 'x') and c.relnamespace = ${ns.oid} order by c.oid, k.contype, k.conname`;
     const indexes = await tx<IndexRow[]>`
-      select c.relname, pg_get_indexdef(i.indexrelid) as def
-      from pg_index i join pg_class c on c.oid = i.indrelid
+      select c.relname, ic.relname as indexname, pg_get_indexdef(i.indexrelid) as def
+      from pg_index i join pg_class c on c.oid = i.indrelid join pg_class ic on ic.oid = i.indexrelid
       where c.relnamespace = ${ns.oid} and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)
       order by c.oid, i.indexrelid`;
     const triggers = await tx<TriggerRow[]>`
-      select c.relname, pg_get_triggerdef(g.oid) as def
+      select c.relname, g.tgname, pg_get_triggerdef(g.oid) as def
       from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_proc p on p.oid = g.tgfoid
       where c.relnamespace = ${ns.oid} and not g.tgisinternal
         and p.pronamespace::regnamespace::text not like '\\_timescaledb%'
@@ -118,35 +128,35 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
     if (problems.length) throw new TemplateError(`the template cannot be cloned: ${problems.join('; ')}`);
 
     const steps: PlanStep[] = [];
-    const step = (name: string, text: string) => steps.push({ name, sql: text });
+    const step = (name: string, text: string, table?: string, key?: string) => steps.push({ name, sql: text, ...(table ? { table, key } : {}) });
     const qualifiedTemplate = (t: string) => `${TEMPLATE_SCHEMA}.${t}`;
 
     step('create schema', `create schema ${SCHEMA}`);
     step('revoke schema from public', `revoke all on schema ${SCHEMA} from public`);
     for (const t of tables) {
-      step(`create table ${t.relname}`, `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all excluding indexes)`);
+      step(`create table ${t.relname}`, `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all excluding indexes)`, t.relname, `table:${t.relname}`);
     }
     for (const k of keys) {
-      step(`key ${k.relname}.${k.conname}`, `alter table ${inTenant(k.relname)} add constraint ${ident(k.conname)} ${k.def}`);
+      step(`key ${k.relname}.${k.conname}`, `alter table ${inTenant(k.relname)} add constraint ${ident(k.conname)} ${k.def}`, k.relname, `key:${k.relname}:${k.conname}`);
     }
     for (const i of indexes) {
       const on = ` ON ${qualifiedTemplate(i.relname)} `;
       if (i.def.split(on).length !== 2) throw new TemplateError(`cannot rewrite index: ${i.def}`);
-      step(`index on ${i.relname}`, i.def.replace(on, ` ON ${inTenant(i.relname)} `));
+      step(`index on ${i.relname}`, i.def.replace(on, ` ON ${inTenant(i.relname)} `), i.relname, `index:${i.relname}:${i.indexname}`);
     }
     for (const c of constraints) {
       const from = `REFERENCES ${qualifiedTemplate(c.target)}(`;
       if (!c.def.includes(from)) throw new TemplateError(`cannot rewrite foreign key ${c.conname}: ${c.def}`);
-      step(`foreign key ${c.relname}.${c.conname}`, `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def.replace(from, `REFERENCES ${inTenant(c.target)}(`)}`);
+      step(`foreign key ${c.relname}.${c.conname}`, `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def.replace(from, `REFERENCES ${inTenant(c.target)}(`)}`, c.relname, `fk:${c.relname}:${c.conname}`);
     }
     for (const g of triggers) {
       const on = ` ON ${qualifiedTemplate(g.relname)} `;
       if (g.def.split(on).length !== 2) throw new TemplateError(`cannot rewrite trigger: ${g.def}`);
-      step(`trigger on ${g.relname}`, g.def.replace(on, ` ON ${inTenant(g.relname)} `));
+      step(`trigger on ${g.relname}`, g.def.replace(on, ` ON ${inTenant(g.relname)} `), g.relname, `trigger:${g.relname}:${g.tgname}`);
     }
     for (const t of tables) {
-      step(`enable rls ${t.relname}`, `alter table ${inTenant(t.relname)} enable row level security`);
-      step(`force rls ${t.relname}`, `alter table ${inTenant(t.relname)} force row level security`);
+      step(`enable rls ${t.relname}`, `alter table ${inTenant(t.relname)} enable row level security`, t.relname, `rls:${t.relname}`);
+      step(`force rls ${t.relname}`, `alter table ${inTenant(t.relname)} force row level security`, t.relname, `force-rls:${t.relname}`);
     }
     for (const d of dimensions) {
       // Chunks go to the tenant's schema, which only the tenant role may use, and not to
@@ -156,6 +166,8 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
         `select ${ident(ts!.schema)}.create_hypertable('${SCHEMA}.${ident(d.table_name)}'::regclass, ${literal(d.column_name)}, ` +
           `chunk_time_interval => interval ${literal(d.time_interval!)}, create_default_indexes => false, ` +
           `associated_schema_name => '${SCHEMA_NAME}')`,
+        d.table_name,
+        `hypertable:${d.table_name}`,
       );
     }
     // Role DDL and grants on shared catalog rows can fail with "tuple concurrently updated"
@@ -167,12 +179,14 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
         `policy ${p.relname}.${p.polname}`,
         `create policy ${ident(p.polname)} on ${inTenant(p.relname)} as ${p.permissive ? 'permissive' : 'restrictive'} ` +
           `for ${COMMANDS[p.cmd]} to ${ROLE}${p.qual ? ` using (${p.qual})` : ''}${p.check ? ` with check (${p.check})` : ''}`,
+        p.relname,
+        `policy:${p.relname}:${p.polname}`,
       );
     }
     step('grant schema usage', `grant usage on schema ${SCHEMA} to ${ROLE}`);
     for (const t of tables) {
-      step(`revoke ${t.relname} from public`, `revoke all on table ${inTenant(t.relname)} from public`);
-      step(`grant ${t.relname}`, `grant select, insert, update, delete on table ${inTenant(t.relname)} to ${ROLE}`);
+      step(`revoke ${t.relname} from public`, `revoke all on table ${inTenant(t.relname)} from public`, t.relname, `revoke:${t.relname}`);
+      step(`grant ${t.relname}`, `grant select, insert, update, delete on table ${inTenant(t.relname)} to ${ROLE}`, t.relname, `grant:${t.relname}`);
     }
     step('grant role to runtime', `grant ${ROLE} to ${ROLES.app}`);
 
@@ -182,7 +196,7 @@ export async function compileClonePlan(sql: Sql, templateVersion: string): Promi
       hypertables: dimensions.map((d) => d.table_name),
       steps,
     };
-  });
+  }
 }
 
 /** The plan's statements for one tenant. Both names are validated again here. */

@@ -62,11 +62,12 @@ export class Provisioner {
     if (this.options.interceptStatements) statements = this.options.interceptStatements(statements);
     // Pipelined (one round trip): a template migration takes this lock exclusively, so
     // holding it shared pins the version the plan was compiled for. If the version moved,
-    // the error below rolls the whole transaction back, plan included.
-    const [migrations] = await Promise.all([
-      tx<{ name: string; checksum: string }[]>`
-        select name, checksum from platform.template_migrations, pg_advisory_xact_lock_shared(hashtext(${LOCKS.template}))
-        order by name`,
+    // the error below rolls the whole transaction back, plan included. The lock is its own
+    // statement: a statement's snapshot is taken before it waits, so reading the ledger in
+    // the same statement could see the version from before the wait.
+    const [, migrations] = await Promise.all([
+      tx`select pg_advisory_xact_lock_shared(hashtext(${LOCKS.template}))`,
+      tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`,
       tx.unsafe(statements.join(';\n')),
     ]);
     if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');

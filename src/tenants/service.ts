@@ -86,10 +86,11 @@ export class TenantService {
     const id = randomUUID();
     const started = performance.now();
     try {
-      // Outside the transaction: compiling needs a connection of its own.
-      const plan = await provisioner.plan();
-      const row = await withRetry(() =>
-        sql.begin(async (tx) => {
+      const row = await withRetry(async () => {
+        // Outside the transaction: compiling needs a connection of its own. Fetched on each
+        // attempt: a template migration committed meanwhile makes the attempt stale.
+        const plan = await provisioner.plan();
+        return sql.begin(async (tx) => {
           if (idempotencyKey) {
             // Serialises concurrent requests with one key; the loser replays the winner's tenant.
             await tx`select pg_advisory_xact_lock(hashtext(${idempotencyLock(idempotencyKey)}))`;
@@ -112,8 +113,8 @@ export class TenantService {
             this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema }),
           ]);
           return { row: inserted! } as const;
-        }),
-      );
+        });
+      });
       if ('replayOf' in row) return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
       const tenant = toTenant(row.row);
       log.info({ tenantId: id, slug: input.slug, schema: tenant.schema, durationMs: round(tenant.provisioningMs!), requestId: who.requestId }, 'tenant provisioned');

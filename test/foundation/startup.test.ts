@@ -12,11 +12,12 @@ import { databaseUrlFor, freshDatabase, testConfig, testPlatform, type TestDatab
 
 const noStack = (text: string) => expect(text).not.toMatch(/^\s+at /m);
 
+// These go through `migrate`, whose exit code 2 means "could not run".
 describe('start-up failures', () => {
   it('names the host and the cause when nothing listens, within 10 s, without a stack trace', async () => {
     const port = await freePort();
     const result = await runCli(['migrate'], { DATABASE_URL: `postgres://someone:pw@127.0.0.1:${port}/db` });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain(`cannot connect to PostgreSQL at someone@127.0.0.1:${port}/db: connection refused`);
     expect(result.ms).toBeLessThan(10_000);
@@ -29,7 +30,7 @@ describe('start-up failures', () => {
       const url = new URL(db.url);
       url.password = 'definitely-wrong-password';
       const result = await runCli(['migrate'], { DATABASE_URL: url.toString() });
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(2);
       expect(result.stderr).toMatch(/cannot connect to PostgreSQL at postgres@127\.0\.0\.1:\d+\/tf_test_\w+: password authentication failed/);
       expect(result.stderr).not.toContain('definitely-wrong-password');
       noStack(result.stderr);
@@ -40,7 +41,7 @@ describe('start-up failures', () => {
 
   it('names the variable, the problem and the accepted form for an invalid setting', async () => {
     const result = await runCli(['migrate'], { PORT: 'eighty' });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/PORT="eighty": .*number/i);
     noStack(result.stderr);
   });
@@ -55,7 +56,7 @@ describe('start-up failures', () => {
       url.username = role;
       url.password = 'plain-password-123';
       const result = await runCli(['migrate'], { DATABASE_URL: url.toString(), TENANTFORGE_APP_PASSWORD: 'x'.repeat(16) });
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(2);
       for (const ext of ['timescaledb', 'vector', 'pgcrypto']) {
         expect(result.stderr).toContain(`extension ${ext} is missing (a superuser runs: create schema if not exists extensions; create extension ${ext}`);
       }

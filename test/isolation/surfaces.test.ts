@@ -53,7 +53,7 @@ describe('admin API and metrics', () => {
     expect((await res.json()).code).toBe('isolation_report_not_found');
     const metrics = await (await t.http('/metrics')).text();
     expect(metrics).toContain('# TYPE tenantforge_isolation_violations gauge');
-    expect(metrics).not.toMatch(/^tenantforge_/m);
+    expect(metrics).not.toMatch(/^tenantforge_isolation_/m);
   });
 
   it('serve the latest stored report, and one gauge per check', async () => {

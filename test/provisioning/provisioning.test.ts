@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tenant } from '../../src/tenants/service.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
+import { shape } from '../support/shape.ts';
 
 let t: TestPlatform;
 /** Index of the statement to replace with a failing one; undefined = no fault. */
@@ -86,48 +87,9 @@ describe('a tenant schema matches the template', () => {
     tenant = await createTenant('structure');
   });
 
-  const norm = (text: string | null, schema: string) => text?.replaceAll(`"${schema}".`, 'S.').replaceAll(`${schema}.`, 'S.') ?? null;
-
-  async function shape(schema: string) {
-    const columns = await t.su`
-      select c.relname, a.attname, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) as default
-      from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-      left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-      where n.nspname = ${schema} and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
-        and c.relname not like '\\_hyper%' order by 1, 2`;
-    const constraints = await t.su`
-      select c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid) as def
-      from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = ${schema} and c.relname not like '\\_hyper%' order by 1, 2`;
-    const indexes = await t.su`
-      select tablename, indexname, indexdef as def
-      from pg_indexes where schemaname = ${schema} and tablename not like '\\_hyper%' order by 1, 2`;
-    const policies = await t.su`
-      select tablename, policyname, permissive, cmd, qual, with_check from pg_policies where schemaname = ${schema} order by 1, 2`;
-    const triggers = await t.su`
-      select c.relname, g.tgname, pg_get_triggerdef(g.oid) as def
-      from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = ${schema} and not g.tgisinternal and c.relname not like '\\_hyper%' order by 1, 2`;
-    const dimensions = await t.su`
-      select hypertable_name, column_name, time_interval::text from timescaledb_information.dimensions where hypertable_schema = ${schema} order by 1`;
-    const rls = await t.su`
-      select c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) as owner
-      from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relkind = 'r' order by 1`;
-    return {
-      columns: [...columns],
-      constraints: constraints.map((c) => ({ ...c, def: norm(c.def, schema) })),
-      indexes: indexes.map((i) => ({ ...i, def: norm(i.def, schema) })),
-      policies: [...policies],
-      // Trigger functions are shared: tenant triggers call the template's function.
-      triggers: triggers.map((g) => ({ ...g, def: g.def.replace(` ON ${schema}.`, ' ON S.').replace(` ON "${schema}".`, ' ON S.') })),
-      dimensions: [...dimensions],
-      rls: [...rls],
-    };
-  }
-
   it('has the same columns, constraints, indexes, policies, triggers, hypertables and RLS', async () => {
-    const template = await shape('tf_template');
-    const clone = await shape(tenant.schema);
+    const template = await shape(t.su, 'tf_template');
+    const clone = await shape(t.su, tenant.schema);
     expect(template.columns.length).toBeGreaterThan(40);
     expect(clone).toEqual(template);
     expect(clone.dimensions.map((d) => d.hypertable_name).sort()).toEqual(['market_data', 'market_data_1h', 'trades']);

@@ -34,6 +34,7 @@ export const CHECKS = {
   chunk_grants: 'no chunk grants more than its hypertable',
   chunk_schema: "chunks live in their tenant's schema, not in a schema every role can use",
   chunk_rls_bypass: "no role but the tenant's own can read a hypertable's chunks directly, where RLS does not apply",
+  schema_drift: "each tenant's columns, constraints, indexes, triggers and hypertables are the template's at the tenant's version (policies: see the policy checks)",
   extension_schema: 'no extension is installed in public',
   runtime_role: 'the runtime role is NOINHERIT, owns nothing, is not superuser, BYPASSRLS or administrative, and reaches no privileged role',
 } as const;

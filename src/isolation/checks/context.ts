@@ -12,7 +12,7 @@ import type { Tx } from '../../db/connect.ts';
 import type { TenantStatus } from '../../db/schema.ts';
 import type { PlanName } from '../../tenants/plans.ts';
 
-export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; plan: PlanName };
+export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; plan: PlanName; version?: string };
 
 export type CheckContext = {
   /** A read-only transaction running as the validator role, search_path pg_catalog. */
@@ -26,6 +26,8 @@ export type CheckContext = {
    * deparsing their policies would wait on that lock, so those checks skip them.
    */
   locked: Map<string, number>;
+  /** The template's structure at each version tenants are on (read from the control plane before switching role). */
+  structures: Map<string, string[]>;
 };
 
 /** The registry as a relation: id, slug, schema_name, role_name, status, plan. */

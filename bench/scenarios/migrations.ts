@@ -1,0 +1,126 @@
+/**
+ * Tenant migrations: a template file fanned out to every tenant (`--tenants`, 2,000 by
+ * default and in the CI configuration), each tenant holding data in its `trades`
+ * hypertable. The baseline, measured in the same run over the same tenants, is the same
+ * DDL applied by hand: one transaction per schema, no registry lock, no ledger, no
+ * version. Targets: per-tenant p50 within 1.5x of the baseline's, no tenant failing, the
+ * validator clean afterwards (no drift), and a run with nothing to do well under a second.
+ */
+import { mkdtempSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Check } from '../lib/checks.ts';
+import { ratio, summarize, timed } from '../lib/stats.ts';
+import type { Scenario } from '../run.ts';
+import { withTenant } from '../../src/db/with-tenant.ts';
+import { validate } from '../../src/isolation/validator.ts';
+import { readTenantMigrations, TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
+import { migrateTenants } from '../../src/migrations/runner.ts';
+import { migrateTemplate } from '../../src/migrations/template.ts';
+import { PLANS } from '../../src/tenants/plans.ts';
+
+const CONCURRENCY = 4;
+const NOOP_RUNS = 5;
+/** The DDL both sides apply: a nullable column on the trades hypertable and an index on orders. */
+const ddl = (suffix: string, on = '') =>
+  `alter table ${on}trades add column bench_note_${suffix} text;\ncreate index orders_bench_${suffix}_idx on ${on}orders (symbol, created_at);\n`;
+
+export const migrations: Scenario = {
+  name: 'migrations',
+  async run({ startEnvironment, slo, options, progress }) {
+    const env = await startEnvironment();
+    const { platform } = env;
+    const limits = {
+      ratio: slo.migrations?.strict?.p50VsBaseline ?? 1.5,
+      noopMs: slo.migrations?.strict?.noopMs ?? 500,
+      seedNoopMs: slo.migrations?.seed?.noopMs ?? 1000,
+    };
+    const runner = { concurrency: CONCURRENCY, lockTimeoutMs: 2_000, retries: 3, actor: 'bench' };
+    try {
+      progress(`provisioning and seeding ${options.tenants} tenants`);
+      const schemas: string[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < options.tenants) {
+            const n = next++;
+            const { tenant } = await platform.tenants.create({ slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' }, { actor: 'bench' });
+            await withTenant(platform.app, { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota }, async (tx) => {
+              const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
+              await tx`insert into orders (portfolio_id, symbol, side, type, quantity) values (${p!.id}, 'AAPL', 'buy', 'market', 1)`;
+              await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)
+                       values (${p!.id}, 'AAPL', 'buy', 1, 1, '2024-01-03'), (${p!.id}, 'AAPL', 'sell', 1, 1, '2024-01-10')`;
+            });
+            schemas.push(tenant.schema);
+            if (schemas.length % 500 === 0) progress(`  ${schemas.length} tenants`);
+          }
+        }),
+      );
+
+      // The template file goes into a copy of sql/: the repository's folder is never written.
+      const dir = mkdtempSync(join(tmpdir(), 'tf-bench-sql-'));
+      cpSync(TENANT_MIGRATIONS_FOLDER, dir, { recursive: true });
+      writeFileSync(join(dir, '9001_bench_note.sql'), ddl('a'));
+      await migrateTemplate(platform.control, readTenantMigrations(dir));
+
+      progress('fan-out through the runner');
+      const perTenant: number[] = [];
+      const [fanOutMs, summary] = await timed(() => migrateTenants(platform.control, { ...runner, onTenant: (t) => perTenant.push(t.ms) }));
+      progress(`  ${summary.migrated} migrated, ${summary.failed} failed in ${Math.round(fanOutMs)} ms (${summary.tenantsPerSecond} tenants/s)`);
+
+      // Checked now: the baseline's hand-made columns below are drift by design.
+      const report = await validate(platform.control);
+      progress(`  validator after the fan-out: ${report.violations.length} violation(s) in ${report.durationMs} ms`);
+
+      progress('baseline: the same DDL by hand, one transaction per schema');
+      const baseline: number[] = [];
+      let cursor = 0;
+      const [baselineMs] = await timed(() =>
+        Promise.all(
+          Array.from({ length: CONCURRENCY }, async () => {
+            while (cursor < schemas.length) {
+              const schema = schemas[cursor++]!;
+              const [ms] = await timed(() => env.su.begin((tx) => tx.unsafe(ddl('b', `"${schema}".`))));
+              baseline.push(ms);
+            }
+          }),
+        ),
+      );
+
+      progress('runs with nothing to do');
+      const noop: number[] = [];
+      for (let i = 0; i < NOOP_RUNS; i++) {
+        const [ms, result] = await timed(() => migrateTenants(platform.control, runner));
+        if (result.status !== 'current') throw new Error(`a run with nothing to do found ${result.total} tenants behind`);
+        noop.push(ms);
+      }
+      const runnerStats = summarize(perTenant);
+      const baselineStats = summarize(baseline);
+      const noopStats = summarize(noop);
+      const p50Ratio = ratio(runnerStats.p50, baselineStats.p50);
+      progress(`  per tenant p50 ${runnerStats.p50} ms vs baseline ${baselineStats.p50} ms (${p50Ratio}x); no-op p50 ${noopStats.p50} ms`);
+      const checks: Check[] = [
+        { name: 'per-tenant p50 / hand-written DDL p50', kind: 'strict', value: p50Ratio, limit: limits.ratio, op: '<=', unit: 'x' },
+        { name: 'tenants failed', kind: 'seed', value: summary.failed, limit: 0, op: '<=', unit: '' },
+        { name: 'tenants migrated', kind: 'seed', value: summary.migrated, limit: options.tenants, op: '>=', unit: '' },
+        { name: `no-op run at ${options.tenants} tenants: p50`, kind: 'strict', value: Math.round(noopStats.p50), limit: limits.noopMs, op: '<=', unit: 'ms' },
+        { name: `no-op run at ${options.tenants} tenants: max`, kind: 'seed', value: Math.round(noopStats.max), limit: limits.seedNoopMs, op: '<=', unit: 'ms' },
+        { name: 'validator violations after the run (drift included)', kind: 'seed', value: report.violations.length, limit: 0, op: '<=', unit: '' },
+      ];
+      return {
+        metrics: {
+          tenants: options.tenants,
+          concurrency: CONCURRENCY,
+          fanOut: { totalMs: Math.round(fanOutMs), tenantsPerSecond: summary.tenantsPerSecond, migrated: summary.migrated, failed: summary.failed, perTenant: runnerStats },
+          baseline: { totalMs: Math.round(baselineMs), tenantsPerSecond: Math.round((schemas.length / baselineMs) * 10_000) / 10, perTenant: baselineStats },
+          p50Ratio,
+          noop: noopStats,
+          validatorMsAfterFanOut: report.durationMs,
+        },
+        checks,
+      };
+    } finally {
+      await env.close();
+    }
+  },
+};
