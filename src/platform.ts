@@ -17,6 +17,8 @@ import { canInstall, checkInstallation, installPlatform } from './db/install.ts'
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
 import { migrateControlPlane } from './db/migrate.ts';
 import { ROLES } from './db/roles.ts';
+import { BackupService, startBackupScheduler, startBackupWorker, type BackupServiceOptions } from './backup/service.ts';
+import { openStore } from './backup/store.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
 import { migrateTemplate } from './migrations/template.ts';
@@ -40,6 +42,7 @@ export type Platform = {
   tenants: TenantService;
   keys: ApiKeyService;
   credentials: CredentialService;
+  backups: BackupService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   close(): Promise<void>;
@@ -49,7 +52,17 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean };
+export type StartOptions = {
+  provisioner?: ProvisionerOptions;
+  runPurgeSweeper?: boolean;
+  runValidatorJob?: boolean;
+  /** Run queued backups in this process (default: when backups are configured and TENANTFORGE_BACKUP_WORKERS > 0). */
+  runBackupWorker?: boolean;
+  /** Queue scheduled backups and expire old ones (default: when backups are configured). */
+  runBackupScheduler?: boolean;
+  /** Backup job timings (tests shorten them). */
+  backupJobs?: Pick<BackupServiceOptions, 'leaseMs' | 'retryDelayMs' | 'maxAttempts'>;
+};
 
 export async function startPlatform(config: Config, log: Logger, options: StartOptions = {}): Promise<Platform> {
   const secrets = resolveSecrets(config);
@@ -91,6 +104,17 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
 
+    const store = config.backup.bucket ? openStore(config.backup) : undefined;
+    const backups = new BackupService({ sql: control, store, tenants, log, ...options.backupJobs });
+    const backupWorker =
+      store && options.runBackupWorker !== false && config.backup.workers > 0
+        ? startBackupWorker(backups, { concurrency: config.backup.workers, log })
+        : undefined;
+    const backupScheduler =
+      store && options.runBackupScheduler !== false && config.backup.scheduleIntervalMs > 0
+        ? startBackupScheduler(backups, { intervalMs: config.backup.scheduleIntervalMs, log })
+        : undefined;
+
     const sweeper =
       options.runPurgeSweeper === false
         ? undefined
@@ -103,9 +127,12 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, backups, cluster,
       close: async () => {
         if (sweeper) clearInterval(sweeper);
+        backupScheduler?.stop();
+        await backupWorker?.stop();
+        store?.close();
         await validatorJob?.stop();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         if (cluster?.startedHere) await cluster.stop();
