@@ -72,6 +72,9 @@ export async function seedBulk(su: Sql, tenant: { id: string; schema: string }, 
        from market_data group by symbol, b`,
       [tenant.id],
     );
+    // The HNSW index is built once after the rows are in (as a restore does): much faster than row by row.
+    const [hnsw] = await tx.unsafe(`select pg_get_indexdef('embeddings_embedding_hnsw_idx'::regclass) as def`);
+    await tx.unsafe('drop index embeddings_embedding_hnsw_idx');
     await tx.unsafe(
       `insert into embeddings (tenant_id, external_id, content, metadata, embedding)
        select $1, 'doc-' || i, 'document ' || i, jsonb_build_object('topic', i % 50),
@@ -79,6 +82,8 @@ export async function seedBulk(su: Sql, tenant: { id: string; schema: string }, 
        from generate_series(1, $2::int) i`,
       [tenant.id, counts.embeddings],
     );
+    await tx.unsafe(`set local maintenance_work_mem = '256MB'`);
+    await tx.unsafe(hnsw!.def);
   });
 }
 
