@@ -27,7 +27,7 @@ import { assertTenantSchemaName } from '../provisioning/names.ts';
 import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestSchema, type Manifest } from './manifest.ts';
 import { tableLayout } from './snapshot.ts';
-import { StoreError, type BackupStore } from './store.ts';
+import type { BackupStore } from './store.ts';
 
 export type LocatedBackup = { backupId: string; tenantId: string; manifest: Manifest; folder: string };
 
@@ -149,12 +149,7 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
     try {
       await pipeline(source, tap, createGunzip(), counter, forwardTo(sink));
     } catch (err) {
-      if (err instanceof AppError) throw err;
-      const e = err as { code?: string; message?: string };
-      // A PostgreSQL error (a constraint, a bad value) is not about the bytes: report it as it is.
-      if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) throw err;
-      if (err instanceof StoreError || (e.code && /^E[A-Z]+/.test(e.code))) throw err;
-      throw corrupt(backupId, `${table.object} cannot be read (${e.message})`);
+      throw classifyLoadError(err, backupId, table.object);
     }
     const sha256 = hash.digest('hex');
     if (sha256 !== table.sha256 || stored !== table.bytes) {
@@ -188,9 +183,24 @@ function forwardTo(sink: Writable): Writable {
       sink.end();
       done();
     },
+    // A failed source must end the COPY (postgres.js sends CopyFail), or the connection
+    // would wait for COPY data forever and the transaction could not roll back.
+    destroy(err, done) {
+      if (err) sink.destroy(err);
+      done(err);
+    },
   });
   sink.on('error', (err) => forward.destroy(err));
   return forward;
+}
+
+/** What a failed load means: unreadable bytes (corrupt), the store failing (503), or a database error (as is). */
+function classifyLoadError(err: unknown, backupId: string, object: string): unknown {
+  if (err instanceof AppError) return err;
+  const e = err as { code?: string; message?: string; severity?: string };
+  if (e.severity) return err;
+  if ((e.code && /^Z_/.test(e.code)) || /binary COPY/.test(e.message ?? '')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
+  return new AppError(503, 'backup_store_unavailable', 'Backup store unavailable', `reading ${object} of backup ${backupId} failed: ${e.message ?? String(err)}; nothing was restored, try again`);
 }
 
 const corrupt = (id: string, why: string) => new AppError(422, 'backup_corrupt', 'Backup is corrupt', `backup ${id}: ${why}; nothing was restored`);
