@@ -54,7 +54,7 @@ const schema = z.object({
   AWS_REGION: z.string().min(1).default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  AWS_ENDPOINT_URL_S3: z.string().url('must be a URL such as http://127.0.0.1:9000').optional(),
+  AWS_ENDPOINT_URL_S3: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'must be a URL such as http://127.0.0.1:9000').optional(),
   TENANTFORGE_BACKUP_PATH_STYLE: boolean.optional(),
   TENANTFORGE_BACKUP_SSE: z.enum(['AES256', 'aws:kms', 'off']).default('AES256'),
   TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: intervalOrOff('1m'),
