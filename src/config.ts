@@ -57,6 +57,19 @@ const schema = z.object({
   TENANTFORGE_MIGRATE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   TENANTFORGE_MIGRATE_LOCK_TIMEOUT: duration('2s'),
   TENANTFORGE_MIGRATE_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
+  // Backups: the AWS SDK's own variables, plus where in the store and how.
+  TENANTFORGE_BACKUP_URL: z
+    .string()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\x21-\x7e]*)?$/, 'must be s3://<bucket>[/<prefix>] (bucket: 3-63 lowercase letters, digits, dots, hyphens)')
+    .optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_ENDPOINT_URL_S3: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'must be a URL such as http://127.0.0.1:9000').optional(),
+  TENANTFORGE_BACKUP_PATH_STYLE: boolean.optional(),
+  TENANTFORGE_BACKUP_SSE: z.enum(['AES256', 'aws:kms', 'off']).default('AES256'),
+  TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: intervalOrOff('1m'),
+  TENANTFORGE_BACKUP_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
 });
 
 export type Config = {
@@ -101,6 +114,29 @@ export type Config = {
   migrateLockTimeoutMs: number;
   /** Retries (with backoff) of a tenant whose migration hit a lock timeout or deadlock. */
   migrateRetries: number;
+  backup: BackupConfig;
+};
+
+/** Where and how tenant backups are stored (an S3-compatible object store). */
+export type BackupConfig = {
+  /** Absent: backups are not configured (the API answers 503 backups_not_configured). */
+  bucket: string | undefined;
+  /** Key prefix inside the bucket, without leading or trailing slash ('' for none). */
+  prefix: string;
+  region: string;
+  /** Absent: the SDK's default credential chain. */
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  /** Absent: AWS itself. Set for MinIO and other S3-compatible stores. */
+  endpoint: string | undefined;
+  /** Path-style URLs (`host/bucket/key`); defaults to on when an endpoint is set. */
+  forcePathStyle: boolean;
+  /** Server-side encryption asked for on every object; 'off' for stores that refuse the header. */
+  sse: 'AES256' | 'aws:kms' | 'off';
+  /** How often the scheduler looks for tenants due a scheduled backup, and for expired ones; 0 = never. */
+  scheduleIntervalMs: number;
+  /** Backups one instance runs at once; 0 = this instance runs none (another one does). */
+  workers: number;
 };
 
 export class ConfigError extends Error {
@@ -149,12 +185,30 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     migrateConcurrency: e.TENANTFORGE_MIGRATE_CONCURRENCY,
     migrateLockTimeoutMs: e.TENANTFORGE_MIGRATE_LOCK_TIMEOUT,
     migrateRetries: e.TENANTFORGE_MIGRATE_RETRIES,
+    backup: backupConfig(e),
+  };
+}
+
+function backupConfig(e: z.infer<typeof schema>): BackupConfig {
+  const match = e.TENANTFORGE_BACKUP_URL ? /^s3:\/\/([^/]+)\/?(.*)$/.exec(e.TENANTFORGE_BACKUP_URL) : null;
+  if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) throw new ConfigError('invalid configuration: AWS_SECRET_ACCESS_KEY must be set with AWS_ACCESS_KEY_ID');
+  return {
+    bucket: match?.[1],
+    prefix: (match?.[2] ?? '').replace(/^\/+|\/+$/g, ''),
+    region: e.AWS_REGION,
+    accessKeyId: e.AWS_ACCESS_KEY_ID,
+    secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+    endpoint: e.AWS_ENDPOINT_URL_S3,
+    forcePathStyle: e.TENANTFORGE_BACKUP_PATH_STYLE ?? e.AWS_ENDPOINT_URL_S3 !== undefined,
+    sse: e.TENANTFORGE_BACKUP_SSE,
+    scheduleIntervalMs: e.TENANTFORGE_BACKUP_SCHEDULE_INTERVAL,
+    workers: e.TENANTFORGE_BACKUP_WORKERS,
   };
 }
 
 function redactValue(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (/TOKEN|SECRET|PASSWORD/.test(name)) return '<redacted>';
+  if (/TOKEN|SECRET|PASSWORD|SECRET_ACCESS_KEY/.test(name)) return '<redacted>';
   if (/URL/.test(name)) return value.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:<redacted>@');
   return value;
 }

@@ -20,6 +20,8 @@ import { migrateControlPlane } from './db/migrate.ts';
 import { startPeriodic } from './db/periodic.ts';
 import { ROLES } from './db/roles.ts';
 import { limitTenants } from './db/with-tenant.ts';
+import { BackupService, startBackupScheduler, startBackupWorker, type BackupServiceOptions } from './backup/service.ts';
+import { openStore } from './backup/store.ts';
 import { startValidatorJob } from './isolation/job.ts';
 import type { Logger } from './log.ts';
 import { readTenantMigrations } from './migrations/files.ts';
@@ -45,6 +47,7 @@ export type Platform = {
   tenants: TenantService;
   keys: ApiKeyService;
   credentials: CredentialService;
+  backups: BackupService;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   /** Whether the database is reachable: requests fail fast with 503 while it is not. */
@@ -56,7 +59,18 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export type StartOptions = { provisioner?: ProvisionerOptions; runPurgeSweeper?: boolean; runValidatorJob?: boolean; runLoginWatchdog?: boolean };
+export type StartOptions = {
+  provisioner?: ProvisionerOptions;
+  runPurgeSweeper?: boolean;
+  runValidatorJob?: boolean;
+  runLoginWatchdog?: boolean;
+  /** Run queued backups in this process (default: when backups are configured and TENANTFORGE_BACKUP_WORKERS > 0). */
+  runBackupWorker?: boolean;
+  /** Queue scheduled backups and expire old ones (default: when backups are configured). */
+  runBackupScheduler?: boolean;
+  /** Backup job timings (tests shorten them). */
+  backupJobs?: Pick<BackupServiceOptions, 'leaseMs' | 'retryDelayMs' | 'maxAttempts'>;
+};
 
 /** Lock timeout of the control pool's sessions. */
 const CONTROL_LOCK_TIMEOUT_MS = 10_000;
@@ -108,6 +122,17 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     pools.push(probe);
     const availability = new DatabaseAvailability(() => probe`select 1`, log);
 
+    const store = config.backup.bucket ? openStore(config.backup) : undefined;
+    const backups = new BackupService({ sql: control, store, tenants, log, ...options.backupJobs });
+    const backupWorker =
+      store && options.runBackupWorker !== false && config.backup.workers > 0
+        ? startBackupWorker(backups, { concurrency: config.backup.workers, log })
+        : undefined;
+    const backupScheduler =
+      store && options.runBackupScheduler !== false && config.backup.scheduleIntervalMs > 0
+        ? startBackupScheduler(backups, { intervalMs: config.backup.scheduleIntervalMs, log })
+        : undefined;
+
     // Background jobs back off while the database is unavailable and resume by themselves.
     const sweeper =
       options.runPurgeSweeper === false
@@ -127,12 +152,14 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : startLoginWatchdog({ sql: control, intervalMs: config.watchdogIntervalMs, log });
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, cluster, availability,
+      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, backups, cluster, availability,
       close: async () => {
         // Jobs get a few seconds to finish their run; a run still waiting then (a query
         // the database never answers) is ended with the pools, which reject its queries.
-        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop(), watchdog?.stop()]);
+        backupScheduler?.stop();
+        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop(), watchdog?.stop(), backupWorker?.stop()]);
         await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);
+        store?.close();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
         await jobs;
         if (cluster?.startedHere) await cluster.stop();

@@ -23,6 +23,7 @@ import { migrateTenants, RunInProgressError, type RunSummary } from '../migratio
 import { runServer } from '../server.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
 import type { Tenant } from '../tenants/service.ts';
+import type { Backup } from '../backup/service.ts';
 
 const USAGE = `usage: tenantforge <command>
 
@@ -37,6 +38,10 @@ const USAGE = `usage: tenantforge <command>
   tenants delete <id-or-slug> [--purge]
   tenants purge-expired                  purge soft-deleted tenants past their retention
   validate [--tenant T] [--fix]          check tenant isolation: exit 0 clean, 1 violations, 2 could not run
+  backups create <tenant> [--wait]       back up a tenant (with --wait: run it here and wait; exit 1 if it failed)
+  backups list <tenant>                  a tenant's backups, newest first
+  backups show <tenant> <backup-id>
+  restore <backup-id> --into <new-slug> [--name N] [--plan P]   a new tenant from a backup (any database's)
 
   --json prints machine-readable output. Settings come from the environment (see README).`;
 
@@ -63,6 +68,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     if (command === 'migrate') return await migrateCommand(config, argv.slice(1));
     if (command === 'tenants') return await tenantsCommand(config, sub, rest);
     if (command === 'validate') return await validateCommand(config, argv.slice(1));
+    if (command === 'backups') return await backupsCommand(config, sub, rest);
+    if (command === 'restore') return await restoreCommand(config, argv.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
     return fail(err, config.debugErrors);
@@ -159,6 +166,75 @@ function describeRun(s: RunSummary): string {
   if (s.failed) lines.push('these tenants stay on their version and keep serving; fix the cause and run `tenantforge migrate` again (only they are retried)');
   if (s.status === 'interrupted') lines.push('interrupted: run `tenantforge migrate` again to finish');
   return lines.join('\n');
+}
+
+async function backupsCommand(config: Config, sub: string | undefined, args: string[]): Promise<number> {
+  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { wait: { type: 'boolean' }, json: { type: 'boolean' }, limit: { type: 'string' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const tenant = positionals[0] ?? raise(new UsageError(`backups ${sub ?? ''} needs a <tenant> (id or slug)`));
+  const print = (b: Backup) => console.log(values.json ? JSON.stringify(b) : describeBackup(b));
+  return withPlatform(config, async ({ backups }) => {
+    switch (sub) {
+      case 'create': {
+        const backup = await backups.start(tenant, who);
+        if (!values.wait) {
+          print(backup);
+          return 0;
+        }
+        const done = await backups.runAndWait(backup.id);
+        print(done);
+        if (done.status !== 'succeeded') {
+          console.error(`tenantforge: error: backup ${done.id} ${done.status}: ${done.error ?? 'unknown error'} (check the store settings and run it again)`);
+          return 1;
+        }
+        return 0;
+      }
+      case 'list': {
+        const items = await backups.list(tenant, values.limit ? Number(values.limit) : 100);
+        if (values.json) console.log(JSON.stringify({ items }));
+        else for (const b of items) console.log(describeBackup(b));
+        return 0;
+      }
+      case 'show':
+        print(await backups.get(tenant, positionals[1] ?? raise(new UsageError('backups show needs a <backup-id>'))));
+        return 0;
+      default:
+        throw new UsageError(`unknown backups subcommand ${JSON.stringify(sub ?? '')}`);
+    }
+  });
+}
+
+async function restoreCommand(config: Config, args: string[]): Promise<number> {
+  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { into: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, json: { type: 'boolean' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const backupId = positionals[0] ?? raise(new UsageError('restore needs a <backup-id>'));
+  if (!values.into) throw new UsageError('restore needs --into <new-slug>: it restores into a new tenant');
+  return withPlatform(config, async ({ backups }) => {
+    const input = parse(createTenantInput, { slug: values.into, name: values.name ?? values.into, plan: values.plan });
+    const { tenant, restoredRows } = await backups.restoreInto(input, backupId, who);
+    if (values.json) console.log(JSON.stringify({ ...tenant, restoredRows }));
+    else console.log(`${describe(tenant)}\nrestored from ${backupId}: ${Object.entries(restoredRows).map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    return 0;
+  });
+}
+
+function describeBackup(b: Backup): string {
+  const rows = b.tables ? Object.values(b.tables).reduce((n, r) => n + r, 0) : null;
+  return [b.id, b.status.padEnd(9), b.trigger.padEnd(9), b.createdAt, b.sizeBytes === null ? '-' : `${b.sizeBytes} bytes`, rows === null ? '' : `${rows} rows`, b.durationMs === null ? '' : `${b.durationMs} ms`, b.error ?? '']
+    .filter((x) => x !== '')
+    .join('  ');
 }
 
 /** Exit 0 when clean, 1 on violations, 2 when the validator could not run. */

@@ -181,3 +181,46 @@ export const isolationReports = platform.table(
   },
   (t) => [index('isolation_reports_finished_idx').on(t.finishedAt), check('isolation_reports_outcome_check', sql`${t.outcome} in ('clean', 'violations', 'error')`)],
 );
+
+export const BACKUP_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'expired'] as const;
+export type BackupStatus = (typeof BACKUP_STATUSES)[number];
+
+/**
+ * Tenant backups, each row also its own job: queued rows are claimed with
+ * `FOR UPDATE SKIP LOCKED` and run under a lease that the running instance renews, so
+ * several instances never run one backup at once and a crashed instance's backup is
+ * picked up again once its lease runs out.
+ */
+export const backups = platform.table(
+  'backups',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    status: text('status').$type<BackupStatus>().notNull().default('queued'),
+    trigger: text('trigger').$type<'manual' | 'scheduled'>().notNull().default('manual'),
+    attempts: integer('attempts').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull().default(3),
+    runAfter: timestamp('run_after', { withTimezone: true }).notNull().defaultNow(),
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    worker: text('worker'),
+    error: text('error'),
+    templateVersion: text('template_version'),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }),
+    rawBytes: bigint('raw_bytes', { mode: 'number' }),
+    tables: jsonb('tables').$type<Record<string, number>>(),
+    encryption: text('encryption'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    durationMs: doublePrecision('duration_ms'),
+    expiredAt: timestamp('expired_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('backups_tenant_created_idx').on(t.tenantId, t.createdAt),
+    index('backups_due_idx').on(t.runAfter).where(sql`${t.status} in ('queued', 'running')`),
+    check('backups_status_check', sql`${t.status} in ('queued', 'running', 'succeeded', 'failed', 'expired')`),
+    check('backups_trigger_check', sql`${t.trigger} in ('manual', 'scheduled')`),
+  ],
+);

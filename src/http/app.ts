@@ -8,6 +8,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
+import { backupRoutes, restoreFrom } from '../backup/routes.ts';
 import { AppError } from '../errors.ts';
 import { isolationRoutes } from '../isolation/routes.ts';
 import { renderMigrationMetrics } from '../migrations/metrics.ts';
@@ -66,7 +67,13 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   };
   app.use('/v1/tenants', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.use('/v1/tenants/*', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
-  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs));
+  const restore = {
+    schema: restoreFrom,
+    restore: (input: Parameters<typeof platform.backups.restoreInto>[0], from: { backupId: string; tenantId?: string }, who: { actor: string; requestId?: string }, key?: string) =>
+      platform.backups.restoreInto(input, from.backupId, who, key, from.tenantId),
+  };
+  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs, restore));
+  app.route('/v1/tenants', backupRoutes(platform.backups, docs));
 
   // The data plane: the tenant comes from the API key, every query runs in withTenant.
   const auth = tenantAuth(platform.keys);

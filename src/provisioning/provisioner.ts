@@ -22,6 +22,11 @@ export type ProvisionerOptions = {
   interceptStatements?: (statements: string[]) => string[];
 };
 
+export type ProvisionOptions = {
+  /** Fills the new tables (a restore) inside the transaction, before the role, policies and grants exist. */
+  load?: (tx: Tx, tenant: { id: string; schema: string; role: string }) => Promise<void>;
+};
+
 export class StaleTemplateError extends Error {
   override name = 'StaleTemplateError';
 }
@@ -56,9 +61,15 @@ export class Provisioner {
    * before the transaction, as compiling needs a connection of its own). The whole plan goes to the server as
    * one multi-statement query: one round trip, and any failing statement aborts it all.
    */
-  async provision(tx: Tx, tenantId: string, plan: ClonePlan): Promise<ProvisionedTenant> {
+  async provision(tx: Tx, tenantId: string, plan: ClonePlan, options: ProvisionOptions = {}): Promise<ProvisionedTenant> {
     const names = this.namesFor(tenantId);
-    let statements = [`set local role ${ROLES.owner}`, ...renderClonePlan(plan, names), 'reset role'];
+    const rendered = renderClonePlan(plan, names);
+    // With a load step, the tables are filled before the role part of the plan, which
+    // holds the role-DDL lock until commit: a long load must not stall other provisionings.
+    const split = options.load ? plan.steps.findIndex((s) => s.sql === ROLE_DDL_LOCK) : -1;
+    const before = split >= 0 ? rendered.slice(0, split) : rendered;
+    const after = split >= 0 ? rendered.slice(split) : [];
+    let statements = [`set local role ${ROLES.owner}`, ...before, 'reset role'];
     if (this.options.interceptStatements) statements = this.options.interceptStatements(statements);
     // Pipelined (one round trip): a template migration takes this lock exclusively, so
     // holding it shared pins the version the plan was compiled for. If the version moved,
@@ -70,6 +81,10 @@ export class Provisioner {
       tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`,
       tx.unsafe(statements.join(';\n')),
     ]);
+    if (options.load) {
+      await options.load(tx, { id: tenantId, ...names });
+      if (after.length) await tx.unsafe([`set local role ${ROLES.owner}`, ...after, 'reset role'].join(';\n'));
+    }
     if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');
 
     // Read the names back from the catalog rather than trusting what we meant to create.

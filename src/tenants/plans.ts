@@ -2,12 +2,25 @@
  * Tenant plans and what each grants. Limits are enforced where the tenant's work runs:
  * statement timeouts and chunk quotas on every API request; connection limit, temp-file
  * limit and idle-transaction bound on the direct login (pinned on its role, and
- * enforced from outside by the login watchdog where a login could lift them).
+ * enforced from outside by the login watchdog where a login could lift them); backup
+ * schedules and retention by the backup scheduler.
  */
+const HOUR = 3_600_000;
+
+/** `backups`: how often a scheduled backup runs (0 = never) and how many backups are kept. */
 export const PLANS = {
-  free: { statementTimeoutMs: 2_000, connectionLimit: 2, idleInTransactionMs: 10_000, tempFileLimitKb: 256 * 1024, chunkQuota: 2_000 },
-  pro: { statementTimeoutMs: 10_000, connectionLimit: 10, idleInTransactionMs: 30_000, tempFileLimitKb: 2 * 1024 * 1024, chunkQuota: 20_000 },
-  enterprise: { statementTimeoutMs: 60_000, connectionLimit: 50, idleInTransactionMs: 60_000, tempFileLimitKb: 16 * 1024 * 1024, chunkQuota: 100_000 },
+  free: {
+    statementTimeoutMs: 2_000, connectionLimit: 2, idleInTransactionMs: 10_000, tempFileLimitKb: 256 * 1024, chunkQuota: 2_000,
+    backups: { intervalMs: 0, keep: 3 },
+  },
+  pro: {
+    statementTimeoutMs: 10_000, connectionLimit: 10, idleInTransactionMs: 30_000, tempFileLimitKb: 2 * 1024 * 1024, chunkQuota: 20_000,
+    backups: { intervalMs: 24 * HOUR, keep: 7 },
+  },
+  enterprise: {
+    statementTimeoutMs: 60_000, connectionLimit: 50, idleInTransactionMs: 60_000, tempFileLimitKb: 16 * 1024 * 1024, chunkQuota: 100_000,
+    backups: { intervalMs: HOUR, keep: 48 },
+  },
 } as const;
 
 export type PlanName = keyof typeof PLANS;

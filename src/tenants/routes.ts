@@ -10,21 +10,28 @@ import { AppError } from '../errors.ts';
 import { jsonBody, queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
-import { createTenantInput, listTenantsQuery, updateTenantInput } from './schemas.ts';
+import { createTenantInput, listTenantsQuery, updateTenantInput, type CreateTenantInput } from './schemas.ts';
 import type { CredentialService } from './credentials.ts';
 import type { ApiKeyService } from './keys.ts';
-import type { TenantService } from './service.ts';
+import type { Actor, Tenant, TenantService } from './service.ts';
 
 const idempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 const deleteQuery = z.strictObject({ purge: z.enum(['true', 'false']).default('false') });
 
 const issueKey = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
 
-export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, credentials: CredentialService, docs: OpenApi): Hono<AppEnv> {
+/** Restores a backup into the tenant being created (`restoreFrom` in the body); absent when backups are not part of the build. */
+export type RestoreHandler = {
+  schema: z.ZodType<{ backupId: string; tenantId?: string }>;
+  restore(input: CreateTenantInput, from: { backupId: string; tenantId?: string }, who: Actor, idempotencyKey?: string): Promise<{ tenant: Tenant; replayed: boolean }>;
+};
+
+export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, credentials: CredentialService, docs: OpenApi, restore?: RestoreHandler): Hono<AppEnv> {
+  const createBody = restore ? createTenantInput.extend({ restoreFrom: restore.schema.optional() }) : createTenantInput;
   const app = new Hono<AppEnv>();
   const tag = 'tenants (admin)';
   const auth = 'admin';
-  docs.add({ method: 'post', path: '/v1/tenants', tag, auth, summary: 'Provision a tenant (Idempotency-Key supported)', body: createTenantInput, status: 201 });
+  docs.add({ method: 'post', path: '/v1/tenants', tag, auth, summary: 'Provision a tenant (Idempotency-Key supported; restoreFrom: a backup to load into it)', body: createBody, status: 201 });
   docs.add({ method: 'get', path: '/v1/tenants', tag, auth, summary: 'List tenants (oldest first)', query: listTenantsQuery });
   docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}', tag, auth, summary: 'Get a tenant by id or slug' });
   docs.add({ method: 'patch', path: '/v1/tenants/{idOrSlug}', tag, auth, summary: 'Rename, change plan, suspend or reactivate', body: updateTenantInput });
@@ -41,8 +48,10 @@ export function tenantRoutes(tenants: TenantService, keys: ApiKeyService, creden
     if (key && !key.success) {
       throw new AppError(400, 'invalid_idempotency_key', 'Invalid Idempotency-Key', `Idempotency-Key ${key.error.issues[0]!.message}`, { field: 'Idempotency-Key' });
     }
-    const input = await jsonBody(c, createTenantInput);
-    const { tenant, replayed } = await tenants.create(input, who(c), key?.data);
+    const { restoreFrom, ...input } = (await jsonBody(c, createBody)) as CreateTenantInput & { restoreFrom?: { backupId: string; tenantId?: string } };
+    const { tenant, replayed } = restoreFrom && restore
+      ? await restore.restore(input, restoreFrom, who(c), key?.data)
+      : await tenants.create(input, who(c), key?.data);
     c.header('location', `/v1/tenants/${tenant.id}`);
     if (replayed) c.header('idempotent-replayed', 'true');
     return c.json(tenant, 201);

@@ -48,6 +48,14 @@ type TenantRow = {
   provisioning_ms: number | null;
 };
 
+export type CreateOptions = {
+  /** Fills the new schema inside the provisioning transaction (a restore); a failure undoes the tenant. */
+  load?: (tx: Tx, tenant: { id: string; schema: string; role: string }) => Promise<Record<string, unknown> | void>;
+  /** More of the request that an idempotency key must match (e.g. the backup restored). */
+  requestExtra?: unknown;
+  auditDetail?: Record<string, unknown>;
+};
+
 /** Who asked, for the audit log. */
 export type Actor = { actor: string; requestId?: string };
 
@@ -76,9 +84,11 @@ export class TenantService {
    * Provisions a tenant. With an idempotency key, a retry with the same key and body
    * returns the tenant the first call made (`replayed: true`), never a second one.
    */
-  async create(input: CreateTenantInput, who: Actor, idempotencyKey?: string): Promise<{ tenant: Tenant; replayed: boolean }> {
+  async create(input: CreateTenantInput, who: Actor, idempotencyKey?: string, options: CreateOptions = {}): Promise<{ tenant: Tenant; replayed: boolean }> {
     const { sql, provisioner, log } = this.deps;
-    const requestHash = createHash('sha256').update(JSON.stringify([input.slug, input.name, input.plan])).digest('hex');
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify(options.requestExtra === undefined ? [input.slug, input.name, input.plan] : [input.slug, input.name, input.plan, options.requestExtra]))
+      .digest('hex');
     if (idempotencyKey) {
       const replay = await this.#replay(idempotencyKey, requestHash);
       if (replay) return { tenant: replay, replayed: true };
@@ -103,14 +113,16 @@ export class TenantService {
           await tx`
             insert into platform.tenants (id, slug, name, plan, status, schema_name, role_name, template_version)
             values (${id}, ${input.slug}, ${input.name}, ${input.plan}, 'active', ${names.schema}, ${names.role}, ${plan.templateVersion})`;
-          const provisioned = await provisioner.provision(tx, id, plan);
+          let loaded: Record<string, unknown> | undefined;
+          const load = options.load;
+          const provisioned = await provisioner.provision(tx, id, plan, load ? { load: async (ltx, t) => void (loaded = (await load(ltx, t)) ?? undefined) } : {});
           const ms = performance.now() - started;
           // Pipelined: these go to the server together, one round trip.
           const [[inserted]] = await Promise.all([
             tx<TenantRow[]>`update platform.tenants set provisioning_ms = ${ms} where id = ${id} returning *`,
             tx`insert into platform.tenant_migrations ${sql(provisioned.migrations.map((m) => ({ tenant_id: id, name: m.name, checksum: m.checksum })))}`,
             idempotencyKey ? tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${id})` : undefined,
-            this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema }),
+            this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema, ...options.auditDetail, ...(loaded ? { loaded } : {}) }),
           ]);
           return { row: inserted! } as const;
         });
@@ -124,7 +136,7 @@ export class TenantService {
       const mapped = mapCreateError(err, input.slug);
       // The failure itself is the answer: an audit row that cannot be written (the
       // database went away) is logged, not allowed to replace it.
-      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message })
+      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message, ...options.auditDetail })
         .catch((auditErr) => log.warn({ err: (auditErr as Error).message, requestId: who.requestId }, 'could not audit a failed provisioning'));
       log.warn({ slug: input.slug, durationMs: round(ms), err: (err as Error).message, requestId: who.requestId }, 'tenant provisioning failed');
       throw mapped;

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { startThrowawayCluster } from '../../src/db/local-cluster.ts';
 import { chooseDatabaseSource, dockerReachable, type DatabaseSource } from './database-source.ts';
+import { startObjectStore, type S3Settings } from './object-store.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,11 +16,14 @@ declare module 'vitest' {
     databaseSource: DatabaseSource;
     /** The runtime role's password; one per run, as roles are cluster-wide. */
     appPassword: string;
+    /** The S3-compatible store backups go to (each test file uses a prefix of its own). */
+    s3: S3Settings;
   }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const source = chooseDatabaseSource(process.env, await dockerReachable());
+  const docker = await dockerReachable();
+  const source = chooseDatabaseSource(process.env, docker);
   let url: string;
   let teardown = async () => {};
   if (source === 'environment') {
@@ -39,7 +43,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     url = cluster.superuserUrl('postgres');
     teardown = () => cluster.destroy();
   }
-  console.log(`tests use PostgreSQL from: ${source}`);
+  const store = await startObjectStore(process.env, docker);
+  const stopDatabase = teardown;
+  teardown = async () => {
+    await store.stop();
+    await stopDatabase();
+  };
+  console.log(`tests use PostgreSQL from: ${source}; S3 from: ${store.settings.source}`);
+  project.provide('s3', store.settings);
   project.provide('databaseUrl', url);
   project.provide('databaseSource', source);
   project.provide('appPassword', process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(18).toString('base64url'));

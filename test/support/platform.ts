@@ -70,7 +70,8 @@ export function testConfig(databaseUrl: string, overrides: Record<string, string
 export async function testPlatform(options: StartOptions & { env?: Record<string, string> } = {}): Promise<TestPlatform> {
   const db = await freshDatabase();
   const config = testConfig(db.url, options.env);
-  const platform = await startPlatform(config, createLogger(config.logLevel), { runPurgeSweeper: false, ...options });
+  // Background backup jobs stay off unless a test turns them on: tests run backups themselves.
+  const platform = await startPlatform(config, createLogger(config.logLevel), { runPurgeSweeper: false, runBackupWorker: false, runBackupScheduler: false, ...options });
   const app = createApp(platform);
   const su = openPool(db.url, { max: 4, name: 'test-su' });
   return {

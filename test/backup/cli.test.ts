@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../support/cli.ts';
+import { backupEnv } from '../support/object-store.ts';
+import { freshDatabase, type TestDatabase } from '../support/platform.ts';
+import { testPrefix } from './support.ts';
+
+let db: TestDatabase;
+let env: Record<string, string>;
+beforeAll(async () => {
+  db = await freshDatabase();
+  const s3 = inject('s3');
+  env = {
+    DATABASE_URL: db.url,
+    TENANTFORGE_APP_PASSWORD: inject('appPassword'),
+    TENANTFORGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tf-cli-')),
+    TENANTFORGE_SCHEMA_SECRET: 'cli-test-schema-secret-0123',
+    TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+    TENANTFORGE_BACKUP_SSE: s3.source === 's3rver' ? 'off' : 'AES256',
+    ...backupEnv(s3, testPrefix('cli')),
+  };
+});
+afterAll(() => db?.drop());
+
+describe('tenantforge backups and restore (command line)', () => {
+  it('backs up with --wait, lists, and restores into a new tenant', async () => {
+    expect((await runCli(['tenants', 'create', '--slug', 'desk', '--name', 'Desk', '--plan', 'pro'], env)).code).toBe(0);
+    const created = await runCli(['backups', 'create', 'desk', '--wait', '--json'], env, 60_000);
+    expect(created.code, created.stderr).toBe(0);
+    const backup = JSON.parse(created.stdout);
+    expect(backup).toMatchObject({ status: 'succeeded', tables: { portfolios: 0, trades: 0 } });
+
+    const listed = await runCli(['backups', 'list', 'desk'], env);
+    expect(listed.stdout).toContain(backup.id);
+    expect(listed.stdout).toContain('succeeded');
+
+    const restored = await runCli(['restore', backup.id, '--into', 'desk-copy', '--json'], env, 60_000);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(JSON.parse(restored.stdout)).toMatchObject({ slug: 'desk-copy', status: 'active', restoredRows: { portfolios: 0 } });
+  });
+
+  it.each([
+    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11', '--into', 'nope'], 1, /Backup not found|no backup .*\[backup_not_found\]/],
+    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11'], 2, /restore needs --into <new-slug>/],
+    [['backups', 'create'], 2, /needs a <tenant>/],
+    [['backups', 'create', 'no-such-tenant'], 1, /\[tenant_not_found\]/],
+  ])('%j exits %i with a message that says what to do', async (args, code, message) => {
+    const res = await runCli(args, env);
+    expect(res.code).toBe(code);
+    expect(res.stderr).toMatch(message);
+  });
+
+  it('says how to configure backups when they are not', async () => {
+    const { TENANTFORGE_BACKUP_URL: _, ...without } = env;
+    const res = await runCli(['backups', 'create', 'desk'], without);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/set TENANTFORGE_BACKUP_URL=s3:\/\/<bucket>.*\[backups_not_configured\]/);
+  });
+});
