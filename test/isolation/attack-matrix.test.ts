@@ -11,6 +11,14 @@
  * Outcomes: `own` = succeeds and every row it returns is the actor's tenant's (never
  * empty); `none` = succeeds with no rows; `ok` = succeeds (no rows to look at);
  * `denied` = 42501; `unsupported` = 0A000 (COPY FROM into a table with RLS).
+ *
+ * A denial is pinned to its layer and object: another tenant's objects and the control
+ * plane are refused at the schema ("permission denied for schema <name>"), own-table
+ * TRUNCATE by the table grant, own DDL by ownership, SET ROLE by role membership. A
+ * leaked schema USAGE would turn those into table-level or RLS refusals and fail the
+ * cell. Control-plane statements are also run as the superuser in a rolled-back
+ * transaction first (a positive control): a misspelt table or column cannot pass as
+ * "denied".
  */
 import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,7 +159,7 @@ function functionStatement(cell: string, actor: Actor): string {
 const ROLLBACK = new Error('rollback');
 
 /** Runs `steps` as the actor in a transaction that is always rolled back; classifies what happened. */
-async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcome | string; tenantIds: string[] }> {
+async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcome | string; tenantIds: string[]; reason?: string }> {
   let tenantIds: string[] | undefined;
   try {
     await actor.sql().begin(async (tx) => {
@@ -176,7 +184,7 @@ async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcom
   } catch (err) {
     if (err !== ROLLBACK) {
       const e = err as { code?: string; message: string };
-      if (e.code === '42501') return { outcome: 'denied', tenantIds: [] };
+      if (e.code === '42501') return { outcome: 'denied', tenantIds: [], reason: e.message };
       if (e.code === '0A000') return { outcome: 'unsupported', tenantIds: [] };
       return { outcome: `error ${e.code}: ${e.message}`, tenantIds: [] };
     }
@@ -184,6 +192,52 @@ async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcom
   if (tenantIds === undefined) return { outcome: 'ok', tenantIds: [] };
   if (tenantIds.length === 0) return { outcome: 'none', tenantIds };
   return { outcome: tenantIds.every((id) => id === actor.own().id) ? 'own' : `rows of another tenant: ${tenantIds.join(', ')}`, tenantIds };
+}
+
+/** The table name a denial names (a chunk's own name; a control-plane statement's table). */
+function tableName(target: Target): string {
+  if (target.kind === 'table') return 'portfolios';
+  if (target.kind === 'hypertable') return 'trades';
+  return chunks.get(target.tenant!.id)!.split('.')[1]!.replaceAll('"', '');
+}
+
+/**
+ * Why a cell must be refused: the schema for anything outside the actor's own schema
+ * (the README's first line of defence), the table grant for TRUNCATE, ownership for DDL,
+ * membership for SET ROLE. Never RLS, never a table grant on another tenant's table.
+ */
+function expectedDenial(cell: Cell, target: Target, actor: Actor): string {
+  const setRole = (role: string) => `permission denied to set role "${role}"`;
+  if (cell.kind === 'control plane') {
+    if (cell.command === 'SET ROLE') return setRole('tf_owner');
+    return 'permission denied for schema platform';
+  }
+  const schema = target.tenant!.schema;
+  if (cell.actor === 'runtime') {
+    // tf_app is NOINHERIT: without SET ROLE it has no tenant schema's USAGE.
+    return `permission denied for schema ${schema}`;
+  }
+  if (cell.whose === 'other') {
+    if (cell.command === 'SET ROLE') return setRole(target.tenant!.role);
+    return `permission denied for schema ${schema}`;
+  }
+  if (cell.command === 'TRUNCATE') return `permission denied for table ${tableName(target)}`;
+  if (cell.command === 'DDL') return `must be owner of table ${tableName(target)}`;
+  throw new Error(`no denial expected for ${cell.actor} ${cell.command} on ${cell.object}`);
+}
+
+function expectedFunctionDenial(what: string, actor: Actor): string {
+  // The regclass cast resolves the hypertable before the call: a schema the actor cannot
+  // use is refused there (always, for the NOINHERIT runtime role); its own, at the function.
+  const ownSchemaUsable = actor.setting;
+  return {
+    'drop_chunks on own hypertable': ownSchemaUsable ? 'permission denied for function drop_chunks' : `permission denied for schema ${actor.own().schema}`,
+    "drop_chunks on other's hypertable": `permission denied for schema ${actor.other().schema}`,
+    "the template's trigger function": 'permission denied for schema tf_template',
+    'create function in own schema': `permission denied for schema ${actor.own().schema}`,
+    'create function in public': 'permission denied for schema public',
+    'create function in extensions': 'permission denied for schema extensions',
+  }[what]!;
 }
 
 type Cell = { actor: keyof typeof ACTORS; whose: Whose; kind: ObjectKind; object: string; command: Command; expected: Outcome };
@@ -213,14 +267,34 @@ describe('attack matrix: roles x objects x commands', () => {
     const before = prelude(cell.command, target, actor);
     const command = ['SET ROLE', 'RESET ROLE', 'set_config'].includes(cell.command) ? 'SELECT' : cell.command;
     const steps = [...(before ? [before] : []), statement(command, target)];
-    const { outcome } = await attempt(actor, steps);
+    const { outcome, reason } = await attempt(actor, steps);
     expect(outcome, steps.join('; ')).toBe(cell.expected);
+    if (cell.expected === 'denied') expect(reason, steps.join('; ')).toBe(expectedDenial(cell, target, actor));
+  });
+
+  const controlPlane = [...new Set(COMMANDS.map((c) => (['SET ROLE', 'RESET ROLE', 'set_config'].includes(c) ? 'SELECT' : c)))];
+  it.each(controlPlane)('positive control: %s on the control plane is a valid statement (superuser, rolled back)', async (command) => {
+    const sql = statement(command, { kind: 'control plane', tenant: null });
+    const done = await t.su
+      .begin(async (tx) => {
+        if (/^copy .* to stdout$/.test(sql)) {
+          for await (const _ of await tx.unsafe(sql).readable()); // drain
+        } else if (/^copy .* from stdin$/.test(sql)) {
+          const stream = await tx.unsafe(sql).writable();
+          stream.end();
+          await finished(stream);
+        } else await tx.unsafe(sql);
+        throw ROLLBACK;
+      })
+      .then(() => 'committed', (err) => (err === ROLLBACK ? 'valid' : `error ${err.code}: ${err.message}`));
+    expect(done, sql).toBe('valid');
   });
 
   const functionCells = (['A', 'B', 'runtime'] as const).flatMap((actor) => FUNCTION_CELLS.map(([command, what, expected]) => ({ actor, command, what, expected })));
   it.each(functionCells)('$actor: $command functions ($what) -> $expected', async ({ actor, what, expected }) => {
-    const { outcome } = await attempt(ACTORS[actor], [functionStatement(what, ACTORS[actor])]);
+    const { outcome, reason } = await attempt(ACTORS[actor], [functionStatement(what, ACTORS[actor])]);
     expect(outcome).toBe(expected);
+    expect(reason).toBe(expectedFunctionDenial(what, ACTORS[actor]));
   });
 
   it('left every tenant with exactly its seeded rows', async () => {
