@@ -6,18 +6,70 @@ import { shape } from '../support/shape.ts';
 let t: TestPlatform;
 /** Index of the statement to replace with a failing one; undefined = no fault. */
 let faultAt: number | undefined;
+/** Appended to the plan (after every step): undoes the schema, so the read-back must catch it. */
+let sabotageReadBack: ((statements: string[]) => string) | undefined;
+/** How many statements the provisioner handed the interceptor last: the fault range comes from here. */
+let intercepted = 0;
 
 beforeAll(async () => {
   t = await testPlatform({
     provisioner: {
-      interceptStatements: (statements) =>
-        faultAt === undefined ? statements : statements.map((s, i) => (i === faultAt ? `do $$ begin raise exception 'injected fault at statement ${i}'; end $$` : s)),
+      interceptStatements: (statements) => {
+        intercepted = statements.length;
+        if (sabotageReadBack) return [...statements, sabotageReadBack(statements)];
+        return faultAt === undefined ? statements : statements.map((s, i) => (i === faultAt ? `do $$ begin raise exception 'injected fault at statement ${i}'; end $$` : s));
+      },
     },
   });
+  await t.su.unsafe(FAULT_TRIGGERS);
 });
 afterAll(() => t?.close());
 
 const admin = { actor: 'test' };
+
+/**
+ * Faults outside the clone plan, raised by the server itself: the registry insert and
+ * its update, the ledger, the idempotency key, the success audit row (BEFORE triggers)
+ * and COMMIT (a deferred constraint trigger). Each fires only for a slug armed for it.
+ */
+const FAULT_TRIGGERS = `
+  create schema tf_test_faults;
+  create table tf_test_faults.armed (point text not null, slug text not null, primary key (point, slug));
+  create function tf_test_faults.trip() returns trigger language plpgsql security definer set search_path = pg_catalog, platform as $fn$
+  declare s text;
+  begin
+    if tg_table_name = 'tenants' then s := new.slug;
+    elsif tg_table_name = 'audit_log' then
+      if new.outcome = 'succeeded' then s := new.detail->>'slug'; end if;
+    else s := (select slug from platform.tenants where id = new.tenant_id);
+    end if;
+    if exists (select 1 from tf_test_faults.armed a where a.point = tg_argv[0] and a.slug = s) then
+      raise exception 'injected fault at %', tg_argv[0];
+    end if;
+    return new;
+  end $fn$;
+  create trigger fault_registry_insert before insert on platform.tenants for each row execute function tf_test_faults.trip('registry insert');
+  create trigger fault_registry_update before update on platform.tenants for each row execute function tf_test_faults.trip('registry update');
+  create trigger fault_ledger before insert on platform.tenant_migrations for each row execute function tf_test_faults.trip('ledger');
+  create trigger fault_idempotency before insert on platform.idempotency_keys for each row execute function tf_test_faults.trip('idempotency key');
+  create trigger fault_audit before insert on platform.audit_log for each row execute function tf_test_faults.trip('audit');
+  create constraint trigger fault_commit after insert on platform.tenants deferrable initially deferred
+    for each row execute function tf_test_faults.trip('commit');`;
+
+/** Creates a tenant through the API (with an Idempotency-Key, so that write is on the path too) and expects a clean failure. */
+async function expectCleanFailure(slug: string, fault: string, before: Awaited<ReturnType<typeof footprint>>) {
+  const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug }, headers: { 'idempotency-key': `key-${slug}` } });
+  expect(res.status, fault).toBe(500);
+  expect((await res.json()).code, fault).toBe('internal_error');
+  expect(await footprint(), fault).toEqual(before);
+  const [audit] = await t.su`select outcome, detail from platform.audit_log where detail->>'slug' = ${slug}`;
+  expect(audit?.outcome, fault).toBe('failed');
+  expect(audit?.detail.error, fault).toContain(fault);
+  const names = t.provisioner.namesFor(audit!.detail.attemptedId);
+  const leftovers = await t.su`
+    select 1 from pg_namespace where nspname in (${names.schema}, ${names.schema + '_moved'}) union all select 1 from pg_roles where rolname = ${names.role}`;
+  expect(leftovers, fault).toHaveLength(0);
+}
 
 async function createTenant(slug: string): Promise<Tenant> {
   return (await t.tenants.create({ slug, name: slug, plan: 'free' }, admin)).tenant;
@@ -34,35 +86,53 @@ async function footprint() {
            (select count(*)::int from _timescaledb_catalog.hypertable where schema_name like 'tenant\\_%') as hypertables,
            (select count(*)::int from platform.tenants) as tenants,
            (select count(*)::int from platform.tenant_migrations) as ledger,
+           (select count(*)::int from platform.idempotency_keys) as idempotency_keys,
+           (select count(*)::int from platform.audit_log where outcome = 'succeeded') as audit_succeeded,
            (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname like 'tenant\\_%') as relations`;
   return row!;
 }
 
 describe('rollback: a fault at any step leaves nothing of the tenant behind', () => {
-  it('fails cleanly at every statement of the plan', async () => {
-    const statements = (await t.provisioner.plan()).steps.length + 2; // plus set role / reset role
+  it('fails cleanly at every statement of the plan (the range is what the provisioner handed the interceptor)', async () => {
+    // A clean run first: how many statements the provisioner really sends.
+    expect((await createTenant('probe')).status).toBe('active');
+    const statements = intercepted;
     expect(statements).toBeGreaterThan(40);
     const before = await footprint();
     try {
       for (let k = 0; k < statements; k++) {
         faultAt = k;
-        const slug = `fault-${k}`;
-        const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug } });
-        expect(res.status, `statement ${k}`).toBe(500);
-        expect((await res.json()).code).toBe('internal_error');
-        expect(await footprint(), `statement ${k}`).toEqual(before);
-        const [audit] = await t.su`select outcome, detail from platform.audit_log where detail->>'slug' = ${slug}`;
-        expect(audit?.outcome).toBe('failed');
-        expect(audit?.detail.error).toContain(`injected fault at statement ${k}`);
-        const names = t.provisioner.namesFor(audit!.detail.attemptedId);
-        const leftovers = await t.su`
-          select 1 from pg_namespace where nspname = ${names.schema} union all select 1 from pg_roles where rolname = ${names.role}`;
-        expect(leftovers).toHaveLength(0);
+        await expectCleanFailure(`fault-${k}`, `injected fault at statement ${k}`, before);
+        expect(intercepted, `statement ${k}`).toBe(statements);
       }
     } finally {
       faultAt = undefined;
     }
     expect((await createTenant('after-faults')).status).toBe('active');
+  });
+
+  it('fails cleanly when the read-back finds the schema gone', async () => {
+    const before = await footprint();
+    sabotageReadBack = (statements) => {
+      const schema = /create schema "?(tenant_[0-9a-f]+)"?/.exec(statements.join('\n'))![1]!;
+      return `alter schema "${schema}" rename to "${schema}_moved"`;
+    };
+    try {
+      await expectCleanFailure('fault-read-back', 'provisioning did not create', before);
+    } finally {
+      sabotageReadBack = undefined;
+    }
+  });
+
+  it.each(['registry insert', 'registry update', 'ledger', 'idempotency key', 'audit', 'commit'])('fails cleanly at the %s', async (point) => {
+    const slug = `fault-${point.replace(' ', '-')}`;
+    const before = await footprint();
+    await t.su`insert into tf_test_faults.armed (point, slug) values (${point}, ${slug})`;
+    await expectCleanFailure(slug, `injected fault at ${point}`, before);
+    // Disarmed, the same request provisions: the fault, not the request, was the cause.
+    await t.su`delete from tf_test_faults.armed where slug = ${slug}`;
+    const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug }, headers: { 'idempotency-key': `key-${slug}-retry` } });
+    expect(res.status).toBe(201);
   });
 });
 
