@@ -23,10 +23,18 @@ describe('configuration', () => {
 
   it('never echoes a secret or a password in a URL', () => {
     expect(() => loadConfig({ TENANTFORGE_ADMIN_TOKEN: 'short' })).toThrow(/TENANTFORGE_ADMIN_TOKEN="<redacted>": must be at least 16/);
+    let message: string | undefined;
     try {
       loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h/db', PORT: 'x' });
     } catch (err) {
-      expect((err as Error).message).not.toContain('hunter2');
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
     }
+    // It must have thrown (PORT is bad), named what was wrong, and kept the password out.
+    expect(message).toMatch(/PORT="x"/);
+    expect(message).not.toContain('hunter2');
+    // A bad URL with a password in it: the URL is named, its password redacted.
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).not.toThrow(/hunter2/);
   });
 });

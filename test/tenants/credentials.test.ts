@@ -1,6 +1,9 @@
+import { createServer, connect as tcpConnect, type AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validate } from '../../src/isolation/validator.ts';
+import { createLogger } from '../../src/log.ts';
+import { startPlatform } from '../../src/platform.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
 
@@ -45,12 +48,43 @@ describe('direct database logins', () => {
     }
   });
 
-  it('never sends the password to the server in plain text', async () => {
-    const { body } = await issue(acme.id);
-    const [stored] = await t.su`select rolpassword from pg_authid where rolname = ${body.username}`;
-    expect(stored!.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
-    const [logged] = await t.su`select count(*)::int as n from pg_stat_statements where query like ${'%' + body.password + '%'}`.catch(() => [{ n: 0 }]);
-    expect(logged!.n).toBe(0);
+  it('never sends the password to the server in plain text (every byte the platform sends, captured)', async () => {
+    // A loopback proxy between a second platform instance and the server records every
+    // byte the platform sends; that instance issues the login.
+    const upstream = new URL(t.db.url);
+    const sent: Buffer[] = [];
+    const proxy = createServer((client) => {
+      const server = tcpConnect(Number(upstream.port), upstream.hostname);
+      client.on('data', (chunk) => sent.push(chunk));
+      client.pipe(server).on('error', () => client.destroy());
+      server.pipe(client).on('error', () => server.destroy());
+      client.on('error', () => server.destroy());
+    });
+    await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready));
+    const viaProxy = new URL(t.db.url);
+    viaProxy.port = String((proxy.address() as AddressInfo).port);
+    viaProxy.searchParams.set('sslmode', 'disable');
+    const second = await startPlatform({ ...t.config, databaseUrl: viaProxy.toString() }, createLogger('silent'), {
+      runPurgeSweeper: false, runValidatorJob: false, runLoginWatchdog: false,
+    });
+    try {
+      const login = await second.credentials.rotate(acme.id, { actor: 'test' });
+      const wire = Buffer.concat(sent).toString('latin1');
+      // Positive control: the capture saw the statement that set the login's password, as a verifier.
+      expect(wire).toContain(login.username);
+      expect(wire).toMatch(/password 'SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'/);
+      expect(wire).not.toContain(login.password);
+      expect(wire).not.toContain(Buffer.from(login.password).toString('base64'));
+      // And the server stored that verifier, which the password opens.
+      const [stored] = await t.su`select rolpassword from pg_authid where rolname = ${login.username}`;
+      expect(wire).toContain(stored!.rolpassword);
+      const db = connect(login.url);
+      expect((await db`select 1 as ok`)[0]!.ok).toBe(1);
+      await db.end({ timeout: 1 });
+    } finally {
+      await second.close();
+      proxy.close();
+    }
   });
 
   it('rotates: the old password stops working and its sessions end', async () => {
