@@ -42,19 +42,15 @@ describe('tenant authentication', () => {
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(401);
   });
 
-  it('honours a revocation made by another instance within one second', async () => {
+  it('honours a revocation made by another instance within 0.5 s (the README promise: the key cache lives that long)', async () => {
     const issued = await (await t.http(`/v1/tenants/${acme.id}/keys`, { method: 'POST', json: {} })).json();
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(200);
+    // The key is cached no later than now: 0.5 s from here, the cache must have let it go.
+    const cachedBy = performance.now();
     // Another instance revokes: this one learns it only from the database.
     await t.su`update platform.api_keys set revoked_at = now() where id = ${issued.id}`;
-    const started = Date.now();
-    let status = 200;
-    while (status === 200 && Date.now() - started < 3_000) {
-      status = (await t.http('/v1/portfolios', { token: issued.key })).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(status).toBe(401);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    await new Promise((r) => setTimeout(r, Math.max(0, cachedBy + 500 + 10 - performance.now())));
+    expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(401);
   });
 
   it('answers 403 for a suspended tenant at once, and serves it again when reactivated', async () => {

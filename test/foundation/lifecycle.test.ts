@@ -3,7 +3,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { openPool } from '../../src/db/connect.ts';
 import { freePort } from '../../src/db/local-cluster.ts';
+import { ROLE_DDL_LOCK } from '../../src/provisioning/clone-plan.ts';
 import { startCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/platform.ts';
 
@@ -15,21 +17,60 @@ async function readyz(port: number, dataDir?: string) {
 }
 
 describe('the service with an external DATABASE_URL', () => {
-  it('serves, reports ready, and drains and exits 0 on SIGTERM', async () => {
+  it('serves, reports ready, and on SIGTERM finishes the request in flight, then exits 0', async () => {
     const db = await freshDatabase();
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'tf-data-'));
     const server = startCli(['serve'], { DATABASE_URL: db.url, PORT: String(port), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_APP_PASSWORD: inject('appPassword') });
+    const holder = openPool(db.url, { max: 2, name: 'test-lock-holder' });
+    let release = () => {};
     try {
       await server.waitForLog(/tenantforge is serving/);
       const ready = await readyz(port, dataDir);
       expect(ready.status).toBe(200);
       expect(ready.body.extensions).toMatchObject({ timescaledb: expect.any(String), vector: expect.any(String) });
+
+      // A slow request: provisioning waits for the tenant-role lock, which this test holds.
+      let locked = () => {};
+      const lockHeld = new Promise<void>((r) => (locked = r));
+      const holding = holder.begin(async (tx) => {
+        await tx.unsafe(ROLE_DDL_LOCK);
+        locked();
+        await new Promise<void>((r) => (release = r));
+      });
+      await lockHeld;
+      const token = JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')).adminToken;
+      const inFlight = fetch(`http://127.0.0.1:${port}/v1/tenants`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ slug: 'in-flight', name: 'In flight' }),
+      });
+      // It has reached the server and is waiting on the lock.
+      let waiting = 0;
+      for (let i = 0; i < 200 && waiting === 0; i++) {
+        [{ n: waiting }] = (await holder`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`) as unknown as [{ n: number }];
+        if (waiting === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(waiting).toBe(1);
       server.child.kill('SIGTERM');
+      await server.waitForLog(/shutting down: draining requests/);
+      // Draining: still running while the request is unanswered.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(server.child.exitCode).toBeNull();
+      release();
+      await holding;
+      const res = await inFlight;
+      expect(res.status).toBe(201);
+      expect((await res.json()).slug).toBe('in-flight');
       expect(await server.exited).toBe(0);
       expect(server.output()).toMatch(/"msg":"stopped"/);
+      // It was committed, not cut off: the registry has it.
+      const [row] = await holder`select status from platform.tenants where slug = 'in-flight'`;
+      expect(row?.status).toBe('active');
     } finally {
+      release();
       server.child.kill('SIGKILL');
+      await holder.end();
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
     }
