@@ -86,8 +86,16 @@ describe('spoofing the tenant', () => {
     ['x-forwarded-user', () => b.id],
     ['app.current_tenant_id', () => b.id],
   ])('ignores a %s header', async (header, value) => {
-    const res = await t.http('/v1/portfolios', { token: a.key, headers: { [header]: value() } });
-    expectNothingOfB((await res.json()).items);
+    const mine = await a.ok('POST', '/v1/portfolios', { name: `mine under ${header}` });
+    const res = await t.http('/v1/portfolios?limit=500', { token: a.key, headers: { [header]: value() } });
+    expect(res.status).toBe(200);
+    const { items } = await res.json();
+    expectNothingOfB(items);
+    // Positive controls: the answer is A's list, and the same list under B's key does show B.
+    expect(items.map((p: { id: string }) => p.id)).toContain(mine.id);
+    const theirsListed = await t.http('/v1/portfolios?limit=500', { token: b.key, headers: { [header]: value() } });
+    expect(theirsListed.status).toBe(200);
+    expect((await theirsListed.json()).items.map((p: { id: string }) => p.id)).toContain(theirs.portfolio);
   });
 
   it('ignores tenant ids in query strings and bodies', async () => {
