@@ -328,6 +328,21 @@ describe('a clean platform', () => {
   });
 });
 
+/**
+ * A transaction that alters tf_app, retried when another test file's start-up updates
+ * the same cluster-wide role row at the same moment ("tuple concurrently updated").
+ */
+async function onRuntimeRole(work: (tx: Tx) => Promise<unknown>): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await t.su.begin((tx) => work(tx as Tx));
+    } catch (err) {
+      if (attempt < 5 && (err as { message?: string }).message === 'tuple concurrently updated') continue;
+      throw err;
+    }
+  }
+}
+
 describe('each rule, broken on its own, is reported alone', () => {
   it.each(scenarios.map((s) => [s.rule, s] as const))('%s', async (_, scenario) => {
     const s = await stage();
@@ -359,7 +374,7 @@ describe('each rule, broken on its own, is reported alone', () => {
   it('the runtime role with BYPASSRLS (cluster-wide, so checked inside a transaction that is rolled back)', async () => {
     const rollback = new Error('rollback');
     await expect(
-      t.su.begin(async (tx) => {
+      onRuntimeRole(async (tx) => {
         await tx`alter role tf_app bypassrls`;
         const { violations } = await inspect(tx as Tx);
         expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app', true]]);
@@ -373,7 +388,7 @@ describe('each rule, broken on its own, is reported alone', () => {
   it('the runtime role with INHERIT (it would hold every tenant role it is granted at once; rolled back)', async () => {
     const rollback = new Error('rollback');
     await expect(
-      t.su.begin(async (tx) => {
+      onRuntimeRole(async (tx) => {
         await tx`alter role tf_app inherit`;
         const { violations } = await inspect(tx as Tx);
         expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app', true]]);
