@@ -118,11 +118,12 @@ export class BackupService {
 
   /** Queues a backup of a tenant; a worker (this instance's or another's) runs it. */
   async start(idOrSlug: string, who: Actor, trigger: 'manual' | 'scheduled' = 'manual'): Promise<Backup> {
-    this.store;
+    // The tenant first: an unknown tenant is a 404 whether or not backups are configured.
     const tenant = await this.deps.tenants.get(idOrSlug);
     if (tenant.status === 'deleted' || tenant.status === 'purged') {
       throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${tenant.status}; its data cannot be backed up`);
     }
+    if (!this.deps.store) throw notConfigured();
     const [row] = await this.deps.sql<BackupRow[]>`
       insert into platform.backups (tenant_id, trigger, max_attempts) values (${tenant.id}, ${trigger}, ${this.#maxAttempts}) returning *`;
     await this.#audit(who, 'backup.start', tenant.id, { backupId: row!.id, trigger });
