@@ -1,7 +1,7 @@
 /**
  * The clone plan: the template schema, introspected once per template version and
  * compiled into DDL statements parameterised by tenant schema and role. Running a plan
- * touches no catalog-wide scan, so its cost stays flat as tenants grow (DESIGN.md section 4).
+ * touches no catalog-wide scan (grants go per table by name, never ON ALL TABLES IN SCHEMA).
  *
  * `CREATE TABLE ... (LIKE ... INCLUDING ALL)` copies columns, defaults, checks, comments
  * and storage. Indexes are excluded there and created from the template's definitions
@@ -160,7 +160,7 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     }
     for (const d of dimensions) {
       // Chunks go to the tenant's schema, which only the tenant role may use, and not to
-      // _timescaledb_internal, which every role can use (DESIGN.md section 4).
+      // _timescaledb_internal, which every role can use.
       step(
         `hypertable ${d.table_name}`,
         `select ${ident(ts!.schema)}.create_hypertable('${SCHEMA}.${ident(d.table_name)}'::regclass, ${literal(d.column_name)}, ` +
