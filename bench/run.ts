@@ -55,6 +55,7 @@ async function main(): Promise<number> {
   const out = values.out ?? RESULTS;
   mkdirSync(out, { recursive: true });
 
+  const known: string[] = [];
   const misses: string[] = [];
   const sections: string[] = [];
   for (const scenario of chosen) {
@@ -67,17 +68,20 @@ async function main(): Promise<number> {
       progress: (m) => console.log(`  ${m}`),
     });
     const seconds = Math.round((Date.now() - started) / 100) / 10;
-    const record = { scenario: scenario.name, at: new Date().toISOString(), seconds, options: { ci: values.ci, tenants }, ...result, passed: result.checks.every(passed) };
+    const gating = result.checks.filter((c) => !c.knownMiss);
+    const record = { scenario: scenario.name, at: new Date().toISOString(), seconds, options: { ci: values.ci, tenants }, ...result, passed: gating.every(passed) };
     writeFileSync(join(out, `${scenario.name}.json`), JSON.stringify(record, null, 2) + '\n');
     if (result.curve) writeFileSync(join(out, `${scenario.name}.svg`), provisioningChart(result.curve));
     sections.push(markdown(scenario.name, seconds, result));
-    for (const c of result.checks.filter((c) => !passed(values.ci ? withNoiseMargin(c, slo.ciNoiseMargin ?? 0) : c))) {
+    for (const c of gating.filter((c) => !passed(values.ci ? withNoiseMargin(c, slo.ciNoiseMargin ?? 0) : c))) {
       misses.push(`${scenario.name}: ${describeMiss(c)}`);
     }
+    for (const c of result.checks.filter((c) => c.knownMiss && !passed(c))) known.push(`${scenario.name}: ${describeMiss(c)} (known: ${c.knownMiss})`);
   }
   const summary = `# Bench results\n\nRun at ${new Date().toISOString()} (${values.ci ? 'CI configuration' : 'full configuration'}, ${tenants} tenants).\n\n${sections.join('\n')}`;
   writeFileSync(join(out, 'summary.md'), summary);
   console.log(`\n${summary}`);
+  if (known.length) console.log(`bench: ${known.length} known miss(es), reported and not gating:\n${known.map((m) => `  - ${m}`).join('\n')}`);
   if (misses.length) {
     console.error(`bench: ${misses.length} target(s) missed:\n${misses.map((m) => `  - ${m}`).join('\n')}`);
     return 1;
@@ -97,7 +101,8 @@ function withNoiseMargin(c: Check, margin: number): Check {
 }
 
 function markdown(name: string, seconds: number, result: ScenarioResult): string {
-  const rows = result.checks.map((c) => `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit} | ${passed(c) ? 'pass' : '**MISS**'} |`);
+  const verdict = (c: Check) => (passed(c) ? 'pass' : c.knownMiss ? `**KNOWN MISS** (${c.knownMiss})` : '**MISS**');
+  const rows = result.checks.map((c) => `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit} | ${verdict(c)} |`);
   return `## ${name} (${seconds} s)\n\n| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
 }
 

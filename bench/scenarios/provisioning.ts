@@ -102,7 +102,8 @@ export const provisioning: Scenario = {
         { name: 'p99', kind: 'strict', value: api.p99, limit: strict.p99Ms, op: '<=', unit: 'ms' },
         { name: '100 concurrent: successes', kind: 'strict', value: concurrentOk, limit: strict.concurrentMinSuccesses, op: '>=', unit: '' },
         { name: '100 concurrent: wall time', kind: 'strict', value: Math.round(wallMs), limit: strict.concurrentWallMs, op: '<=', unit: 'ms' },
-        { name: `flatness: p50 at ${flatAt} vs at ${FIRST_WINDOW_AT} tenants`, kind: 'strict', value: ratio(atFlat.api.p50, at100.api.p50), limit: strict.flatnessP50Ratio, op: '<=', unit: 'x' },
+        { name: `flatness: p50 at ${flatAt} vs at ${FIRST_WINDOW_AT} tenants`, kind: 'strict', value: ratio(atFlat.api.p50, at100.api.p50), limit: strict.flatnessP50Ratio, op: '<=', unit: 'x',
+          knownMiss: slo.knownMisses?.['provisioning.flatnessP50Ratio'] ? 'issue 15' : undefined },
       ];
       return {
         metrics: {
