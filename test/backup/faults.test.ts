@@ -59,7 +59,11 @@ let good: { id: string };
 async function tenantCount(): Promise<{ schemas: number; roles: number; registry: number }> {
   const [row] = await t.su`
     select (select count(*) from pg_namespace where nspname like 'tenant\\_%') as schemas,
-           (select count(*) from pg_roles where rolname like 'tenant\\_%') as roles,
+           -- Roles are cluster-wide and other test files make tenants meanwhile: count the ones
+           -- that hold something in this database (a half-made tenant's role would).
+           (select count(*) from pg_roles r where rolname like 'tenant\\_%' and exists (
+              select 1 from pg_shdepend d where d.refobjid = r.oid
+                and d.dbid = (select oid from pg_database where datname = current_database()))) as roles,
            (select count(*) from platform.tenants) as registry`;
   return { schemas: Number(row!.schemas), roles: Number(row!.roles), registry: Number(row!.registry) };
 }
