@@ -13,6 +13,7 @@
  * await watchdog.stop();
  */
 import type { Sql } from '../db/connect.ts';
+import { startPeriodic, type PeriodicJob } from '../db/periodic.ts';
 import { ROLES } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
 import { PLANS, type PlanName } from './plans.ts';
@@ -64,37 +65,18 @@ export async function sweepLogins(sql: Sql): Promise<WatchdogAction[]> {
   return actions;
 }
 
-export type LoginWatchdog = { stop(): Promise<void> };
-
-/** Sweeps every `intervalMs`; a failed sweep (database down) is logged and the next one tries again. */
-export function startLoginWatchdog(options: { sql: Sql; intervalMs: number; log: Logger }): LoginWatchdog {
+/** Sweeps every `intervalMs`; while the database is unavailable it backs off and resumes (see db/periodic.ts). */
+export function startLoginWatchdog(options: { sql: Sql; intervalMs: number; log: Logger }): PeriodicJob {
   const { sql, intervalMs, log } = options;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let stopped = false;
-  let failing = false;
-  const tick = () => {
-    running = sweepLogins(sql)
-      .then((actions) => {
-        failing = false;
-        for (const a of actions) log.warn(a, a.action === 'statement_cancelled' ? 'login statement over its plan cancelled' : 'login idle transaction ended');
-      })
-      .catch((err) => {
-        // Once per outage, not once a second.
-        if (!failing) log.error({ err }, 'login watchdog could not run');
-        failing = true;
-      })
-      .finally(() => {
-        running = undefined;
-        if (!stopped) timer = setTimeout(tick, intervalMs).unref();
-      });
-  };
-  timer = setTimeout(tick, intervalMs).unref();
-  return {
-    stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
+  return startPeriodic({
+    name: 'login watchdog',
+    intervalMs,
+    firstDelayMs: intervalMs,
+    log,
+    run: async () => {
+      for (const a of await sweepLogins(sql)) {
+        log.warn(a, a.action === 'statement_cancelled' ? 'login statement over its plan cancelled' : 'login idle transaction ended');
+      }
     },
-  };
+  });
 }
