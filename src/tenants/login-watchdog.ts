@@ -5,8 +5,8 @@
  * - cancels a statement running longer than the plan's statement timeout (plus a grace),
  * - ends a session idle in a transaction longer than the plan's bound (an idle
  *   transaction holds its locks and holds back vacuum of every other tenant's tables),
- * and records each in the audit log. It also runs as a one-off (`sweep`), for tests and
- * the CLI. Several instances may run it: a second cancel of the same backend is harmless.
+ * and records each in the audit log. `sweepLogins` is one such look. Several instances
+ * may run it: a second cancel of the same backend is harmless.
  *
  * @example
  * const watchdog = startLoginWatchdog({ sql: platform.control, intervalMs: 1000, log });
