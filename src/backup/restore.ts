@@ -15,8 +15,8 @@
  * assertTemplateCompatible(located.manifest, await templateMigrations(control));
  * await tenants.create(input, who, undefined, { load: (tx, t) => loadBackup(tx, store, located, t) });
  */
-import { createHash } from 'node:crypto';
-import { Transform, Writable } from 'node:stream';
+import { digestTap } from './digest-tap.ts';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Sql, Tx } from '../db/connect.ts';
@@ -134,15 +134,7 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
   for (const [i, table] of manifest.tables.entries()) {
     const source = await store.download(`${folder}/${table.object}`);
     if (!source) throw incomplete(backupId, `object ${table.object} is missing from the store`);
-    const hash = createHash('sha256');
-    let stored = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        stored += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const tap = digestTap();
     const counter = new CopyRowCounter();
     const columns = table.columns.map((c) => ident(c.name)).join(', ');
     const sink = await tx.unsafe(`copy ${tables[i]} (${columns}) from stdin (format binary)`).writable();
@@ -151,7 +143,8 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
     } catch (err) {
       throw classifyLoadError(err, backupId, table.object);
     }
-    const sha256 = hash.digest('hex');
+    const sha256 = tap.sha256();
+    const stored = tap.bytes();
     if (sha256 !== table.sha256 || stored !== table.bytes) {
       throw corrupt(backupId, `${table.object} does not match its checksum in the manifest (sha256 ${sha256.slice(0, 12)}…, ${stored} bytes; expected ${table.sha256.slice(0, 12)}…, ${table.bytes} bytes)`);
     }

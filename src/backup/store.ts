@@ -8,8 +8,8 @@
  * const store = openStore(config.backup);
  * const { bytes, sha256 } = await store.upload(store.key('tenants', id, backupId, 'trades.bin.gz'), readable);
  */
-import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { digestTap } from './digest-tap.ts';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   CreateBucketCommand,
@@ -71,15 +71,7 @@ export class BackupStore {
    * A failure aborts the multipart upload (no parts are left behind by this client).
    */
   async upload(key: string, body: Readable, options: { signal?: AbortSignal } = {}): Promise<StoredObject> {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const tap = digestTap();
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.config.bucket, Key: key, Body: tap, ContentType: 'application/octet-stream', ...this.#sse },
@@ -102,7 +94,7 @@ export class BackupStore {
     } finally {
       options.signal?.removeEventListener('abort', abort);
     }
-    return { key, bytes, sha256: hash.digest('hex') };
+    return { key, bytes: tap.bytes(), sha256: tap.sha256() };
   }
 
   /** Writes a small JSON object in one request. */
