@@ -3,7 +3,9 @@
  * server DATABASE_URL names), the platform started on it in this process (for library-
  * level measurements and baselines), and the HTTP service in a child process on a
  * loopback port, exactly as `tenantforge serve` runs it: the load generator and the
- * server must not share one event loop.
+ * server must not share one event loop. The throwaway cluster is durable (fsync,
+ * synchronous_commit and full_page_writes on, unlike the test clusters): commits cost
+ * what they cost in production. `server` records the settings a result depends on.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,12 +25,31 @@ export type BenchEnvironment = {
   su: Sql;
   baseUrl: string;
   adminToken: string;
+  /** Server version, extension versions and the durability/memory settings of this run. */
+  server: ServerFacts;
   close(): Promise<void>;
 };
 
+export type ServerFacts = { version: string; extensions: Record<string, string>; settings: Record<string, string> };
+
+const RECORDED_SETTINGS = ['fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'work_mem', 'max_connections', 'jit', 'wal_level'];
+
+/** What a result needs to be compared with another: versions and the settings that move timings. */
+export async function serverFacts(sql: Sql): Promise<ServerFacts> {
+  const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];
+  const extensions = await sql<{ extname: string; extversion: string }[]>`select extname, extversion from pg_extension order by extname`;
+  const settings = await sql<{ name: string; setting: string }[]>`
+    select name, current_setting(name) as setting from pg_settings where name in ${sql(RECORDED_SETTINGS)} order by name`;
+  return {
+    version,
+    extensions: Object.fromEntries(extensions.map((e) => [e.extname, e.extversion])),
+    settings: Object.fromEntries(settings.map((s) => [s.name, s.setting])),
+  };
+}
+
 export async function startBenchEnvironment(options: { poolMax?: number } = {}): Promise<BenchEnvironment> {
   let cluster: LocalCluster | undefined;
-  const serverUrl = process.env.DATABASE_URL ?? (cluster = await startThrowawayCluster()).superuserUrl('postgres');
+  const serverUrl = process.env.DATABASE_URL ?? (cluster = await startThrowawayCluster({ durable: true })).superuserUrl('postgres');
   const database = `tf_bench_${randomBytes(4).toString('hex')}`;
   const maintenance = openPool(serverUrl, { max: 1, name: 'bench-admin' });
   await maintenance.unsafe(`create database ${database}`);
@@ -52,18 +73,20 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     LOG_LEVEL: 'warn',
   };
   const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), { runPurgeSweeper: false });
-  const server = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitUntilReady(`http://127.0.0.1:${port}/readyz`, server);
+  const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitUntilReady(`http://127.0.0.1:${port}/readyz`, service);
   const su = openPool(url.toString(), { max: 4, name: 'bench-su' });
+  const server = await serverFacts(su);
 
   return {
     platform,
     su,
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: platform.adminToken,
+    server,
     close: async () => {
-      server.kill('SIGTERM');
-      await new Promise((r) => (server.exitCode === null ? server.once('exit', r) : r(null)));
+      service.kill('SIGTERM');
+      await new Promise((r) => (service.exitCode === null ? service.once('exit', r) : r(null)));
       await su.end();
       await platform.close();
       if (cluster) await cluster.destroy();

@@ -82,10 +82,11 @@ export const dataPlane: Scenario = {
         { name: 'tenant context: p50 withTenant / owner, same transaction', kind: 'strict', value: ratio(ctx.p50, own.p50), limit: t.contextOverheadRatio, op: '<=', unit: 'x' },
         // The machine's own HTTP tail, measured at the same rate in the same run, is taken off:
         // on this shared 2-core machine /healthz alone reaches a p99 of 2.5-11 ms from run to run.
-        { name: `HTTP read at ${rate}/s: p99 over /healthz's p99`, kind: 'strict', value: Math.round((http.latency.p99 - healthz.latency.p99) * 100) / 100, limit: t.httpReadP99Ms, op: '<=', unit: 'ms' },
+        { name: `HTTP read at ${rate}/s: p99 over /healthz's p99`, kind: 'strict', value: Math.round((http.latency.p99 - healthz.latency.p99) * 100) / 100, limit: t.httpReadP99OverHealthzMs, op: '<=', unit: 'ms' },
         { name: `HTTP read at ${rate}/s: errors`, kind: 'strict', value: http.errors, limit: 0, op: '<=', unit: '' },
-        { name: '1,000-trade batch: p95', kind: 'strict', value: trades.api.p95, limit: t.tradeBatchP95Ms, op: '<=', unit: 'ms' },
-        { name: '10,000-bar batch: p95', kind: 'strict', value: bars.api.p95, limit: t.barBatchP95Ms, op: '<=', unit: 'ms' },
+        // Batches against the same rows inserted with raw SQL, interleaved: disk and machine noise hit both.
+        { name: '1,000-trade batch: p50 API / raw SQL', kind: 'strict', value: ratio(trades.api.p50, trades.sql.p50), limit: t.tradeBatchP50Ratio, op: '<=', unit: 'x' },
+        { name: '10,000-bar batch: p50 API / raw SQL', kind: 'strict', value: ratio(bars.api.p50, bars.sql.p50), limit: t.barBatchP50Ratio, op: '<=', unit: 'x' },
         // The promise for a simple select is a p95 (as the queries scenario checks it, without HTTP).
         { name: `simple select over HTTP at ${rate}/s: p95`, kind: 'seed', value: http.latency.p95, limit: slo.dataPlane.seed.simpleSelectMs, op: '<=', unit: 'ms' },
       ];

@@ -1,22 +1,29 @@
 /**
  * Queries: a simple select, a join over portfolios, orders and trades, daily candles
- * over 1,000,000 one-minute bars (the candles endpoint's query, on the hourly rollups
- * ingest keeps), and a 1,000-row insert; each run through withTenant
+ * over 1,000,000 one-minute bars, and a 1,000-row insert; each run through withTenant
  * (role, search_path, tenant setting, RLS) and, as the baseline, the same statement run
- * directly as the owner with no tenant context.
+ * directly as the owner with no tenant context. Each gets a seed latency target and a
+ * strict target on its p50 ratio to that baseline.
+ *
+ * The bars arrive through the API's ingest path (`POST /v1/market-data:batch`, 10,000 at
+ * a time), which keeps the hourly rollups; the candles query is the endpoint's own, and
+ * aggregates those rollups (about 16,700 hourly rows for 1,000,000 bars) into daily
+ * candles, so the figure is what a caller of the endpoint waits for.
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { candleSql } from '../../src/data/market-data.ts';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed, type Summary } from '../lib/stats.ts';
-import { benchTenant } from '../lib/tenant.ts';
+import { benchTenant, type BenchTenant } from '../lib/tenant.ts';
 import type { Scenario } from '../run.ts';
 
 /** The trades span 100,000 minutes from 2026-01-01; the last week of them is about 10,000 fills. */
 const LAST_WEEK = new Date(Date.UTC(2026, 0, 1) + (100_000 - 7 * 1440) * 60_000).toISOString();
 
-type Query = { name: string; sql: string; params: () => unknown[]; seedKey: string; runs: number; readOnly: boolean };
+type Query = { name: string; sql: string; params: () => unknown[]; seedKey: string; ratioKey: string; runs: number; readOnly: boolean };
+const BAR_BATCH = 10_000;
+const BARS_FROM = Date.UTC(2024, 0, 1);
 
 export const queries: Scenario = {
   name: 'queries',
@@ -25,16 +32,21 @@ export const queries: Scenario = {
     try {
       const tenant = await benchTenant(env, 'bench-queries');
       const bars = slo.queries.bars;
-      progress(`loading 50 portfolios, 20,000 orders, 100,000 trades and ${bars} bars`);
-      await load(env.su, tenant.schema, tenant.id, bars);
+      progress('loading 50 portfolios, 20,000 orders, 100,000 trades');
+      await load(env.su, tenant.schema, tenant.id);
+      progress(`ingesting ${bars} one-minute bars through the API, ${BAR_BATCH} a request`);
+      const [ingestMs] = await timed(() => ingestBars(tenant, bars));
+      const [rollup] = (await env.su.unsafe(`select count(*)::int as rows, sum(bars)::int as bars from "${tenant.schema}".market_data_1h`)) as unknown as [{ rows: number; bars: number }];
+      if (rollup.bars !== bars) throw new Error(`the hourly rollups cover ${rollup.bars} bars, not the ${bars} ingested`);
+      await env.su.unsafe(`analyze "${tenant.schema}".market_data; analyze "${tenant.schema}".market_data_1h`);
       const [{ id: portfolioId, order_id: orderId }] = (await env.su.unsafe(`select p.id, o.id as order_id from "${tenant.schema}".portfolios p join "${tenant.schema}".orders o on o.portfolio_id = p.id limit 1`)) as unknown as [{ id: string; order_id: string }];
 
       let batch = 0;
       const list: Query[] = [
-        { name: 'simple select', seedKey: 'simpleSelectMs', runs: options.ci ? 500 : 2000, readOnly: true,
+        { name: 'simple select', seedKey: 'simpleSelectMs', ratioKey: 'simpleSelectP50Ratio', runs: options.ci ? 500 : 2000, readOnly: true,
           sql: 'select * from orders where id = $1', params: () => [orderId] },
         // A desk's dashboard: each portfolio's fills of the last week with their orders.
-        { name: 'join portfolios/orders/trades', seedKey: 'complexJoinMs', runs: options.ci ? 30 : 100, readOnly: true,
+        { name: 'join portfolios/orders/trades', seedKey: 'complexJoinMs', ratioKey: 'complexJoinP50Ratio', runs: options.ci ? 30 : 100, readOnly: true,
           sql: `select p.id, p.name, count(*) as fills, count(distinct t.order_id) as orders,
                        sum(t.quantity * t.price) as notional, count(*) filter (where o.status = 'filled') as fills_of_filled_orders
                 from portfolios p
@@ -43,9 +55,9 @@ export const queries: Scenario = {
                 group by p.id, p.name order by notional desc limit 20`,
           params: () => [LAST_WEEK] },
         // The candles endpoint's own query: daily candles of one symbol over all its bars.
-        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', runs: options.ci ? 20 : 60, readOnly: true,
+        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', ratioKey: 'aggregationP50Ratio', runs: options.ci ? 20 : 60, readOnly: true,
           sql: candleSql(86_400), params: () => ['86400 seconds', 'ONE', '2024-01-01T00:00:00Z', '2027-01-01T00:00:00Z'] },
-        { name: '1,000-row insert', seedKey: 'bulkInsertMs', runs: options.ci ? 20 : 60, readOnly: false,
+        { name: '1,000-row insert', seedKey: 'bulkInsertMs', ratioKey: 'bulkInsertP50Ratio', runs: options.ci ? 20 : 60, readOnly: false,
           sql: `insert into orders (tenant_id, portfolio_id, symbol, side, type, quantity)
                 select $1, $2, 'BULK' || g % 10, 'buy', 'market', 1 from generate_series(1, 1000) g`,
           params: () => [tenant.id, portfolioId] },
@@ -66,15 +78,37 @@ export const queries: Scenario = {
         const r = { withTenant: summarize(context), owner: summarize(owner), p50Ratio: ratio(summarize(context).p50, summarize(owner).p50) };
         results[q.name] = r;
         checks.push({ name: `${q.name}: p95`, kind: 'seed', value: r.withTenant.p95, limit: slo.queries.seed[q.seedKey], op: '<=', unit: 'ms' });
+        checks.push({ name: `${q.name}: p50 withTenant / owner`, kind: 'strict', value: r.p50Ratio, limit: slo.queries.strict[q.ratioKey], op: '<=', unit: 'x' });
       }
-      return { metrics: { bars, rows: { portfolios: 50, orders: 20_000, trades: 100_000 }, statements: batch, results }, checks };
+      return {
+        metrics: {
+          bars,
+          barsIngest: { through: 'POST /v1/market-data:batch', perRequest: BAR_BATCH, seconds: Math.round(ingestMs / 100) / 10 },
+          candlesAggregate: { table: 'market_data_1h', hourlyRows: rollup.rows, barsCovered: rollup.bars },
+          rows: { portfolios: 50, orders: 20_000, trades: 100_000 },
+          statements: batch,
+          results,
+        },
+        checks,
+      };
     } finally {
       await env.close();
     }
   },
 };
 
-async function load(sql: Sql, schema: string, tenantId: string, bars: number): Promise<void> {
+/** One symbol's one-minute bars from 2024-01-01, through the API as a client would send them. */
+async function ingestBars(tenant: BenchTenant, bars: number): Promise<void> {
+  for (let from = 0; from < bars; from += BAR_BATCH) {
+    const batch = Array.from({ length: Math.min(BAR_BATCH, bars - from) }, (_, j) => {
+      const g = from + j;
+      return { symbol: 'ONE', time: new Date(BARS_FROM + g * 60_000).toISOString(), open: (100 + (g % 11) * 0.1).toFixed(1), high: '102', low: '98', close: (100 + (g % 7) * 0.1).toFixed(1), volume: '5' };
+    });
+    await tenant.api('POST', '/v1/market-data:batch', { bars: batch });
+  }
+}
+
+async function load(sql: Sql, schema: string, tenantId: string): Promise<void> {
   const s = `"${schema}"`;
   await sql.unsafe(`
     insert into ${s}.portfolios (tenant_id, name) select '${tenantId}', 'Portfolio ' || g from generate_series(1, 50) g;
@@ -86,12 +120,5 @@ async function load(sql: Sql, schema: string, tenantId: string, bars: number): P
       select '${tenantId}', o.portfolio_id, o.id, o.symbol, o.side, 2, 100 + (g % 50), timestamptz '2026-01-01' + g * interval '1 minute'
       from generate_series(1, 100000) g join (select id, portfolio_id, symbol, side, row_number() over () - 1 as n from ${s}.orders where status = 'filled') o
         on o.n = g % 13000;
-    insert into ${s}.market_data (tenant_id, symbol, bar_time, open, high, low, close, volume)
-      select '${tenantId}', 'ONE', timestamptz '2024-01-01' + g * interval '1 minute', 100 + (g % 11) * 0.1, 102, 98, 100 + (g % 7) * 0.1, 5
-      from generate_series(0, ${bars - 1}) g;
-    -- The hourly rollups, as ingest through the API would have left them.
-    insert into ${s}.market_data_1h (tenant_id, symbol, bucket, open, high, low, close, volume, bars)
-      select '${tenantId}', symbol, time_bucket('1 hour', bar_time), first(open, bar_time), max(high), min(low), last(close, bar_time), sum(volume), count(*)
-      from ${s}.market_data group by 2, 3;
-    analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.trades; analyze ${s}.market_data; analyze ${s}.market_data_1h;`);
+    analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.trades;`);
 }

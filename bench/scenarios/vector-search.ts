@@ -2,7 +2,9 @@
  * Vector search: top-10 by cosine distance over N clustered 384-dimension vectors in one
  * tenant, through the HTTP API, against the same search run directly as the owner, and
  * recall@10 against exact search (a sequential scan). Also a filtered search (1% of
- * rows match) to show iterative scans still return k rows.
+ * rows match): it must return k rows and find the same rows exact filtered search finds
+ * (filtered recall@10). The CI configuration searches the same 100,000 vectors, in the
+ * same shape, with fewer queries: a smaller corpus makes recall trivially high.
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { efSearch } from '../../src/data/embeddings.ts';
@@ -17,13 +19,17 @@ const SUBTOPICS = 20;
 const SUBTOPIC_SPREAD = 1.0;
 const DOCUMENT_SPREAD = 0.3;
 const QUERIES = 100;
+const CI_QUERIES = 40;
+/** Searches that only warm the index into memory, not timed. */
+const WARM = 5;
 
 export const vectorSearch: Scenario = {
   name: 'vector-search',
   async run({ startEnvironment, slo, options, progress }) {
     const env = await startEnvironment();
     try {
-      const rows = options.ci ? slo.vectorSearch.ciVectors : slo.vectorSearch.vectors;
+      const rows = slo.vectorSearch.vectors;
+      const queryCount = options.ci ? CI_QUERIES : QUERIES;
       const tenant = await benchTenant(env, 'bench-vectors');
       progress(`loading ${rows} clustered vectors`);
       // Load without the HNSW index, then build it as the tenant's clone defines it.
@@ -42,7 +48,7 @@ export const vectorSearch: Scenario = {
       // A query is a new document of a random subtopic.
       const queries = await env.su<{ v: string; cluster: number }[]>`
         select (select array_agg(s.v[i] + (random() - 0.5) * ${DOCUMENT_SPREAD} order by i) from generate_series(1, ${DIMENSIONS}) i)::text as v, s.topic as cluster
-        from bench_subtopics s order by random() limit ${QUERIES}`;
+        from bench_subtopics s order by random() limit ${queryCount + WARM}`;
       const vectors = queries.map((q) => ({ vector: JSON.parse(q.v.replace('{', '[').replace('}', ']')) as number[], cluster: q.cluster }));
 
       progress('searching: API, owner, exact');
@@ -54,10 +60,11 @@ export const vectorSearch: Scenario = {
       let filteredShort = 0;
       for (const [i, q] of vectors.entries()) {
         const [ms, found] = await timed(() => tenant.api('POST', '/v1/embeddings/search', { vector: q.vector, k: 10 }));
-        if (i >= 5) api.push(ms); // the first few warm the index into memory
         const literal = `[${q.vector.join(',')}]`;
         const [ownerMs, ownerFound] = await timed(() => ownerSearch(env.su, tenant.schema, literal, null));
-        if (i >= 5) owner.push(ownerMs);
+        if (i < WARM) continue; // the first few warm the index into memory
+        api.push(ms);
+        owner.push(ownerMs);
         const exact = await exactSearch(env.su, tenant.schema, literal, null);
         recall += overlap(found.items.map((r: { id: string }) => r.id), exact) / 10;
         ownerRecall += overlap(ownerFound.map((r) => r.id as string), exact) / 10;
@@ -69,12 +76,15 @@ export const vectorSearch: Scenario = {
       }
       const apiSummary = summarize(api);
       const ownerSummary = summarize(owner);
-      const recallAt10 = Math.round((recall / vectors.length) * 1000) / 1000;
+      const measured = vectors.length - WARM;
+      const recallAt10 = Math.round((recall / measured) * 1000) / 1000;
+      const filteredRecallAt10 = Math.round((filteredRecall / measured) * 1000) / 1000;
       const s = slo.vectorSearch.strict;
       const checks: Check[] = [
         { name: `top-10 over ${rows} vectors: API p95`, kind: 'strict', value: apiSummary.p95, limit: s.p95Ms, op: '<=', unit: 'ms' },
         { name: 'recall@10 vs exact search', kind: 'strict', value: recallAt10, limit: s.recallAt10, op: '>=', unit: '' },
         { name: 'filtered searches returning fewer than k', kind: 'strict', value: filteredShort, limit: 0, op: '<=', unit: '' },
+        { name: `filtered recall@10 vs exact filtered search (${100 / CLUSTERS}% of rows match)`, kind: 'strict', value: filteredRecallAt10, limit: s.filteredRecallAt10, op: '>=', unit: '' },
       ];
       return {
         metrics: {
@@ -86,8 +96,9 @@ export const vectorSearch: Scenario = {
           ownerDirect: ownerSummary,
           p50VsOwner: ratio(apiSummary.p50, ownerSummary.p50),
           recallAt10,
-          ownerRecallAt10: Math.round((ownerRecall / vectors.length) * 1000) / 1000,
-          filtered: { selectivity: 1 / CLUSTERS, recallAt10: Math.round((filteredRecall / vectors.length) * 1000) / 1000, searchesShortOfK: filteredShort },
+          queries: measured,
+          ownerRecallAt10: Math.round((ownerRecall / measured) * 1000) / 1000,
+          filtered: { selectivity: 1 / CLUSTERS, recallAt10: filteredRecallAt10, searchesShortOfK: filteredShort },
         },
         checks,
       };

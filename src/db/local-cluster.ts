@@ -245,9 +245,14 @@ const THROWAWAY_PREFIX = 'tenantforge-test-';
 
 /**
  * A throwaway cluster in a temp dir on a free port. Clusters left by crashed
- * earlier runs (their owner process is gone) are stopped and removed first.
+ * earlier runs (their owner process is gone) are stopped and removed first. By default
+ * it runs with fsync, synchronous_commit and full_page_writes off (fast tests);
+ * `durable: true` keeps PostgreSQL's durable defaults (benches).
+ *
+ * @example
+ * const cluster = await startThrowawayCluster({ durable: true });
  */
-export async function startThrowawayCluster(): Promise<LocalCluster> {
+export async function startThrowawayCluster(options: { durable?: boolean } = {}): Promise<LocalCluster> {
   await sweepAbandonedClusters();
   const root = join(tmpdir(), `${THROWAWAY_PREFIX}${randomBytes(4).toString('hex')}`);
   mkdirSync(root, { recursive: true, mode: 0o755 });
@@ -256,7 +261,8 @@ export async function startThrowawayCluster(): Promise<LocalCluster> {
   const cluster = await startLocalCluster({
     dir: join(root, 'pg'),
     port: await freePort(),
-    throwaway: true,
+    // Tests skip fsync; benches (durable) must pay for every commit as production does.
+    throwaway: !options.durable,
     secretFile: join(root, 'superuser.secret'),
   });
   return {

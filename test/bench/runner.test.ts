@@ -29,8 +29,19 @@ describe('bench runner', () => {
     expect(run.stderr).toMatch(/provisioning: strict target p99: [\d.]+ ms > 0\.001 ms \([\d.]+% over\)/);
     const result = JSON.parse(readFileSync(join(out, 'provisioning.json'), 'utf8'));
     expect(result.passed).toBe(false);
+    // Provenance: the commit, the server's settings and the configuration the run used.
+    const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: projectRoot, encoding: 'utf8' }).stdout.trim();
+    expect(result.commit.sha).toBe(head);
+    for (const name of ['fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers']) expect(result.server.settings[name], name).toMatch(/\S/);
+    expect(result.server.version).toMatch(/^15\./);
+    expect(Object.keys(result.server.extensions)).toEqual(expect.arrayContaining(['timescaledb', 'vector']));
+    expect(result.configuration).toMatchObject({ ci: true, tenants: 200, slo: { provisioning: { strict: { p99Ms: 0.001 } } } });
     expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'strict').limit).toBe(0.001);
-    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toContain('**MISS**');
+    // One verdict: the summary names the same misses the exit code and the file report.
+    const summary = readFileSync(join(out, 'summary.md'), 'utf8');
+    expect(summary).toContain('**MISS**');
+    expect(summary).toMatch(/\*\*\d+ target\(s\) missed\.\*\*/);
+    expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(result.checks.filter((c: { value: number; limit: number; op: string }) => (c.op === '<=' ? c.value > c.limit : c.value < c.limit)).length);
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
     // A whole CI-sized provisioning scenario (it fills to 2,000 tenants for the flatness check).
   }, 300_000);
