@@ -12,7 +12,7 @@ function bench(args: string[], sloFile: string, out: string) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'bench', 'run.ts'), ...args, '--slo', sloFile, '--out', out], {
     cwd: projectRoot,
     encoding: 'utf8',
-    timeout: 280_000,
+    timeout: 400_000,
     env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
   });
 }
@@ -44,7 +44,7 @@ describe('bench runner', () => {
     expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(result.checks.filter((c: { value: number; limit: number; op: string }) => (c.op === '<=' ? c.value > c.limit : c.value < c.limit)).length);
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
     // A whole CI-sized provisioning scenario (it fills to 2,000 tenants for the flatness check).
-  }, 300_000);
+  }, 420_000);
 
   it('refuses an unknown scenario with a usage error', () => {
     const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
