@@ -1,7 +1,8 @@
 /**
  * Embeddings (pgvector, 384 dimensions, HNSW cosine index): batch upsert, similarity
- * search with an optional metadata filter, get and delete. Search uses HNSW iterative
- * scans, so a filtered top-k still returns k rows when k matching rows exist.
+ * search with an optional metadata filter, get and delete. A selective filter is answered
+ * exactly; otherwise search uses HNSW iterative scans, so a filtered top-k still returns
+ * k rows when k matching rows exist.
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -24,6 +25,13 @@ const MAX_K = 100;
  * longer helped (`npm run bench vector-search`).
  */
 export const efSearch = (k: number) => Math.min(1000, Math.max(200, k * 4));
+
+/**
+ * A filter matching at most this many rows is answered by exact search over them (a few
+ * milliseconds for 384 dimensions) rather than the HNSW graph, whose walk toward the query
+ * can pass a small, distant set of matches by.
+ */
+const EXACT_SEARCH_MAX_ROWS = 5_000;
 
 /** pgvector stores 4-byte floats: 1e308 is a finite double but out of range for it. */
 const FLOAT4_MAX = 3.4028234663852886e38;
@@ -109,13 +117,22 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
           order by embedding <=> ${toVector(q.vector)}::vector
           limit ${q.k}
         ) found order by distance`;
+      const exact = async () => {
+        await tx`select set_config('enable_indexscan', 'off', true)`;
+        return nearest();
+      };
+      if (q.filter) {
+        // A selective filter: exact search over the rows the metadata index finds is cheap
+        // and complete, where a graph walk toward the query could pass them all by.
+        const [{ matches }] = await tx<[{ matches: number }]>`
+          select count(*)::int as matches from (select 1 from embeddings where metadata @> ${tx.json(q.filter as never)} limit ${EXACT_SEARCH_MAX_ROWS + 1}) m`;
+        if (matches <= EXACT_SEARCH_MAX_ROWS) return exact();
+      }
       const found = await nearest();
       if (!q.filter || found.length === q.k) return found;
-      // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: the
-      // filter matches few rows, or none near the query. Then an exact search over the
-      // rows the metadata index finds is both cheap and complete.
-      await tx`select set_config('enable_indexscan', 'off', true)`;
-      return nearest();
+      // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: none
+      // are near the query. Exact search over the matching rows is complete.
+      return exact();
     }, { readOnly: true });
     return c.json({ items: rows.map((r) => ({ id: r.id, externalId: r.external_id, content: r.content, metadata: r.metadata, distance: Number(r.distance) })) });
   });

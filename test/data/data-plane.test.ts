@@ -325,6 +325,33 @@ describe('embeddings', () => {
     expect(found.items.map((r: { id: string }) => r.id)).not.toContain(mine.ids[0]);
   });
 
+  it('answers a selective filter with the exact nearest matches, and a broad one with k matches in order', async () => {
+    const tenant = await tenantClient(t, 'vector-filters');
+    const rows = 6_000; // past the exact-search cut-off of 5,000 matching rows
+    const few = (i: number) => i % 150 === 0; // 40 rows
+    const ids: string[] = [];
+    for (let from = 0; from < rows; from += 1_000) {
+      const items = Array.from({ length: 1_000 }, (_, j) => ({ content: `d${from + j}`, metadata: { group: few(from + j) ? 'few' : 'many' }, embedding: vector(from + j) }));
+      ids.push(...(await tenant.ok('POST', '/v1/embeddings:batch', { items })).ids);
+    }
+    const query = vector(123_456);
+    const cosine = (v: number[]) => {
+      let dot = 0, a = 0, b = 0;
+      v.forEach((x, i) => { dot += x * query[i]!; a += x * x; b += query[i]! * query[i]!; });
+      return 1 - dot / Math.sqrt(a * b);
+    };
+    const exactFew = ids.map((id, i) => ({ id, i, d: cosine(vector(i)) })).filter((r) => few(r.i)).sort((x, y) => x.d - y.d).slice(0, 10);
+
+    const selective = await tenant.ok('POST', '/v1/embeddings/search', { vector: query, k: 10, filter: { group: 'few' } });
+    expect(selective.items.map((r: { id: string }) => r.id)).toEqual(exactFew.map((r) => r.id));
+
+    const broad = await tenant.ok('POST', '/v1/embeddings/search', { vector: query, k: 10, filter: { group: 'many' } });
+    expect(broad.items).toHaveLength(10);
+    expect(broad.items.every((r: { metadata: { group: string } }) => r.metadata.group === 'many')).toBe(true);
+    const distances = broad.items.map((r: { distance: number }) => r.distance);
+    expect(distances).toEqual([...distances].sort((a, b) => a - b));
+  });
+
   it('rejects a wrong dimension, a huge k and duplicate external ids', async () => {
     expect((await acme.call('POST', '/v1/embeddings:batch', { items: [{ content: 'x', embedding: vector(1, 3) }] })).body).toMatchObject({ index: 0, field: 'items.0.embedding' });
     expect((await acme.call('POST', '/v1/embeddings/search', { vector: vector(1, 385) })).body.field).toBe('vector');
