@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeMiss, passed, withNoiseMargin, type Check } from './lib/checks.ts';
+import { describeMiss, passed, verdict, withNoiseMargin, type Check } from './lib/checks.ts';
 import { lineChart } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment, type ServerFacts } from './lib/environment.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
@@ -123,7 +123,6 @@ function markKnownMiss(c: Check, scenario: string, knownMisses: Record<string, s
 }
 
 function markdown(name: string, seconds: number, checks: Check[]): string {
-  const verdict = (c: Check) => (passed(c) ? 'pass' : c.knownMiss ? `**KNOWN MISS** (${c.knownMiss})` : '**MISS**');
   const rows = checks.map((c) => `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit}${c.sloLimit !== undefined ? ` (slo.json ${c.sloLimit}, CI margin)` : ''} | ${verdict(c)} |`);
   return `## ${name} (${seconds} s)\n\n| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
 }
