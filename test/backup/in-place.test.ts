@@ -30,7 +30,7 @@ async function state(tenant: TenantClient) {
               select 1 from pg_shdepend d where d.refobjid = r.oid and d.dbid = (select oid from pg_database where datname = current_database()))) as roles,
            (select count(*)::int from platform.tenants) as registry,
            (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${tenant.schema}) as relations`;
-  return { counts, digests: await tableDigests(t.su, tenant.schema), shape: await shape(t.su, tenant.schema) };
+  return { counts: counts!, digests: await tableDigests(t.su, tenant.schema), shape: await shape(t.su, tenant.schema) };
 }
 
 const restoreInPlace = async (slug: string, json: unknown) => {
