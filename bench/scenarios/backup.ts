@@ -70,9 +70,7 @@ export const backup: Scenario = {
 
       progress(`seeding a tenant: ${counts.trades} trades, ${counts.bars} bars, ${counts.embeddings} embeddings`);
       const source = await admin('POST', '/v1/tenants', { slug: 'bench-source', name: 'Bench source', plan: 'enterprise' });
-      progress(`  tenant ${source.id} provisioned through the service`);
       await seed(env.su, source, counts);
-      progress('  seeded');
       const layout = await tableLayout(env.su, source.schema);
       // Read every table once, so neither side pays for setting hint bits on fresh rows.
       for (const t of layout) await env.su.unsafe(`select count(*) from "${source.schema}"."${t.name}"`);
@@ -121,7 +119,8 @@ export const backup: Scenario = {
       const restoreRatio = ratio(summarize(restores).p50, summarize(copyFrom).p50);
       const peakMb = Math.round(Math.max(...backups.map((b) => b.peakKb)) / 1024 * 10) / 10;
       const checks: Check[] = [
-        { name: 'backup p50 vs plain COPY TO a local file', kind: 'seed', value: backupRatio, limit: limits.backup, op: '<=', unit: 'x' },
+        { name: 'backup p50 vs plain COPY TO a local file', kind: 'seed', value: backupRatio, limit: limits.backup, op: '<=', unit: 'x',
+          knownMiss: slo.knownMisses?.['backup.backupVsBaseline'] ? 'see slo.json knownMisses' : undefined },
         { name: 'restore p50 vs provisioning + plain COPY FROM the files', kind: 'seed', value: restoreRatio, limit: limits.restore, op: '<=', unit: 'x' },
         { name: "service's peak RSS during a backup", kind: 'seed', value: peakMb, limit: limits.rssMb, op: '<=', unit: 'MB' },
         { name: 'restored trades rows', kind: 'seed', value: restoredRows.trades ?? 0, limit: counts.trades, op: '>=', unit: 'rows' },
