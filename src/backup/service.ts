@@ -268,9 +268,9 @@ export class BackupService {
    * TRUNCATE of all its tables, then the load, checked against the manifest. The old rows
    * are gone only when the transaction commits, after the new ones are loaded and
    * verified; any failure rolls back to the tenant exactly as it was. Meanwhile TRUNCATE's
-   * ACCESS EXCLUSIVE locks make the tenant's requests wait (reads and writes alike) until
-   * the commit (they then see the restored rows) or the rollback (the old ones); a
-   * request that waits longer than its statement timeout gets a 503 and can be retried.
+   * ACCESS EXCLUSIVE locks suspend the tenant: its requests (reads and writes alike) wait
+   * up to their lock timeout, then get a retryable 503; none sees an empty or partly
+   * loaded table.
    *
    * `confirm` must be the tenant's slug. A backup of another tenant is refused unless
    * `allowOtherTenant` (its rows then get this tenant's id).
