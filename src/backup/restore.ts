@@ -180,6 +180,11 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
     try {
       await pipeline(source, tap, createGunzip(), counter, forwardTo(sink));
     } catch (err) {
+      // The server can refuse damaged bytes (a bad value, a broken constraint) before the
+      // digest at the end says they are damaged: a failed load checks the object whole.
+      if ((err as { severity?: string }).severity && !(await objectIntact(store, `${folder}/${table.object}`, table))) {
+        throw corrupt(backupId, `${table.object} does not match its checksum in the manifest`);
+      }
       throw violatesTemplate(classifyLoadError(err, backupId, table.object), backupId, table.name);
     }
     const sha256 = tap.sha256();
@@ -200,6 +205,19 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
   await tx.unsafe([...indexes.map((i) => i.def), ...tables.map((t) => `alter table ${t} force row level security`)].join(';\n'));
   await tx.unsafe('reset role');
   return { rows, bytes };
+}
+
+/** Whether an object's stored bytes still match their manifest entry (true when that cannot be told: the load's own error stands). */
+async function objectIntact(store: BackupStore, key: string, table: { sha256: string; bytes: number }): Promise<boolean> {
+  try {
+    const source = await store.download(key);
+    if (!source) return true;
+    const tap = digestTap();
+    await pipeline(source, tap, new Writable({ write: (_chunk, _enc, done) => done() }));
+    return tap.sha256() === table.sha256 && tap.bytes() === table.bytes;
+  } catch {
+    return true;
+  }
 }
 
 /**
