@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { describeMiss, passed, verdict, withNoiseMargin, type Check } from './lib/checks.ts';
 import { lineChart } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment, type ServerFacts } from './lib/environment.ts';
+import { backup } from './scenarios/backup.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
 import { migrations } from './scenarios/migrations.ts';
 import { provisioning } from './scenarios/provisioning.ts';
@@ -35,7 +36,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator, migrations];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator, migrations, backup];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

@@ -10,6 +10,9 @@
  * back before the transaction ends. `tenant_id` is not in the backup: its column default
  * fills in the new tenant's id, set for this transaction only.
  *
+ * A backup made at an older template version is loaded into the current structure when
+ * the later template files only add things (assertReplayable says when).
+ *
  * @example
  * const located = await locateBackup(control, store, backupId);
  * assertTemplateCompatible(located.manifest, await templateMigrations(control));
@@ -23,6 +26,7 @@ import type { Sql, Tx } from '../db/connect.ts';
 import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
+import { loadedPlan, type TenantPlan } from '../migrations/tenant-plan.ts';
 import { assertTenantSchemaName } from '../provisioning/names.ts';
 import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestSchema, type Manifest } from './manifest.ts';
@@ -33,45 +37,52 @@ export type LocatedBackup = { backupId: string; tenantId: string; manifest: Mani
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-const backupNotFound = (id: string) => new AppError(404, 'backup_not_found', 'Backup not found', `no backup ${JSON.stringify(id)}`, { field: 'restoreFrom.backupId' });
+const backupNotFound = (id: string, field: string) => new AppError(404, 'backup_not_found', 'Backup not found', `no backup ${JSON.stringify(id)}`, { field });
 
-const incomplete = (id: string, why: string) =>
-  new AppError(409, 'backup_incomplete', 'Backup is incomplete', `backup ${id} cannot be restored: ${why}`, { field: 'restoreFrom.backupId' });
+const incomplete = (id: string, why: string, field = 'restoreFrom.backupId') =>
+  new AppError(409, 'backup_incomplete', 'Backup is incomplete', `backup ${id} cannot be restored: ${why}`, { field });
 
-/** A backup's manifest, found through this database's registry or, failing that, the store's index (a backup made elsewhere). */
-export async function locateBackup(sql: Sql, store: BackupStore, backupId: string): Promise<LocatedBackup> {
-  if (!isUuid(backupId)) throw backupNotFound(backupId);
+/**
+ * A backup's manifest, found through this database's registry or, failing that, the
+ * store's index (a backup made elsewhere). `field` names the request field in errors.
+ */
+export async function locateBackup(sql: Sql, store: BackupStore, backupId: string, field = 'restoreFrom.backupId'): Promise<LocatedBackup> {
+  if (!isUuid(backupId)) throw backupNotFound(backupId, field);
   const [row] = await sql<{ tenant_id: string; status: string }[]>`select tenant_id, status from platform.backups where id = ${backupId}`;
-  if (row && row.status !== 'succeeded') throw incomplete(backupId, `its status is ${row.status}`);
+  if (row && row.status !== 'succeeded') throw incomplete(backupId, `its status is ${row.status}`, field);
   let tenantId = row?.tenant_id;
   if (!tenantId) {
     const index = (await store.getJson(indexKey(store, backupId))) as { tenantId?: unknown } | undefined;
-    if (!index || typeof index.tenantId !== 'string' || !isUuid(index.tenantId)) throw backupNotFound(backupId);
+    if (!index || typeof index.tenantId !== 'string' || !isUuid(index.tenantId)) throw backupNotFound(backupId, field);
     tenantId = index.tenantId;
   }
   const folder = backupFolder(store, tenantId, backupId);
   const raw = await store.getJson(`${folder}/manifest.json`);
-  if (raw === undefined) throw incomplete(backupId, 'it has no manifest (it did not finish, or its objects were removed)');
+  if (raw === undefined) throw incomplete(backupId, 'it has no manifest (it did not finish, or its objects were removed)', field);
   const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) throw incomplete(backupId, `its manifest is not valid (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`);
+  if (!parsed.success) throw incomplete(backupId, `its manifest is not valid (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`, field);
   const manifest = parsed.data;
   if (manifest.formatVersion !== FORMAT_VERSION) {
     throw new AppError(422, 'backup_format_unsupported', 'Backup format not supported', `backup ${backupId} has format ${manifest.formatVersion}; this build reads format ${FORMAT_VERSION}`);
   }
-  if (manifest.backupId !== backupId || manifest.tenant.id !== tenantId) throw incomplete(backupId, 'its manifest names another backup or tenant');
+  if (manifest.backupId !== backupId || manifest.tenant.id !== tenantId) throw incomplete(backupId, 'its manifest names another backup or tenant', field);
   return { backupId, tenantId, manifest, folder };
 }
 
+/** A file of the template ledger, with its compiled tenant plan (see src/migrations/tenant-plan.ts). */
+export type LedgerMigration = { name: string; checksum: string; tenant_plan: TenantPlan | null };
+
 /** The template migrations this database (and build) is at, in order. */
-export async function templateMigrations(sql: Sql): Promise<{ name: string; checksum: string }[]> {
-  return sql<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`;
+export async function templateMigrations(sql: Sql): Promise<LedgerMigration[]> {
+  return sql<LedgerMigration[]>`select name, checksum, tenant_plan from platform.template_migrations order by name`;
 }
 
 /**
- * A backup restores only into the template version it was made at. A newer one (from
- * a later build) cannot be read here; an older one needs the tenant migration runner.
+ * A backup restores at the template version it was made at, or at a later one when the
+ * files since then can be replayed onto its rows (see assertReplayable). A newer one (from
+ * a later build) cannot be read here.
  */
-export function assertTemplateCompatible(manifest: Manifest, current: { name: string; checksum: string }[]): void {
+export function assertTemplateCompatible(manifest: Manifest, current: LedgerMigration[]): void {
   const theirs = manifest.templateMigrations;
   const known = new Map(current.map((m) => [m.name, m.checksum]));
   const unknown = theirs.filter((m) => !known.has(m.name));
@@ -84,19 +95,47 @@ export function assertTemplateCompatible(manifest: Manifest, current: { name: st
     throw new AppError(422, 'backup_template_mismatch', 'Backup template does not match',
       `backup ${manifest.backupId} has migrations with other contents than this build's (${edited.map((m) => m.name).join(', ')})`);
   }
-  if (theirs.length < current.length) migrateRestoredTenant(manifest, current);
+  // Template versions are prefixes of the ledger; anything else is not a version this database had.
+  if (theirs.some((m, i) => current[i]?.name !== m.name)) {
+    throw new AppError(422, 'backup_template_mismatch', 'Backup template does not match',
+      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, which is not a version of this template (its migrations are not a prefix of this build's)`);
+  }
+  if (theirs.length < current.length) assertReplayable(manifest, current.slice(theirs.length));
 }
 
 /**
- * Where a backup from an older template version gets brought forward. The tenant
- * migration runner is not part of this build, so such a backup is refused for now; once
- * it is, restore at the backup's version and run the runner here, in the same
- * transaction.
+ * Whether the rows of a backup made at an older template version can be restored into
+ * the current structure, with the same result as restoring at its version and running
+ * the later files' tenant plans on it (what `tenantforge migrate` does to a tenant).
+ *
+ * That holds when the later files only add: new tables (they stay empty, as they would
+ * be), new columns (the load names the backup's columns, so new ones get their default,
+ * as ADD COLUMN gives existing rows), indexes, keys, checks, triggers, policies and new
+ * defaults (constraints are checked by the load as by the runner). A step that changes
+ * what existing rows hold (a dropped, renamed or retyped column, a new NOT NULL, a
+ * dropped table) or a per-tenant data section cannot be replayed that way: such a backup
+ * is refused, naming the file, and must be restored by a build at its own version.
  */
-export function migrateRestoredTenant(manifest: Manifest, current: { name: string }[]): never {
-  const missing = current.filter((m) => !manifest.templateMigrations.some((t) => t.name === m.name)).map((m) => m.name);
-  throw new AppError(422, 'backup_template_outdated', 'Backup is from an older template',
-    `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, before ${missing.join(', ')}; restoring older backups needs the tenant migration runner`);
+export function assertReplayable(manifest: Manifest, later: LedgerMigration[]): void {
+  const refuse = (m: LedgerMigration, why: string) =>
+    new AppError(422, 'backup_template_outdated', 'Backup is from an older template',
+      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}; the later migration ${m.name} ${why}, which a restore cannot replay onto the backup's rows; restore it with a tenantforge build at that template version, then run tenantforge migrate`);
+  const inBackup = new Set(manifest.tables.map((t) => t.name));
+  for (const m of later) {
+    if (!m.tenant_plan) throw refuse(m, 'has no tenant plan (it was applied before tenant plans existed)');
+    if (m.tenant_plan.data) throw refuse(m, 'has a per-tenant data section');
+    for (const step of loadedPlan(m.tenant_plan).steps) {
+      const created = /^create table (.+)$/.exec(step.name)?.[1];
+      if (created && inBackup.has(created)) {
+        throw new AppError(422, 'backup_incompatible', 'Backup does not fit the template',
+          `backup ${manifest.backupId}: its manifest says it was made at template ${manifest.templateVersion}, before ${m.name} created table ${created}, yet it holds that table`);
+      }
+      const changesRows = /^(drop column|rename column|type of|drop table) /.test(step.name)
+        || (/^not null of /.test(step.name) && /set not null$/.test(step.sql))
+        || (/^add column /.test(step.name) && / not null$/.test(step.sql) && !/ default /.test(step.sql));
+      if (changesRows) throw refuse(m, `changes existing rows (${step.name})`);
+    }
+  }
 }
 
 export type RestoreTarget = { id: string; schema: string };
@@ -141,7 +180,12 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
     try {
       await pipeline(source, tap, createGunzip(), counter, forwardTo(sink));
     } catch (err) {
-      throw classifyLoadError(err, backupId, table.object);
+      // The server can refuse damaged bytes (a bad value, a broken constraint) before the
+      // digest at the end says they are damaged: a failed load checks the object whole.
+      if ((err as { severity?: string }).severity && !(await objectIntact(store, `${folder}/${table.object}`, table))) {
+        throw corrupt(backupId, `${table.object} does not match its checksum in the manifest`);
+      }
+      throw violatesTemplate(classifyLoadError(err, backupId, table.object), backupId, table.name);
     }
     const sha256 = tap.sha256();
     const stored = tap.bytes();
@@ -149,7 +193,10 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
       throw corrupt(backupId, `${table.object} does not match its checksum in the manifest (sha256 ${sha256.slice(0, 12)}…, ${stored} bytes; expected ${table.sha256.slice(0, 12)}…, ${table.bytes} bytes)`);
     }
     if (counter.rows !== table.rows) throw corrupt(backupId, `${table.object} holds ${counter.rows} rows; the manifest says ${table.rows}`);
-    const [loaded] = await tx<{ n: string }[]>`select count(*) as n from ${tx(schema)}.${tx(table.name)}`;
+    // A constraint the rows break is reported here (the COPY's own error comes with the next query).
+    const [loaded] = await tx<{ n: string }[]>`select count(*) as n from ${tx(schema)}.${tx(table.name)}`.catch((err) => {
+      throw violatesTemplate((err as { severity?: string }).severity ? classifyLoadError(err, backupId, table.object) : err, backupId, table.name);
+    });
     if (Number(loaded!.n) !== table.rows) throw corrupt(backupId, `${table.name}: ${loaded!.n} rows loaded; the manifest says ${table.rows}`);
     rows[table.name] = table.rows;
     bytes += stored;
@@ -158,6 +205,19 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
   await tx.unsafe([...indexes.map((i) => i.def), ...tables.map((t) => `alter table ${t} force row level security`)].join(';\n'));
   await tx.unsafe('reset role');
   return { rows, bytes };
+}
+
+/** Whether an object's stored bytes still match their manifest entry (true when that cannot be told: the load's own error stands). */
+async function objectIntact(store: BackupStore, key: string, table: { sha256: string; bytes: number }): Promise<boolean> {
+  try {
+    const source = await store.download(key);
+    if (!source) return true;
+    const tap = digestTap();
+    await pipeline(source, tap, new Writable({ write: (_chunk, _enc, done) => done() }));
+    return tap.sha256() === table.sha256 && tap.bytes() === table.bytes;
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -191,9 +251,20 @@ function forwardTo(sink: Writable): Writable {
 function classifyLoadError(err: unknown, backupId: string, object: string): unknown {
   if (err instanceof AppError) return err;
   const e = err as { code?: string; message?: string; severity?: string };
+  // The columns and types were checked against the manifest, so a value the server cannot
+  // read (class 22: "invalid field size" and the like) means damaged bytes: a flipped
+  // byte can get through gunzip before its CRC at the end of the object says so.
+  if (e.severity && e.code?.startsWith('22')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
   if (e.severity) return err;
   if ((e.code && /^Z_/.test(e.code)) || /binary COPY/.test(e.message ?? '')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
   return new AppError(503, 'backup_store_unavailable', 'Backup store unavailable', `reading ${object} of backup ${backupId} failed: ${e.message ?? String(err)}; nothing was restored, try again`);
+}
+
+/** Rows that break a constraint of the current template (a CHECK added since an older backup): a 422, not a crash. */
+function violatesTemplate(err: unknown, backupId: string, table: string): unknown {
+  const e = err as { code?: string; message?: string };
+  if (typeof e.code !== 'string' || !e.code.startsWith('23')) return err;
+  return new AppError(422, 'backup_incompatible', 'Backup does not fit the template', `backup ${backupId}: rows of ${table} break a constraint of the current template (${e.message}); nothing was restored`);
 }
 
 const corrupt = (id: string, why: string) => new AppError(422, 'backup_corrupt', 'Backup is corrupt', `backup ${id}: ${why}; nothing was restored`);

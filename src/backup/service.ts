@@ -1,7 +1,8 @@
 /**
  * Tenant backups as jobs: start one (queued, answered at once), list them, run them
  * (claimed with `FOR UPDATE SKIP LOCKED` under a renewed lease, retried with backoff),
- * restore one into a new tenant, and expire old ones per plan.
+ * restore one into a new tenant or in place of an existing one's rows, and expire old
+ * ones per plan.
  *
  * Why a job table of our own and not pg-boss or graphile-worker: their current releases
  * need Node 22 (this project runs on Node 20), and a backup is already a row with a
@@ -20,13 +21,16 @@ import type { Sql } from '../db/connect.ts';
 import type { BackupStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
+import { ROLES } from '../db/roles.ts';
+import { templateVersionOf } from '../migrations/files.ts';
+import { assertTenantSchemaName } from '../provisioning/names.ts';
 import type { Logger } from '../log.ts';
 import { PLANS } from '../tenants/plans.ts';
 import type { CreateTenantInput } from '../tenants/schemas.ts';
 import type { Actor, Tenant, TenantService } from '../tenants/service.ts';
 import { backupFolder, indexKey } from './manifest.ts';
 import { assertTemplateCompatible, loadBackup, locateBackup, templateMigrations } from './restore.ts';
-import { snapshotTenant } from './snapshot.ts';
+import { snapshotTenant, tableLayout } from './snapshot.ts';
 import { describeS3Error, notConfigured, type BackupStore } from './store.ts';
 
 export type Backup = {
@@ -259,6 +263,64 @@ export class BackupService {
     return { ...result, restoredRows };
   }
 
+  /**
+   * Replaces every row of an existing tenant with a backup's, in one transaction:
+   * TRUNCATE of all its tables, then the load, checked against the manifest. The old rows
+   * are gone only when the transaction commits, after the new ones are loaded and
+   * verified; any failure rolls back to the tenant exactly as it was. Meanwhile TRUNCATE's
+   * ACCESS EXCLUSIVE locks suspend the tenant: its requests (reads and writes alike) wait
+   * up to their lock timeout, then get a retryable 503; none sees an empty or partly
+   * loaded table.
+   *
+   * `confirm` must be the tenant's slug. A backup of another tenant is refused unless
+   * `allowOtherTenant` (its rows then get this tenant's id).
+   */
+  async restoreInPlace(idOrSlug: string, backupId: string, options: { confirm: string | undefined; allowOtherTenant?: boolean }, who: Actor): Promise<{ tenant: Tenant; restoredRows: Record<string, number> }> {
+    const { sql, log } = this.deps;
+    const tenant = await this.deps.tenants.get(idOrSlug);
+    if (tenant.status === 'deleted' || tenant.status === 'purged') {
+      throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${tenant.status}; restore its backup into a new tenant instead`);
+    }
+    if (options.confirm !== tenant.slug) {
+      throw new AppError(422, 'restore_not_confirmed', 'Restore not confirmed',
+        `an in-place restore replaces every row of tenant ${tenant.slug}: confirm with the tenant's slug ("confirm": ${JSON.stringify(tenant.slug)}, CLI --confirm ${tenant.slug})`, { field: 'confirm' });
+    }
+    const store = this.store;
+    const located = await locateBackup(sql, store, backupId, 'backupId');
+    if (located.tenantId !== tenant.id && !options.allowOtherTenant) {
+      throw new AppError(409, 'backup_tenant_mismatch', 'Backup is of another tenant',
+        `backup ${backupId} is a backup of tenant ${located.manifest.tenant.slug} (${located.tenantId}), not of ${tenant.slug}; to load another tenant's rows into this one, pass "allowOtherTenant": true (CLI --allow-other-tenant)`, { field: 'backupId' });
+    }
+    const ledger = await templateMigrations(sql);
+    assertTemplateCompatible(located.manifest, ledger);
+    const started = performance.now();
+    const loaded = await sql.begin(async (tx) => {
+      const [row] = await tx<{ schema_name: string; status: string; template_version: string }[]>`
+        select schema_name, status, template_version from platform.tenants where id = ${tenant.id} for update`;
+      if (row!.status === 'deleted' || row!.status === 'purged') throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${row!.status}`);
+      if (row!.template_version !== templateVersionOf(ledger)) {
+        throw new AppError(409, 'tenant_behind_template', 'Tenant is behind the template',
+          `tenant ${tenant.slug} is at template ${row!.template_version}, not ${templateVersionOf(ledger)}; run tenantforge migrate first, then restore`);
+      }
+      const schema = assertTenantSchemaName(row!.schema_name);
+      const tables = (await tableLayout(tx, schema)).map((t) => `"${schema}"."${t.name}"`);
+      // Wait a bounded time for the tenant's transactions in flight; new ones queue behind this lock.
+      await tx`select set_config('lock_timeout', ${`${IN_PLACE_LOCK_TIMEOUT_MS}ms`}, true)`;
+      await tx.unsafe(`set local role ${ROLES.owner}; truncate table ${tables.join(', ')}; reset role`).catch((err) => {
+        throw busyOr(err, tenant.slug);
+      });
+      await tx`select set_config('lock_timeout', '0', true)`;
+      const result = await loadBackup(tx, store, located, { id: tenant.id, schema });
+      await tx`
+        insert into platform.audit_log (actor, action, tenant_id, outcome, duration_ms, request_id, detail)
+        values (${who.actor}, 'tenant.restore', ${tenant.id}, 'succeeded', ${performance.now() - started}, ${who.requestId ?? null},
+                ${tx.json({ backupId, sourceTenant: located.tenantId, rows: result.rows } as never)})`;
+      return result;
+    });
+    log.info({ tenantId: tenant.id, backupId, durationMs: Math.round(performance.now() - started), rows: loaded.rows, requestId: who.requestId }, 'tenant restored in place');
+    return { tenant: await this.deps.tenants.get(tenant.id), restoredRows: loaded.rows };
+  }
+
   /** Queues scheduled backups for tenants whose plan schedules them and whose last one is older than the plan's interval. */
   async schedule(): Promise<number> {
     const { sql } = this.deps;
@@ -355,6 +417,15 @@ export function startBackupScheduler(service: BackupService, options: { interval
   const timer = setInterval(tick, options.intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/** How long an in-place restore waits for the tenant's transactions in flight before it gives up (409, retry). */
+const IN_PLACE_LOCK_TIMEOUT_MS = 10_000;
+
+function busyOr(err: unknown, slug: string): unknown {
+  const code = (err as { code?: string }).code;
+  if (code !== '55P03' && code !== '40P01') return err;
+  return new AppError(409, 'tenant_busy', 'Tenant is busy', `tenant ${slug} kept its tables busy for ${IN_PLACE_LOCK_TIMEOUT_MS / 1000} s; nothing was changed, try again`);
 }
 
 function describeFailure(err: unknown): string {

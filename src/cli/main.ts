@@ -42,6 +42,8 @@ const USAGE = `usage: tenantforge <command>
   backups list <tenant>                  a tenant's backups, newest first
   backups show <tenant> <backup-id>
   restore <backup-id> --into <new-slug> [--name N] [--plan P]   a new tenant from a backup (any database's)
+  restore <backup-id> --in-place <tenant> --confirm <tenant-slug> [--allow-other-tenant]
+                                         replace an existing tenant's rows with the backup's (one transaction)
 
   --json prints machine-readable output. Settings come from the environment (see README).`;
 
@@ -214,13 +216,30 @@ async function restoreCommand(config: Config, args: string[]): Promise<number> {
   const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { into: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, json: { type: 'boolean' } } });
+    parsed = parseArgs({
+      args, allowPositionals: true,
+      options: {
+        into: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, json: { type: 'boolean' },
+        'in-place': { type: 'string' }, confirm: { type: 'string' }, 'allow-other-tenant': { type: 'boolean' },
+      },
+    });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const { values, positionals } = parsed;
   const backupId = positionals[0] ?? raise(new UsageError('restore needs a <backup-id>'));
-  if (!values.into) throw new UsageError('restore needs --into <new-slug>: it restores into a new tenant');
+  const inPlace = values['in-place'];
+  if (inPlace !== undefined) {
+    if (values.into) throw new UsageError('restore takes --into <new-slug> or --in-place <tenant>, not both');
+    if (!values.confirm) throw new UsageError(`restore --in-place replaces every row of the tenant: add --confirm <its slug> to confirm`);
+    return withPlatform(config, async ({ backups }) => {
+      const { tenant, restoredRows } = await backups.restoreInPlace(inPlace, backupId, { confirm: values.confirm, allowOtherTenant: values['allow-other-tenant'] }, who);
+      if (values.json) console.log(JSON.stringify({ ...tenant, restoredFrom: backupId, restoredRows }));
+      else console.log(`${describe(tenant)}\nrestored in place from ${backupId}: ${Object.entries(restoredRows).map(([t, n]) => `${t} ${n}`).join(', ')}`);
+      return 0;
+    });
+  }
+  if (!values.into) throw new UsageError('restore needs --into <new-slug> (a new tenant) or --in-place <tenant> --confirm <its slug>');
   return withPlatform(config, async ({ backups }) => {
     const input = parse(createTenantInput, { slug: values.into, name: values.name ?? values.into, plan: values.plan });
     const { tenant, restoredRows } = await backups.restoreInto(input, backupId, who);

@@ -9,6 +9,7 @@ import { testPrefix } from './support.ts';
 
 let db: TestDatabase;
 let env: Record<string, string>;
+let backupId: string;
 beforeAll(async () => {
   db = await freshDatabase();
   const s3 = inject('s3');
@@ -30,6 +31,7 @@ describe('tenantforge backups and restore (command line)', () => {
     const created = await runCli(['backups', 'create', 'desk', '--wait', '--json'], env, 60_000);
     expect(created.code, created.stderr).toBe(0);
     const backup = JSON.parse(created.stdout);
+    backupId = backup.id;
     expect(backup).toMatchObject({ status: 'succeeded', tables: { portfolios: 0, trades: 0 } });
 
     const listed = await runCli(['backups', 'list', 'desk'], env);
@@ -41,9 +43,24 @@ describe('tenantforge backups and restore (command line)', () => {
     expect(JSON.parse(restored.stdout)).toMatchObject({ slug: 'desk-copy', status: 'active', restoredRows: { portfolios: 0 } });
   });
 
+  it('restores in place only with --confirm <slug>', async () => {
+    const missing = await runCli(['restore', backupId, '--in-place', 'desk'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/add --confirm <its slug>/);
+    const wrong = await runCli(['restore', backupId, '--in-place', 'desk', '--confirm', 'desk-copy'], env, 60_000);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/--confirm desk.*\[restore_not_confirmed\]/);
+    const other = await runCli(['restore', backupId, '--in-place', 'desk-copy', '--confirm', 'desk-copy'], env, 60_000);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/--allow-other-tenant.*\[backup_tenant_mismatch\]/);
+    const done = await runCli(['restore', backupId, '--in-place', 'desk', '--confirm', 'desk', '--json'], env, 60_000);
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ slug: 'desk', restoredFrom: backupId, restoredRows: { portfolios: 0 } });
+  });
+
   it.each([
     [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11', '--into', 'nope'], 1, /Backup not found|no backup .*\[backup_not_found\]/],
-    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11'], 2, /restore needs --into <new-slug>/],
+    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11'], 2, /restore needs --into <new-slug> \(a new tenant\) or --in-place <tenant>/],
     [['backups', 'create'], 2, /needs a <tenant>/],
     [['backups', 'create', 'no-such-tenant'], 1, /\[tenant_not_found\]/],
   ])('%j exits %i with a message that says what to do', async (args, code, message) => {

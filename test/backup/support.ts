@@ -8,10 +8,11 @@
  * await seedTenant(t, acme, { trades: 100_000 });
  * expect(await tableDigests(t.su, restored.schema)).toEqual(await tableDigests(t.su, acme.schema));
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { BackupStore } from '../../src/backup/store.ts';
-import { tableLayout } from '../../src/backup/snapshot.ts';
+import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
 import type { Sql } from '../../src/db/connect.ts';
 import { backupEnv } from '../support/object-store.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
@@ -89,9 +90,12 @@ export async function seedBulk(su: Sql, tenant: { id: string; schema: string }, 
 
 export type TableDigest = { rows: number; digest: string };
 
-/** Per table: row count and an order-independent digest of every column but tenant_id. */
-export async function tableDigests(su: Sql, schema: string): Promise<Record<string, TableDigest>> {
-  const layout = await tableLayout(su, schema);
+/**
+ * Per table: row count and an order-independent digest of every column but tenant_id
+ * (or of the tables and columns of `layout`: a schema's layout at an older version).
+ */
+export async function tableDigests(su: Sql, schema: string, layout?: TableLayout[]): Promise<Record<string, TableDigest>> {
+  layout ??= await tableLayout(su, schema);
   const out: Record<string, TableDigest> = {};
   for (const t of layout) {
     const cols = t.columns.map((c) => `"${c.name}"`).join(', ');
@@ -112,3 +116,33 @@ export async function runBackup(t: TestPlatform, tenantId: string): Promise<any>
   await t.backups.runAndWait(body.id);
   return (await t.http(`/v1/tenants/${tenantId}/backups/${body.id}`)).json();
 }
+
+/**
+ * A copy of a backup's objects under a new backup id (found through the store's index,
+ * as a backup made elsewhere is), after `damage` edits them: how tests corrupt a backup.
+ */
+export async function damagedCopy(prefix: string, tenantId: string, backupId: string, damage: (objects: Map<string, Buffer>) => void): Promise<string> {
+  const store = testStore(prefix);
+  const id = randomUUID();
+  const from = `${prefix}/tenants/${tenantId}/${backupId}/`;
+  const objects = new Map<string, Buffer>();
+  for (const key of await store.list(from)) {
+    const res = await store.client.send(new GetObjectCommand({ Bucket: store.config.bucket, Key: key }));
+    objects.set(key.slice(from.length), Buffer.from(await res.Body!.transformToByteArray()));
+  }
+  const manifest = JSON.parse(objects.get('manifest.json')!.toString());
+  manifest.backupId = id;
+  objects.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
+  damage(objects);
+  for (const [name, body] of objects) {
+    await store.client.send(new PutObjectCommand({ Bucket: store.config.bucket, Key: `${prefix}/tenants/${tenantId}/${id}/${name}`, Body: body }));
+  }
+  await store.client.send(new PutObjectCommand({ Bucket: store.config.bucket, Key: `${prefix}/index/${id}.json`, Body: JSON.stringify({ backupId: id, tenantId }) }));
+  return id;
+}
+
+/** Flips one byte in the middle of an object (its checksum no longer matches). */
+export const flipByte = (object: string) => (objects: Map<string, Buffer>) => {
+  const body = objects.get(object)!;
+  body[Math.floor(body.length / 2)]! ^= 0x01;
+};

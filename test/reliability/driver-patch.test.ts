@@ -18,11 +18,12 @@ import { freshDatabase, type TestDatabase } from '../support/platform.ts';
 const run = promisify(execFile);
 const PATCH = join(projectRoot, 'patches', 'postgres+3.4.9.patch');
 const REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'backend-dies-in-transaction.mjs');
+const COPY_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'copy-out-last-push.mjs');
 const CRASH = "Cannot read properties of null (reading 'write')";
 
-async function repro(moduleEntry: string, url: string): Promise<{ code: number; output: string }> {
+async function repro(moduleEntry: string, url: string, script = REPRO): Promise<{ code: number; output: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [REPRO, moduleEntry, url, '3'], { timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, [script, moduleEntry, url, '3'], { timeout: 30_000 });
     return { code: 0, output: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -69,4 +70,14 @@ describe('postgres.js when a backend dies inside a transaction', () => {
     expect(result.output).toContain('survived 3');
     expect(result.code).toBe(0);
   });
+
+  it('a COPY TO whose last push fills the stream: unpatched the next query waits forever; patched it is answered', async () => {
+    const stuck = await repro(join(unpatchedRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url, COPY_REPRO);
+    expect(stuck.output).toContain('stalled');
+    expect(stuck.code).toBe(3);
+    const fixed = await repro(join(projectRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url, COPY_REPRO);
+    expect(fixed.output).toContain('answered after 5 copies');
+    expect(fixed.code).toBe(0);
+  });
 });
+
