@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stamp=node_modules/.tenantforge-installed
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+# A changed patch (patches/) needs a clean install too: patch-package applies to pristine packages.
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ] \
+  || [ -n "$(find patches -newer "$stamp" -print -quit)" ]; then
   echo "setup: installing Node dependencies"
   npm ci --no-audit --no-fund --loglevel=error
   touch "$stamp"
