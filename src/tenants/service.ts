@@ -50,6 +50,7 @@ type TenantRow = {
 
 export type CreateOptions = {
   /** Fills the new schema inside the provisioning transaction (a restore); a failure undoes the tenant. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a loader may return nothing (an async function with no result)
   load?: (tx: Tx, tenant: { id: string; schema: string; role: string }) => Promise<Record<string, unknown> | void>;
   /** More of the request that an idempotency key must match (e.g. the backup restored). */
   requestExtra?: unknown;
