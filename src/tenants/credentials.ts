@@ -13,7 +13,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
 import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
-import { ROLE_DDL_LOCK } from '../provisioning/clone-plan.ts';
+import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import { pinLoginSettings } from '../provisioning/login-settings.ts';
 import { tenantLoginName, tenantRoleName } from '../provisioning/names.ts';
 import { terminateSessions } from '../provisioning/provisioner.ts';

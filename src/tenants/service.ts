@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 export type Tenant = {
   id: string;
@@ -278,7 +279,7 @@ export class TenantService {
 
 function mapCreateError(err: unknown, slug: string): unknown {
   const e = err as { code?: string; constraint_name?: string };
-  if (e.code === '23505' && e.constraint_name === 'tenants_slug_lower_key') {
+  if (e.code === SQLSTATE.uniqueViolation && e.constraint_name === 'tenants_slug_lower_key') {
     return new AppError(409, 'slug_taken', 'Slug already in use', `slug ${JSON.stringify(slug)} is taken (slugs of deleted tenants stay reserved)`, { field: 'slug' });
   }
   return err;
