@@ -15,7 +15,7 @@
  * const rows = await withTenant(app, tenant, (tx) => tx`select * from portfolios`, { readOnly: true });
  */
 import type { ReservedSql } from 'postgres';
-import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
 import type { Sql } from './connect.ts';
 import { EXTENSIONS_SCHEMA } from './roles.ts';
 import { TenantGate, type TenantGateOptions } from './tenant-gate.ts';

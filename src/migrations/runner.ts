@@ -26,7 +26,7 @@ import { isRetryable } from '../db/retry.ts';
 import { ROLES, EXTENSIONS_SCHEMA } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
 import { renderClonePlan } from '../provisioning/clone-plan.ts';
-import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
 import { behindTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
 import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';

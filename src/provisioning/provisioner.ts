@@ -13,7 +13,7 @@ import { templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import { compileClonePlan, renderClonePlan, type ClonePlan } from './clone-plan.ts';
 import { pinLoginSettings, type LoginOwner } from './login-settings.ts';
-import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from './names.ts';
+import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from '../db/names.ts';
 
 export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
 

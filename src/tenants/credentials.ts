@@ -15,7 +15,7 @@ import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import { pinLoginSettings } from '../provisioning/login-settings.ts';
-import { tenantLoginName, tenantRoleName } from '../provisioning/names.ts';
+import { tenantLoginName, tenantRoleName } from '../db/names.ts';
 import { terminateSessions } from '../provisioning/provisioner.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
