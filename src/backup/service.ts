@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql } from '../db/connect.ts';
+import { LOCKS } from '../db/locks.ts';
 import type { BackupStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
@@ -328,7 +329,7 @@ export class BackupService {
     if (!plans.length || !this.deps.store) return 0;
     return sql.begin(async (tx) => {
       // One scheduler at a time across instances; the others skip this round.
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('tenantforge:backup-schedule')) as ok`;
+      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext(${LOCKS.backupSchedule})) as ok`;
       if (!lock!.ok) return 0;
       let queued = 0;
       for (const [plan, { backups }] of plans) {

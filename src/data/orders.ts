@@ -14,6 +14,7 @@ import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { pageQuery, pathId, uuid } from './common.ts';
 import { decimalString } from './decimal.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 export const ORDER_STATUSES = ['open', 'partially_filled', 'filled', 'cancelled'] as const;
 export const symbol = z.string().regex(/^[A-Za-z0-9.\-_/:]{1,32}$/, 'must be 1-32 letters, digits or . - _ / :');
@@ -67,8 +68,8 @@ export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
       return c.json(orderFromRow(row!), 201);
     } catch (err) {
       const e = err as { code?: string; constraint_name?: string };
-      if (e.code === '23503') throw notFound('portfolio', o.portfolioId);
-      if (e.code === '23505') {
+      if (e.code === SQLSTATE.foreignKeyViolation) throw notFound('portfolio', o.portfolioId);
+      if (e.code === SQLSTATE.uniqueViolation) {
         throw new AppError(409, 'duplicate_client_order_id', 'Duplicate client order id', `clientOrderId ${JSON.stringify(o.clientOrderId)} is already used in this portfolio`, { field: 'clientOrderId' });
       }
       throw err;

@@ -7,6 +7,7 @@
  */
 import postgres from 'postgres';
 import { REQUIRED_EXTENSIONS } from './roles.ts';
+import { SQLSTATE } from './sqlstate.ts';
 
 export type Sql = postgres.Sql;
 /** A transaction's handle (what `sql.begin` passes to its callback). */
@@ -76,11 +77,11 @@ export async function assertReachable(sql: Sql, url: string): Promise<void> {
 function connectionCause(err: unknown): string {
   const e = err as { code?: string; message?: string };
   switch (e.code) {
-    case '28P01':
+    case SQLSTATE.invalidPassword:
       return 'password authentication failed (check the password in the URL)';
-    case '28000':
+    case SQLSTATE.invalidAuthorizationSpecification:
       return `access denied: ${e.message}`;
-    case '3D000':
+    case SQLSTATE.invalidCatalogName:
       return `${e.message} (create it, or name an existing database in the URL)`;
     case 'ECONNREFUSED':
       return 'connection refused (is the server running and listening on that port?)';

@@ -19,6 +19,8 @@ export const LOCKS = {
   template: 'tenantforge:migrate:template',
   /** Role DDL and grants, which race on shared catalog rows ("tuple concurrently updated"). */
   tenantRoles: 'tenantforge:tenant-roles',
+  /** One backup scheduler round at a time across instances (the others skip the round). */
+  backupSchedule: 'tenantforge:backup-schedule',
 } as const;
 
 /** One provisioning request per idempotency key at a time. */
@@ -26,3 +28,9 @@ export const idempotencyLock = (key: string) => `tenantforge:idempotency:${key}`
 
 /** A statement taking `name`'s transaction-scoped lock, for plans sent as SQL text. */
 export const xactLockStatement = (name: string) => `select pg_advisory_xact_lock(hashtext('${name.replaceAll("'", "''")}'))`;
+
+/**
+ * Serialises tenant-role DDL and grants (clone plans, logins, isolation fixes): the
+ * statement text, because clone plans are sent as SQL text.
+ */
+export const ROLE_DDL_LOCK = xactLockStatement(LOCKS.tenantRoles);

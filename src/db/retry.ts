@@ -6,7 +6,9 @@
  * @example
  * await withRetry(() => sql.begin((tx) => provision(tx)));
  */
-const RETRYABLE_CODES = new Set(['40001', '40P01', '23505']);
+import { SQLSTATE } from './sqlstate.ts';
+
+const RETRYABLE_CODES = new Set<string>([SQLSTATE.serializationFailure, SQLSTATE.deadlockDetected, SQLSTATE.uniqueViolation]);
 
 export function isRetryable(err: unknown): boolean {
   const e = err as { code?: string; message?: string; name?: string };
@@ -14,9 +16,9 @@ export function isRetryable(err: unknown): boolean {
   if (e.name === 'StaleTemplateError') return true;
   if (e.code && RETRYABLE_CODES.has(e.code)) {
     // A unique violation is a race only on catalog rows (e.g. two CREATE ROLEs), never on our own data.
-    return e.code !== '23505' || /pg_authid|pg_namespace|pg_extension|pg_type/.test(e.message ?? '');
+    return e.code !== SQLSTATE.uniqueViolation || /pg_authid|pg_namespace|pg_extension|pg_type/.test(e.message ?? '');
   }
-  return e.code === 'XX000' && /tuple concurrently (updated|deleted)/.test(e.message ?? '');
+  return e.code === SQLSTATE.internalError && /tuple concurrently (updated|deleted)/.test(e.message ?? '');
 }
 
 export async function withRetry<T>(work: () => Promise<T>, attempts = 8): Promise<T> {

@@ -15,10 +15,11 @@
  * const rows = await withTenant(app, tenant, (tx) => tx`select * from portfolios`, { readOnly: true });
  */
 import type { ReservedSql } from 'postgres';
-import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
 import type { Sql } from './connect.ts';
 import { EXTENSIONS_SCHEMA } from './roles.ts';
 import { TenantGate, type TenantGateOptions } from './tenant-gate.ts';
+import { SQLSTATE } from './sqlstate.ts';
 
 export type TenantContext = {
   id: string;
@@ -101,6 +102,6 @@ export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: 
 
 function contextError(err: unknown, tenant: TenantContext): unknown {
   // 42501 on SET ROLE: the runtime role is no longer a member (tenant suspended or deleted).
-  if ((err as { code?: string }).code === '42501') return new TenantAccessError(`tenant ${tenant.id} is not accessible`);
+  if ((err as { code?: string }).code === SQLSTATE.insufficientPrivilege) return new TenantAccessError(`tenant ${tenant.id} is not accessible`);
   return err;
 }

@@ -50,7 +50,7 @@ function decodeComponent(raw: string, field: string): string {
 /** Checks every path segment and query parameter (names and values) of a request URL. */
 export function checkUrl(url: string): void {
   const u = new URL(url);
-  u.pathname.split('/').forEach((segment, i) => decodeComponent(segment, i === 0 ? 'the path' : `path segment ${i}`));
+  for (const [i, segment] of u.pathname.split('/').entries()) decodeComponent(segment, i === 0 ? 'the path' : `path segment ${i}`);
   if (u.search.length <= 1) return;
   for (const pair of u.search.slice(1).split('&')) {
     const eq = pair.indexOf('=');

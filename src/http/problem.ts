@@ -12,6 +12,7 @@ import { ZodError } from 'zod';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { AppError, type FieldError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 export type ProblemInput = {
   status: number;
@@ -67,10 +68,10 @@ export function problemHandler(log: Logger, options: { debug: boolean }): ErrorH
       return problemResponse(c, { status: err.status, code, title: err.message || 'Request failed' });
     }
     const e = err as Error & { code?: string };
-    if (e.code === '57014') {
+    if (e.code === SQLSTATE.queryCanceled) {
       return problemResponse(c, { status: 503, code: 'statement_timeout', title: 'The database took too long', detail: 'the query hit its statement timeout; retry or narrow the request' }, { 'retry-after': '1' });
     }
-    if (e.code === '55P03') {
+    if (e.code === SQLSTATE.lockNotAvailable) {
       return problemResponse(c, { status: 503, code: 'lock_timeout', title: 'The data is busy', detail: 'a lock the request needs is held by another session of this tenant; retry shortly' }, { 'retry-after': '1' });
     }
     if (isDatabaseUnavailable(err)) {

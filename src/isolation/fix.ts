@@ -10,7 +10,7 @@
  */
 import type { Sql } from '../db/connect.ts';
 import { withRetry } from '../db/retry.ts';
-import { ROLE_DDL_LOCK } from '../provisioning/clone-plan.ts';
+import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import type { CheckName, Violation } from './checks/catalog.ts';
 
 export type FixResult = { check: CheckName; tenantId: string | null; object: string; sql: string; applied: boolean; error?: string };

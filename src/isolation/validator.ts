@@ -35,6 +35,7 @@ import { roleChecks } from './checks/roles.ts';
 import { routineChecks } from './checks/routines.ts';
 import { tenantDefaultPrivilegeChecks } from './checks/tenant-default-privileges.ts';
 import { applyFixes, type FixResult } from './fix.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 const FAMILIES = [
   registryChecks, roleChecks, ownershipChecks, rlsChecks, policyChecks, grantChecks,
@@ -115,7 +116,7 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
   try {
     await tx.unsafe(`set local role ${ROLES.validator}`);
   } catch (err) {
-    if ((err as { code?: string }).code !== '42501') throw err;
+    if ((err as { code?: string }).code !== SQLSTATE.insufficientPrivilege) throw err;
     throw new ValidatorError(`this connection's role cannot act as ${ROLES.validator}; a superuser runs: grant ${ROLES.validator} to <the DATABASE_URL role>`);
   }
   // pg_catalog only, first in the path so nothing can shadow its names; short lock waits,
@@ -162,7 +163,7 @@ async function retryRaces<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
       return await run();
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      const raced = e.code === '55P03' || (e.code === 'XX000' && /could not open relation/.test(e.message ?? '')) || (e.code === '22P02' && (e.message ?? '').includes(VANISHED));
+      const raced = e.code === SQLSTATE.lockNotAvailable || (e.code === SQLSTATE.internalError && /could not open relation/.test(e.message ?? '')) || (e.code === SQLSTATE.invalidTextRepresentation && (e.message ?? '').includes(VANISHED));
       if (!raced || attempt >= attempts) throw err;
     }
   }

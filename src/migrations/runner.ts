@@ -26,11 +26,12 @@ import { isRetryable } from '../db/retry.ts';
 import { ROLES, EXTENSIONS_SCHEMA } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
 import { renderClonePlan } from '../provisioning/clone-plan.ts';
-import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
 import { behindTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
 import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';
 import { loadedPlan, type TenantPlan } from './tenant-plan.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 export const RUN_LOCK_KEY = LOCKS.migrationRun;
 
@@ -193,13 +194,13 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
     } catch (err) {
       const e = err as { code?: string; message?: string };
       if (e.code === MOVED) return 'skipped';
-      const busy = e.code === '55P03' || isRetryable(err);
+      const busy = e.code === SQLSTATE.lockNotAvailable || isRetryable(err);
       if (busy && attempt <= options.retries) {
         const base = options.backoffMs ?? 250;
         await new Promise((r) => setTimeout(r, base * 2 ** (attempt - 1) * (0.75 + Math.random() / 2)));
         continue;
       }
-      const hint = e.code === '53200' ? ' (raise max_locks_per_transaction, or lower TENANTFORGE_MIGRATE_CONCURRENCY)' : busy ? ` (still busy after ${attempt} attempts; rerun later)` : '';
+      const hint = e.code === SQLSTATE.outOfMemory ? ' (raise max_locks_per_transaction, or lower TENANTFORGE_MIGRATE_CONCURRENCY)' : busy ? ` (still busy after ${attempt} attempts; rerun later)` : '';
       return { tenantId: tenant.id, schema: tenant.schema, migration: pending[0]?.name ?? null, code: e.code ?? null, error: `${e.message ?? String(err)}${hint}`, attempts: attempt };
     }
   }

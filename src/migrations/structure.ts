@@ -17,6 +17,7 @@ import type { Tx } from '../db/connect.ts';
 import { TEMPLATE_SCHEMA } from '../db/roles.ts';
 
 /** A postgres.js fragment (any row type: it is only ever nested in another query). */
+// biome-ignore lint/suspicious/noExplicitAny: postgres.js has no exported type for a fragment of any row type
 type Fragment = any;
 
 /**

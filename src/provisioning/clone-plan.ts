@@ -15,9 +15,9 @@
  * const statements = renderClonePlan(plan, { schema, role });
  */
 import type { Sql, Tx } from '../db/connect.ts';
-import { LOCKS, xactLockStatement } from '../db/locks.ts';
+import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import { ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
-import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
+import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
 
 // Placeholders: the quoted schema identifier, the bare schema name (for a text argument), the quoted role.
 const SCHEMA = '\u0000schema\u0000';
@@ -42,8 +42,6 @@ export class TemplateError extends Error {
   override name = 'TemplateError';
 }
 
-/** Serialises the role part of concurrent provisionings (see the role steps below). */
-export const ROLE_DDL_LOCK = xactLockStatement(LOCKS.tenantRoles);
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;

@@ -7,13 +7,13 @@
  * await sql.begin((tx) => provisioner.provision(tx, tenantId));
  */
 import type { Sql, Tx } from '../db/connect.ts';
-import { LOCKS } from '../db/locks.ts';
+import { LOCKS, ROLE_DDL_LOCK } from '../db/locks.ts';
 import { ROLES } from '../db/roles.ts';
 import { templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
-import { compileClonePlan, renderClonePlan, ROLE_DDL_LOCK, type ClonePlan } from './clone-plan.ts';
+import { compileClonePlan, renderClonePlan, type ClonePlan } from './clone-plan.ts';
 import { pinLoginSettings, type LoginOwner } from './login-settings.ts';
-import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from './names.ts';
+import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from '../db/names.ts';
 
 export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
 

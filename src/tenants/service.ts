@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
+import { SQLSTATE } from '../db/sqlstate.ts';
 
 export type Tenant = {
   id: string;
@@ -50,6 +51,7 @@ type TenantRow = {
 
 export type CreateOptions = {
   /** Fills the new schema inside the provisioning transaction (a restore); a failure undoes the tenant. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a loader may return nothing (an async function with no result)
   load?: (tx: Tx, tenant: { id: string; schema: string; role: string }) => Promise<Record<string, unknown> | void>;
   /** More of the request that an idempotency key must match (e.g. the backup restored). */
   requestExtra?: unknown;
@@ -277,7 +279,7 @@ export class TenantService {
 
 function mapCreateError(err: unknown, slug: string): unknown {
   const e = err as { code?: string; constraint_name?: string };
-  if (e.code === '23505' && e.constraint_name === 'tenants_slug_lower_key') {
+  if (e.code === SQLSTATE.uniqueViolation && e.constraint_name === 'tenants_slug_lower_key') {
     return new AppError(409, 'slug_taken', 'Slug already in use', `slug ${JSON.stringify(slug)} is taken (slugs of deleted tenants stay reserved)`, { field: 'slug' });
   }
   return err;

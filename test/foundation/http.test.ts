@@ -12,7 +12,10 @@ beforeAll(async () => {
 afterAll(() => t?.close());
 
 function appWithCapturedLogs() {
-  const sink = new Writable({ write: (chunk, _, done) => (lines.push(String(chunk)), done()) });
+  const sink = new Writable({ write: (chunk, _, done) => {
+    lines.push(String(chunk));
+    done();
+  } });
   return createApp({ ...t, log: createLogger('info', sink) });
 }
 
@@ -47,7 +50,10 @@ describe('HTTP skeleton', () => {
 
   it('redacts secrets wherever they are logged', () => {
     const captured: string[] = [];
-    const log = createLogger('info', new Writable({ write: (c, _, done) => (captured.push(String(c)), done()) }));
+    const log = createLogger('info', new Writable({ write: (c, _, done) => {
+      captured.push(String(c));
+      done();
+    } }));
     log.info({ password: 'p4ss', config: { databaseUrl: 'postgres://u:p4ss@h/db', token: 'tok3n' }, headers: { authorization: 'Bearer tok3n' } }, 'x');
     expect(captured.join('')).not.toMatch(/p4ss|tok3n/);
     expect(captured.join('')).toContain('<redacted>');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { openPool } from '../../src/db/connect.ts';
 import { freePort } from '../../src/db/local-cluster.ts';
-import { ROLE_DDL_LOCK } from '../../src/provisioning/clone-plan.ts';
+import { ROLE_DDL_LOCK } from '../../src/db/locks.ts';
 import { startCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/platform.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertTenantSchemaName, tenantRoleName, tenantSchemaName } from '../../src/provisioning/names.ts';
+import { assertTenantSchemaName, tenantRoleName, tenantSchemaName } from '../../src/db/names.ts';
 
 describe('tenant names', () => {
   it('derives a stable keyed name from the tenant id', () => {

@@ -206,7 +206,7 @@ function tableName(target: Target): string {
  * (the README's first line of defence), the table grant for TRUNCATE, ownership for DDL,
  * membership for SET ROLE. Never RLS, never a table grant on another tenant's table.
  */
-function expectedDenial(cell: Cell, target: Target, actor: Actor): string {
+function expectedDenial(cell: Cell, target: Target, _actor: Actor): string {
   const setRole = (role: string) => `permission denied to set role "${role}"`;
   if (cell.kind === 'control plane') {
     if (cell.command === 'SET ROLE') return setRole('tf_owner');

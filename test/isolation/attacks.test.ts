@@ -10,7 +10,7 @@ import { withTenant } from '../../src/db/with-tenant.ts';
 import { inspect, validate } from '../../src/isolation/validator.ts';
 import type { Tx } from '../../src/db/connect.ts';
 import { renderClonePlan } from '../../src/provisioning/clone-plan.ts';
-import { assertTenantRoleName, assertTenantSchemaName, InvalidTenantNameError, tenantSchemaName } from '../../src/provisioning/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName, InvalidTenantNameError, tenantSchemaName } from '../../src/db/names.ts';
 import { createTenantInput } from '../../src/tenants/schemas.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { chunkOf, loginFor, newTenant, seed, vector, type Login, type TestTenant } from './support.ts';

@@ -28,8 +28,9 @@ describe('progress', () => {
     show.update(at(100));
     show.end();
     expect(written).toHaveLength(3);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress line starts with an ANSI escape
     expect(written[0]).toMatch(/^\r\x1b\[2K\[#?\.+\] 1\/100/);
-    expect(written[1]).toMatch(/100\/100  failed 0/);
+    expect(written[1]).toMatch(/100\/100 {2}failed 0/);
     expect(written[2]).toBe('\n');
   });
 

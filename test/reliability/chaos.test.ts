@@ -183,7 +183,7 @@ describe('the service when PostgreSQL is killed under load', () => {
         const upAt = Date.now();
         let serving: Answer;
         do serving = await call('GET', '/v1/tenants?limit=1', admin);
-        while (serving.status !== 200 && Date.now() - upAt < RECOVERY_LIMIT_MS && (await sleep(100), true));
+        while (serving.status !== 200 && Date.now() - upAt < RECOVERY_LIMIT_MS && (await sleep(100).then(() => true)));
         expect(serving.status, `serving again after kill ${kill}: ${JSON.stringify(serving.body)}`).toBe(200);
         outages.push({ downMs: upAt - killedAt, restartMs: upAt - restartStarted, recoveredMs: Date.now() - upAt });
         expect(server.child.exitCode, 'the service process is alive').toBeNull();
