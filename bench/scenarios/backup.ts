@@ -238,7 +238,12 @@ function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 function sampleRss(pid: number): { stop(): number } {
   let peak = statusKb(pid, 'VmRSS');
   const timer = setInterval(() => (peak = Math.max(peak, statusKb(pid, 'VmRSS'))), 20);
-  return { stop: () => (clearInterval(timer), Math.max(peak, statusKb(pid, 'VmRSS'))) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(peak, statusKb(pid, 'VmRSS'));
+    },
+  };
 }
 
 async function waitUntilReady(url: string, server: ChildProcess): Promise<void> {
