@@ -42,7 +42,12 @@ const RESULTS = join(import.meta.dirname, 'results');
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { ci: { type: 'boolean', default: false }, tenants: { type: 'string' }, slo: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      ci: { type: 'boolean', default: false },
+      tenants: { type: 'string' },
+      slo: { type: 'string' },
+      out: { type: 'string' },
+    },
   });
   const tenants = Number(values.tenants ?? 2000);
   if (!Number.isInteger(tenants) || tenants < 200) {
@@ -51,7 +56,9 @@ async function main(): Promise<number> {
   }
   const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.name === p));
   if (unknown.length) {
-    console.error(`bench: unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+    console.error(
+      `bench: unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    );
     return 2;
   }
   const chosen = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.name)) : SCENARIOS;
@@ -79,7 +86,9 @@ async function main(): Promise<number> {
         progress: (m) => console.log(`  ${m}`),
       });
       // The limits as judged (CI margin applied; known misses marked): the file, summary.md and the exit code agree.
-      const checks = result.checks.map((c) => markKnownMiss(withNoiseMargin(c, margin), scenario.name, slo.knownMisses));
+      const checks = result.checks.map((c) =>
+        markKnownMiss(withNoiseMargin(c, margin), scenario.name, slo.knownMisses),
+      );
       return { result, checks, server: servers[0] ?? null, missed: checks.filter((c) => !passed(c) && !c.knownMiss) };
     };
     console.log(`bench: ${scenario.name}`);
@@ -88,7 +97,9 @@ async function main(): Promise<number> {
     // On a shared CI machine one stall can sink a tail figure: a CI miss is confirmed by a
     // second run of the scenario, which alone is judged. Both are in the result file.
     if (values.ci && run.missed.length) {
-      console.log(`bench: ${scenario.name} missed ${run.missed.map((c) => c.name).join('; ')}: running it once more to confirm`);
+      console.log(
+        `bench: ${scenario.name} missed ${run.missed.map((c) => c.name).join('; ')}: running it once more to confirm`,
+      );
       earlier.push({ checks: run.checks, metrics: run.result.metrics });
       run = await runOnce();
     }
@@ -109,12 +120,18 @@ async function main(): Promise<number> {
     writeFileSync(join(out, `${scenario.name}.json`), JSON.stringify(record, null, 2) + '\n');
     if (result.curve) writeFileSync(join(out, `${scenario.name}.svg`), provisioningChart(result.curve));
     sections.push(markdown(scenario.name, seconds, checks, earlier.length > 0));
-    for (const c of checks.filter((c) => !passed(c))) (c.knownMiss ? known : misses).push(`${scenario.name}: ${describeMiss(c)}${c.knownMiss ? ` (known: ${c.knownMiss})` : ''}`);
+    for (const c of checks.filter((c) => !passed(c)))
+      (c.knownMiss ? known : misses).push(
+        `${scenario.name}: ${describeMiss(c)}${c.knownMiss ? ` (known: ${c.knownMiss})` : ''}`,
+      );
   }
   const summary = `# Bench results\n\nRun at ${new Date().toISOString()} on commit ${commit.sha.slice(0, 12)}${commit.dirty ? ' (with uncommitted changes)' : ''} (${values.ci ? 'CI configuration' : 'full configuration'}, ${tenants} tenants).\n\n${sections.join('\n')}${misses.length ? `\n**${misses.length} target(s) missed.**\n` : known.length ? `\nEvery target met except ${known.length} known miss(es).\n` : '\nEvery target met.\n'}`;
   writeFileSync(join(out, 'summary.md'), summary);
   console.log(`\n${summary}`);
-  if (known.length) console.log(`bench: ${known.length} known miss(es), reported and not gating:\n${known.map((m) => `  - ${m}`).join('\n')}`);
+  if (known.length)
+    console.log(
+      `bench: ${known.length} known miss(es), reported and not gating:\n${known.map((m) => `  - ${m}`).join('\n')}`,
+    );
   if (misses.length) {
     console.error(`bench: ${misses.length} target(s) missed:\n${misses.map((m) => `  - ${m}`).join('\n')}`);
     return 1;
@@ -138,8 +155,13 @@ function markKnownMiss(c: Check, scenario: string, knownMisses: Record<string, s
 }
 
 function markdown(name: string, seconds: number, checks: Check[], rerun: boolean): string {
-  const rows = checks.map((c) => `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit}${c.sloLimit !== undefined ? ` (slo.json ${c.sloLimit}, CI margin)` : ''} | ${verdict(c)} |`);
-  const note = rerun ? 'The first run missed a target; this is the confirming second run (both are in the result file).\n\n' : '';
+  const rows = checks.map(
+    (c) =>
+      `| ${c.kind} | ${c.name} | ${c.value} ${c.unit} | ${c.op} ${c.limit} ${c.unit}${c.sloLimit !== undefined ? ` (slo.json ${c.sloLimit}, CI margin)` : ''} | ${verdict(c)} |`,
+  );
+  const note = rerun
+    ? 'The first run missed a target; this is the confirming second run (both are in the result file).\n\n'
+    : '';
   return `## ${name} (${seconds} s)\n\n${note}| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
 }
 

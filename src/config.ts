@@ -49,7 +49,9 @@ const schema = z.object({
   TENANTFORGE_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(500).optional(),
   TENANTFORGE_TENANT_QUEUE: z.coerce.number().int().min(0).max(100_000).default(200),
   TENANTFORGE_WATCHDOG_INTERVAL: intervalOrOff('1s'),
-  TENANTFORGE_EARLIEST_TIME: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 timestamp (e.g. 1970-01-01T00:00:00Z)' }).default('1970-01-01T00:00:00Z'),
+  TENANTFORGE_EARLIEST_TIME: z.iso
+    .datetime({ offset: true, error: 'must be an ISO 8601 timestamp (e.g. 1970-01-01T00:00:00Z)' })
+    .default('1970-01-01T00:00:00Z'),
   TENANTFORGE_MAX_AHEAD: duration('1d'),
   TENANTFORGE_MAX_CHUNKS_PER_REQUEST: z.coerce.number().int().min(1).max(10_000).default(64),
   TENANTFORGE_DEBUG_ERRORS: boolean.default(false),
@@ -60,12 +62,18 @@ const schema = z.object({
   // Backups: the AWS SDK's own variables, plus where in the store and how.
   TENANTFORGE_BACKUP_URL: z
     .string()
-    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\x21-\x7e]*)?$/, 'must be s3://<bucket>[/<prefix>] (bucket: 3-63 lowercase letters, digits, dots, hyphens)')
+    .regex(
+      /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\x21-\x7e]*)?$/,
+      'must be s3://<bucket>[/<prefix>] (bucket: 3-63 lowercase letters, digits, dots, hyphens)',
+    )
     .optional(),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  AWS_ENDPOINT_URL_S3: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'must be a URL such as http://127.0.0.1:9000').optional(),
+  AWS_ENDPOINT_URL_S3: z
+    .string()
+    .regex(/^https?:\/\/[^/\s]+\/?$/, 'must be a URL such as http://127.0.0.1:9000')
+    .optional(),
   TENANTFORGE_BACKUP_PATH_STYLE: boolean.optional(),
   TENANTFORGE_BACKUP_SSE: z.enum(['AES256', 'aws:kms', 'off']).default('AES256'),
   TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: intervalOrOff('1m'),
@@ -174,7 +182,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     validatorIntervalMs: e.TENANTFORGE_VALIDATOR_INTERVAL,
     lockTimeoutMs: e.TENANTFORGE_LOCK_TIMEOUT,
     // Half the pool by default: one tenant alone still gets most of it, and never all of it.
-    tenantConcurrency: Math.min(e.TENANTFORGE_TENANT_CONCURRENCY ?? Math.ceil(e.TENANTFORGE_POOL_MAX / 2), e.TENANTFORGE_POOL_MAX),
+    tenantConcurrency: Math.min(
+      e.TENANTFORGE_TENANT_CONCURRENCY ?? Math.ceil(e.TENANTFORGE_POOL_MAX / 2),
+      e.TENANTFORGE_POOL_MAX,
+    ),
     tenantQueue: e.TENANTFORGE_TENANT_QUEUE,
     watchdogIntervalMs: e.TENANTFORGE_WATCHDOG_INTERVAL,
     earliestTime: new Date(e.TENANTFORGE_EARLIEST_TIME),
@@ -191,7 +202,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
 function backupConfig(e: z.infer<typeof schema>): BackupConfig {
   const match = e.TENANTFORGE_BACKUP_URL ? /^s3:\/\/([^/]+)\/?(.*)$/.exec(e.TENANTFORGE_BACKUP_URL) : null;
-  if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) throw new ConfigError('invalid configuration: AWS_SECRET_ACCESS_KEY must be set with AWS_ACCESS_KEY_ID');
+  if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY)
+    throw new ConfigError('invalid configuration: AWS_SECRET_ACCESS_KEY must be set with AWS_ACCESS_KEY_ID');
   return {
     bucket: match?.[1],
     prefix: (match?.[2] ?? '').replace(/^\/+|\/+$/g, ''),

@@ -21,7 +21,8 @@ export class AppError extends Error {
   }
 }
 
-export const notFound = (what: string, id: string) => new AppError(404, `${what}_not_found`, `${capitalise(what)} not found`, `no ${what} ${JSON.stringify(id)}`);
+export const notFound = (what: string, id: string) =>
+  new AppError(404, `${what}_not_found`, `${capitalise(what)} not found`, `no ${what} ${JSON.stringify(id)}`);
 
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);

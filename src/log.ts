@@ -10,11 +10,26 @@ import pino, { type Logger } from 'pino';
 export type { Logger };
 
 const REDACT = [
-  'password', '*.password', 'token', '*.token', 'key', '*.key', 'secret', '*.secret',
-  'databaseUrl', '*.databaseUrl', 'appDatabaseUrl', '*.appDatabaseUrl',
-  'req.headers.authorization', 'headers.authorization', 'authorization',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'key',
+  '*.key',
+  'secret',
+  '*.secret',
+  'databaseUrl',
+  '*.databaseUrl',
+  'appDatabaseUrl',
+  '*.appDatabaseUrl',
+  'req.headers.authorization',
+  'headers.authorization',
+  'authorization',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '<redacted>' }, base: { service: 'tenantforge' } }, destination);
+  return pino(
+    { level, redact: { paths: REDACT, censor: '<redacted>' }, base: { service: 'tenantforge' } },
+    destination,
+  );
 }

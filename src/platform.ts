@@ -12,7 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
-import { assertExtensions, assertReachable, describeUrl, openPool, readServerInfo, type ServerInfo, type Sql } from './db/connect.ts';
+import {
+  assertExtensions,
+  assertReachable,
+  describeUrl,
+  openPool,
+  readServerInfo,
+  type ServerInfo,
+  type Sql,
+} from './db/connect.ts';
 import { DatabaseAvailability } from './db/availability.ts';
 import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
 import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
@@ -96,27 +104,45 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     } else {
       const problems = await checkInstallation(control);
       if (problems.length) {
-        throw new StartupError(`${describeUrl(url)} is not ready for tenantforge: ${problems.map((p) => `${p.what} (${p.fix})`).join('; ')}`);
+        throw new StartupError(
+          `${describeUrl(url)} is not ready for tenantforge: ${problems.map((p) => `${p.what} (${p.fix})`).join('; ')}`,
+        );
       }
     }
     const server = await readServerInfo(control);
     assertExtensions(server, describeUrl(url));
     const controlPlane = await migrateControlPlane(control);
     const template = await migrateTemplate(control, readTenantMigrations(config.sqlDir));
-    log.info({ applied: [...controlPlane.applied, ...template.applied], templateVersion: template.version }, 'migrations current');
+    log.info(
+      { applied: [...controlPlane.applied, ...template.applied], templateVersion: template.version },
+      'migrations current',
+    );
 
     const appUrl = config.appDatabaseUrl ?? withCredentials(url, ROLES.app, secrets.appPassword);
     const app = openPool(appUrl, { max: config.poolMax, name: 'app' });
     pools.push(app);
     await assertReachable(app, appUrl);
-    limitTenants(app, { perTenant: config.tenantConcurrency, queue: config.tenantQueue, lockTimeoutMs: config.lockTimeoutMs });
+    limitTenants(app, {
+      perTenant: config.tenantConcurrency,
+      queue: config.tenantQueue,
+      lockTimeoutMs: config.lockTimeoutMs,
+    });
 
     const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
     await provisioner.plan();
-    const tenants = new TenantService({ sql: control, provisioner, log, deletedRetentionMs: config.deletedRetentionMs });
+    const tenants = new TenantService({
+      sql: control,
+      provisioner,
+      log,
+      deletedRetentionMs: config.deletedRetentionMs,
+    });
     const keys = new ApiKeyService(control, tenants);
     const where = new URL(appUrl);
-    const credentials = new CredentialService(control, tenants, { host: where.hostname, port: Number(where.port || 5432), database: where.pathname.slice(1) });
+    const credentials = new CredentialService(control, tenants, {
+      host: where.hostname,
+      port: Number(where.port || 5432),
+      database: where.pathname.slice(1),
+    });
 
     const probe = openPool(url, { max: 1, name: 'probe' });
     pools.push(probe);
@@ -138,7 +164,10 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       options.runPurgeSweeper === false
         ? undefined
         : startPeriodic({
-            name: 'retention purge', intervalMs: config.purgeIntervalMs, firstDelayMs: config.purgeIntervalMs, log,
+            name: 'retention purge',
+            intervalMs: config.purgeIntervalMs,
+            firstDelayMs: config.purgeIntervalMs,
+            log,
             run: () => tenants.purgeExpired({ actor: 'system:retention' }),
           });
     const validatorJob =
@@ -152,12 +181,30 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         : startLoginWatchdog({ sql: control, intervalMs: config.watchdogIntervalMs, log });
 
     return {
-      config, log, control, app, server, adminToken: secrets.adminToken, provisioner, tenants, keys, credentials, backups, cluster, availability,
+      config,
+      log,
+      control,
+      app,
+      server,
+      adminToken: secrets.adminToken,
+      provisioner,
+      tenants,
+      keys,
+      credentials,
+      backups,
+      cluster,
+      availability,
       close: async () => {
         // Jobs get a few seconds to finish their run; a run still waiting then (a query
         // the database never answers) is ended with the pools, which reject its queries.
         backupScheduler?.stop();
-        const jobs = Promise.all([availability.stop(), sweeper?.stop(), validatorJob?.stop(), watchdog?.stop(), backupWorker?.stop()]);
+        const jobs = Promise.all([
+          availability.stop(),
+          sweeper?.stop(),
+          validatorJob?.stop(),
+          watchdog?.stop(),
+          backupWorker?.stop(),
+        ]);
         await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);
         store?.close();
         await Promise.all(pools.map((p) => p.end({ timeout: 5 })));

@@ -27,7 +27,8 @@ export type Check = {
 export const passed = (c: Check) => (c.op === '<=' ? c.value <= c.limit : c.value >= c.limit);
 
 /** The verdict as every report prints it: pass, **MISS**, or **KNOWN MISS** with its issue. */
-export const verdict = (c: Check) => (passed(c) ? 'pass' : c.knownMiss ? `**KNOWN MISS** (${c.knownMiss})` : '**MISS**');
+export const verdict = (c: Check) =>
+  passed(c) ? 'pass' : c.knownMiss ? `**KNOWN MISS** (${c.knownMiss})` : '**MISS**';
 
 /** "p99 180 ms > 150 ms (20% over)" */
 export function describeMiss(c: Check): string {

@@ -31,7 +31,10 @@ export class Corpus {
   private readonly subtopics: Float32Array[] = [];
   private readonly bases: Float32Array[][] = [];
 
-  constructor(readonly dimensions: number, seed = 20261130) {
+  constructor(
+    readonly dimensions: number,
+    seed = 20261130,
+  ) {
     this.state = seed;
     for (let t = 0; t < TOPICS; t++) {
       const centre = this.gaussianVector(1);
@@ -78,7 +81,13 @@ export class Corpus {
 }
 
 /** `rows` documents (round-robin over subtopics) streamed into the tenant's embeddings with COPY. */
-export async function loadCorpus(sql: Sql, schema: string, tenantId: string, corpus: Corpus, rows: number): Promise<void> {
+export async function loadCorpus(
+  sql: Sql,
+  schema: string,
+  tenantId: string,
+  corpus: Corpus,
+  rows: number,
+): Promise<void> {
   let n = 0;
   const lines = Readable.from(
     (function* () {
@@ -88,6 +97,8 @@ export async function loadCorpus(sql: Sql, schema: string, tenantId: string, cor
       }
     })(),
   );
-  const sink = await sql.unsafe(`copy "${schema}".embeddings (tenant_id, content, metadata, embedding) from stdin`).writable();
+  const sink = await sql
+    .unsafe(`copy "${schema}".embeddings (tenant_id, content, metadata, embedding) from stdin`)
+    .writable();
   await pipeline(lines, sink);
 }

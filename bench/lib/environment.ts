@@ -32,12 +32,25 @@ export type BenchEnvironment = {
 
 export type ServerFacts = { version: string; extensions: Record<string, string>; settings: Record<string, string> };
 
-const RECORDED_SETTINGS = ['fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'work_mem', 'max_connections', 'jit', 'wal_level'];
+const RECORDED_SETTINGS = [
+  'fsync',
+  'synchronous_commit',
+  'full_page_writes',
+  'shared_buffers',
+  'work_mem',
+  'max_connections',
+  'jit',
+  'wal_level',
+];
 
 /** What a result needs to be compared with another: versions and the settings that move timings. */
 export async function serverFacts(sql: Sql): Promise<ServerFacts> {
-  const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];
-  const extensions = await sql<{ extname: string; extversion: string }[]>`select extname, extversion from pg_extension order by extname`;
+  const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [
+    { version: string },
+  ];
+  const extensions = await sql<
+    { extname: string; extversion: string }[]
+  >`select extname, extversion from pg_extension order by extname`;
   const settings = await sql<{ name: string; setting: string }[]>`
     select name, current_setting(name) as setting from pg_settings where name in ${sql(RECORDED_SETTINGS)} order by name`;
   return {
@@ -49,7 +62,8 @@ export async function serverFacts(sql: Sql): Promise<ServerFacts> {
 
 export async function startBenchEnvironment(options: { poolMax?: number } = {}): Promise<BenchEnvironment> {
   let cluster: LocalCluster | undefined;
-  const serverUrl = process.env.DATABASE_URL ?? (cluster = await startThrowawayCluster({ durable: true })).superuserUrl('postgres');
+  const serverUrl =
+    process.env.DATABASE_URL ?? (cluster = await startThrowawayCluster({ durable: true })).superuserUrl('postgres');
   const database = `tf_bench_${randomBytes(4).toString('hex')}`;
   const maintenance = openPool(serverUrl, { max: 1, name: 'bench-admin' });
   await maintenance.unsafe(`create database ${database}`);
@@ -72,8 +86,13 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     PORT: String(port),
     LOG_LEVEL: 'warn',
   };
-  const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), { runPurgeSweeper: false });
-  const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), {
+    runPurgeSweeper: false,
+  });
+  const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   await waitUntilReady(`http://127.0.0.1:${port}/readyz`, service);
   const su = openPool(url.toString(), { max: 4, name: 'bench-su' });
   const server = await serverFacts(su);
@@ -103,8 +122,12 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
 async function waitUntilReady(url: string, server: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the service exited with code ${server.exitCode} before it was ready`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (server.exitCode !== null)
+      throw new Error(`the service exited with code ${server.exitCode} before it was ready`);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }

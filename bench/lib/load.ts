@@ -15,7 +15,12 @@ import { summarize, type Summary } from './stats.ts';
 
 export type FixedRateResult = { sent: number; errors: number; latency: Summary; firstError: string | null };
 
-export async function fixedRate(options: { url: string; rate: number; seconds: number; headers?: Record<string, string> }): Promise<FixedRateResult> {
+export async function fixedRate(options: {
+  url: string;
+  rate: number;
+  seconds: number;
+  headers?: Record<string, string>;
+}): Promise<FixedRateResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const url = new URL(options.url);
   const total = Math.round(options.rate * options.seconds);
@@ -28,17 +33,20 @@ export async function fixedRate(options: { url: string; rate: number; seconds: n
 
   const one = (scheduled: number) =>
     new Promise<void>((resolve) => {
-      const req = request({ agent, host: url.hostname, port: url.port, path: url.pathname + url.search, headers: options.headers }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
-          else {
-            errors++;
-            firstError ??= `HTTP ${res.statusCode}`;
-          }
-          resolve();
-        });
-      });
+      const req = request(
+        { agent, host: url.hostname, port: url.port, path: url.pathname + url.search, headers: options.headers },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
+            else {
+              errors++;
+              firstError ??= `HTTP ${res.statusCode}`;
+            }
+            resolve();
+          });
+        },
+      );
       req.on('error', (err) => {
         errors++;
         firstError ??= err.message;

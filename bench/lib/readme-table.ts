@@ -41,12 +41,19 @@ export function performanceTable(results: ResultFile[]): string {
   const provenance = results.map((r) => {
     const config = r.configuration ?? r.options;
     const s = r.server?.settings;
-    const durability = s ? `fsync ${s.fsync}, synchronous_commit ${s.synchronous_commit}, full_page_writes ${s.full_page_writes}, shared_buffers ${s.shared_buffers}` : 'server settings not recorded';
-    const commit = r.commit ? `${r.commit.sha.slice(0, 12)}${r.commit.dirty ? ' (uncommitted changes)' : ''}` : 'commit not recorded';
+    const durability = s
+      ? `fsync ${s.fsync}, synchronous_commit ${s.synchronous_commit}, full_page_writes ${s.full_page_writes}, shared_buffers ${s.shared_buffers}`
+      : 'server settings not recorded';
+    const commit = r.commit
+      ? `${r.commit.sha.slice(0, 12)}${r.commit.dirty ? ' (uncommitted changes)' : ''}`
+      : 'commit not recorded';
     return `- **${r.scenario}**: ${r.at.slice(0, 10)}, ${config?.ci ? 'CI configuration' : 'full configuration'}, ${config?.tenants} tenants; ${commit}; ${durability}${r.server ? `; PostgreSQL ${r.server.version}` : ''}; ${r.passed ? (r.checks.some((c) => c.knownMiss && !passed(c)) ? 'every target met but known misses' : 'every target met') : '**targets missed**'}.`;
   });
   const rows = results.flatMap((r) =>
-    r.checks.map((c) => `| ${r.scenario} | ${c.kind} | ${c.name} | ${fmt(c.value)} ${c.unit} | ${c.op} ${fmt(c.limit)} ${c.unit} | ${verdict(c)} |`),
+    r.checks.map(
+      (c) =>
+        `| ${r.scenario} | ${c.kind} | ${c.name} | ${fmt(c.value)} ${c.unit} | ${c.op} ${fmt(c.limit)} ${c.unit} | ${verdict(c)} |`,
+    ),
   );
   return [
     ...provenance,

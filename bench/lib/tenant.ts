@@ -17,18 +17,34 @@ export type BenchTenant = {
 
 export async function benchTenant(env: BenchEnvironment, slug: string): Promise<BenchTenant> {
   const admin = { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' };
-  const res = await fetch(`${env.baseUrl}/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ slug, name: slug, plan: 'enterprise' }) });
+  const res = await fetch(`${env.baseUrl}/v1/tenants`, {
+    method: 'POST',
+    headers: admin,
+    body: JSON.stringify({ slug, name: slug, plan: 'enterprise' }),
+  });
   const created = await res.json();
   if (res.status !== 201) throw new Error(`creating tenant ${slug} answered ${res.status}: ${JSON.stringify(created)}`);
-  const { key } = await (await fetch(`${env.baseUrl}/v1/tenants/${created.id}/keys`, { method: 'POST', headers: admin, body: '{}' })).json();
+  const { key } = await (
+    await fetch(`${env.baseUrl}/v1/tenants/${created.id}/keys`, { method: 'POST', headers: admin, body: '{}' })
+  ).json();
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
   return {
     id: created.id,
     schema: created.schema,
-    context: { id: created.id, schema: created.schema, role: `${created.schema}_role`, statementTimeoutMs: PLANS.enterprise.statementTimeoutMs, chunkQuota: PLANS.enterprise.chunkQuota },
+    context: {
+      id: created.id,
+      schema: created.schema,
+      role: `${created.schema}_role`,
+      statementTimeoutMs: PLANS.enterprise.statementTimeoutMs,
+      chunkQuota: PLANS.enterprise.chunkQuota,
+    },
     headers,
     api: async (method, path, json) => {
-      const res = await fetch(`${env.baseUrl}${path}`, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+      const res = await fetch(`${env.baseUrl}${path}`, {
+        method,
+        headers,
+        body: json === undefined ? undefined : JSON.stringify(json),
+      });
       const text = await res.text();
       if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`);
       return text ? JSON.parse(text) : null;

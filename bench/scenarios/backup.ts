@@ -36,10 +36,22 @@ const ROUNDS = 3;
 export const backup: Scenario = {
   name: 'backup',
   async run({ startEnvironment, slo, options, progress }) {
-    const limits = { backup: slo.backup?.seed?.backupVsBaseline ?? 1.25, restore: slo.backup?.seed?.restoreVsBaseline ?? 1.5, rssMb: slo.backup?.seed?.peakRssMb ?? 200 };
-    const full = { trades: slo.backup?.trades ?? 100_000, bars: slo.backup?.bars ?? 100_000, embeddings: slo.backup?.embeddings ?? 10_000 };
+    const limits = {
+      backup: slo.backup?.seed?.backupVsBaseline ?? 1.25,
+      restore: slo.backup?.seed?.restoreVsBaseline ?? 1.5,
+      rssMb: slo.backup?.seed?.peakRssMb ?? 200,
+    };
+    const full = {
+      trades: slo.backup?.trades ?? 100_000,
+      bars: slo.backup?.bars ?? 100_000,
+      embeddings: slo.backup?.embeddings ?? 10_000,
+    };
     const fraction = options.ci ? (slo.backup?.ciFraction ?? 0.2) : 1;
-    const counts = { trades: Math.round(full.trades * fraction), bars: Math.round(full.bars * fraction), embeddings: Math.round(full.embeddings * fraction) };
+    const counts = {
+      trades: Math.round(full.trades * fraction),
+      bars: Math.round(full.bars * fraction),
+      embeddings: Math.round(full.embeddings * fraction),
+    };
 
     const env = await startEnvironment();
     const store = await startObjectStore(process.env, false);
@@ -52,30 +64,48 @@ export const backup: Scenario = {
       const baseUrl = `http://127.0.0.1:${port}`;
       service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
         env: {
-          PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), LOG_LEVEL: 'warn',
-          DATABASE_URL: config.databaseUrl, TENANTFORGE_DATA_DIR: config.dataDir, TENANTFORGE_ADMIN_TOKEN: env.adminToken,
-          TENANTFORGE_SCHEMA_SECRET: config.schemaSecret, TENANTFORGE_APP_PASSWORD: config.appPassword,
-          TENANTFORGE_VALIDATOR_INTERVAL: 'off', TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: 'off', TENANTFORGE_BACKUP_SSE: 'off',
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          PORT: String(port),
+          LOG_LEVEL: 'warn',
+          DATABASE_URL: config.databaseUrl,
+          TENANTFORGE_DATA_DIR: config.dataDir,
+          TENANTFORGE_ADMIN_TOKEN: env.adminToken,
+          TENANTFORGE_SCHEMA_SECRET: config.schemaSecret,
+          TENANTFORGE_APP_PASSWORD: config.appPassword,
+          TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+          TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: 'off',
+          TENANTFORGE_BACKUP_SSE: 'off',
           ...backupEnv(store.settings, `bench-${randomBytes(4).toString('hex')}`),
         } as Record<string, string>,
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       await waitUntilReady(`${baseUrl}/readyz`, service);
       const admin = async (method: string, path: string, json?: unknown) => {
-        const res = await fetch(`${baseUrl}${path}`, { method, headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' }, body: json === undefined ? undefined : JSON.stringify(json) });
+        const res = await fetch(`${baseUrl}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' },
+          body: json === undefined ? undefined : JSON.stringify(json),
+        });
         const body = await res.json();
-        if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+        if (res.status >= 300)
+          throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
         return body;
       };
 
       progress(`seeding a tenant: ${counts.trades} trades, ${counts.bars} bars, ${counts.embeddings} embeddings`);
-      const source = await admin('POST', '/v1/tenants', { slug: 'bench-source', name: 'Bench source', plan: 'enterprise' });
+      const source = await admin('POST', '/v1/tenants', {
+        slug: 'bench-source',
+        name: 'Bench source',
+        plan: 'enterprise',
+      });
       await seed(env.su, source, counts);
       const layout = await tableLayout(env.su, source.schema);
       // Read every table once, so neither side pays for setting hint bits on fresh rows.
       for (const t of layout) await env.su.unsafe(`select count(*) from "${source.schema}"."${t.name}"`);
 
-      const backups: { ms: number; wallMs: number; peakKb: number; sampledKb: number; id: string; bytes: number }[] = [];
+      const backups: { ms: number; wallMs: number; peakKb: number; sampledKb: number; id: string; bytes: number }[] =
+        [];
       const copyTo: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const [baseMs] = await timed(() => copyOut(config.databaseUrl!, source, layout, files));
@@ -94,8 +124,17 @@ export const backup: Scenario = {
         });
         const sampledKb = sampler.stop();
         if (done.status !== 'succeeded') throw new Error(`backup failed: ${done.error}`);
-        backups.push({ ms: done.durationMs, wallMs, peakKb: statusKb(service.pid!, 'VmHWM'), sampledKb, id: done.id, bytes: done.sizeBytes });
-        progress(`  round ${round + 1}: COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(backups.at(-1)!.peakKb / 1024)} MB`);
+        backups.push({
+          ms: done.durationMs,
+          wallMs,
+          peakKb: statusKb(service.pid!, 'VmHWM'),
+          sampledKb,
+          id: done.id,
+          bytes: done.sizeBytes,
+        });
+        progress(
+          `  round ${round + 1}: COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(backups.at(-1)!.peakKb / 1024)} MB`,
+        );
       }
 
       const restores: number[] = [];
@@ -103,34 +142,90 @@ export const backup: Scenario = {
       let restoredRows: Record<string, number> = {};
       for (let round = 0; round < Math.min(ROUNDS, 2); round++) {
         const [baseMs] = await timed(async () => {
-          const empty = await admin('POST', '/v1/tenants', { slug: `bench-baseline-${round}`, name: 'Baseline', plan: 'enterprise' });
+          const empty = await admin('POST', '/v1/tenants', {
+            slug: `bench-baseline-${round}`,
+            name: 'Baseline',
+            plan: 'enterprise',
+          });
           await copyIn(config.databaseUrl!, empty, layout, files);
         });
         copyFrom.push(baseMs);
         const [ms, restored] = await timed(() =>
-          admin('POST', '/v1/tenants', { slug: `bench-restored-${round}`, name: 'Restored', plan: 'enterprise', restoreFrom: { backupId: backups[0]!.id } }));
+          admin('POST', '/v1/tenants', {
+            slug: `bench-restored-${round}`,
+            name: 'Restored',
+            plan: 'enterprise',
+            restoreFrom: { backupId: backups[0]!.id },
+          }),
+        );
         restores.push(ms);
-        restoredRows = Object.fromEntries(await Promise.all(layout.map(async (t) =>
-          [t.name, Number((await env.su.unsafe(`select count(*) as n from "${restored.schema}"."${t.name}"`))[0]!.n)] as const)));
+        restoredRows = Object.fromEntries(
+          await Promise.all(
+            layout.map(
+              async (t) =>
+                [
+                  t.name,
+                  Number((await env.su.unsafe(`select count(*) as n from "${restored.schema}"."${t.name}"`))[0]!.n),
+                ] as const,
+            ),
+          ),
+        );
         progress(`  round ${round + 1}: provision + COPY FROM ${Math.round(baseMs)} ms, restore ${Math.round(ms)} ms`);
       }
 
       const backupRatio = ratio(summarize(backups.map((b) => b.ms)).p50, summarize(copyTo).p50);
       const restoreRatio = ratio(summarize(restores).p50, summarize(copyFrom).p50);
-      const peakMb = Math.round(Math.max(...backups.map((b) => b.peakKb)) / 1024 * 10) / 10;
+      const peakMb = Math.round((Math.max(...backups.map((b) => b.peakKb)) / 1024) * 10) / 10;
       const checks: Check[] = [
-        { name: 'backup p50 vs plain COPY TO a local file', kind: 'seed', value: backupRatio, limit: limits.backup, op: '<=', unit: 'x' },
-        { name: 'restore p50 vs provisioning + plain COPY FROM the files', kind: 'seed', value: restoreRatio, limit: limits.restore, op: '<=', unit: 'x' },
-        { name: "service's peak RSS during a backup", kind: 'seed', value: peakMb, limit: limits.rssMb, op: '<=', unit: 'MB' },
-        { name: 'restored trades rows', kind: 'seed', value: restoredRows.trades ?? 0, limit: counts.trades, op: '>=', unit: 'rows' },
+        {
+          name: 'backup p50 vs plain COPY TO a local file',
+          kind: 'seed',
+          value: backupRatio,
+          limit: limits.backup,
+          op: '<=',
+          unit: 'x',
+        },
+        {
+          name: 'restore p50 vs provisioning + plain COPY FROM the files',
+          kind: 'seed',
+          value: restoreRatio,
+          limit: limits.restore,
+          op: '<=',
+          unit: 'x',
+        },
+        {
+          name: "service's peak RSS during a backup",
+          kind: 'seed',
+          value: peakMb,
+          limit: limits.rssMb,
+          op: '<=',
+          unit: 'MB',
+        },
+        {
+          name: 'restored trades rows',
+          kind: 'seed',
+          value: restoredRows.trades ?? 0,
+          limit: counts.trades,
+          op: '>=',
+          unit: 'rows',
+        },
       ];
       return {
         metrics: {
-          rows: counts, rounds: ROUNDS, backupBytes: backups[0]!.bytes,
-          backupMs: summarize(backups.map((b) => b.ms)), backupWallMs: summarize(backups.map((b) => b.wallMs)), copyToMs: summarize(copyTo),
-          restoreMs: summarize(restores), copyFromMs: summarize(copyFrom), backupRatio, restoreRatio,
-          peakRssMb: peakMb, sampledPeakRssMb: Math.round(Math.max(...backups.map((b) => b.sampledKb)) / 1024 * 10) / 10,
-          restoredRows, store: store.settings.source,
+          rows: counts,
+          rounds: ROUNDS,
+          backupBytes: backups[0]!.bytes,
+          backupMs: summarize(backups.map((b) => b.ms)),
+          backupWallMs: summarize(backups.map((b) => b.wallMs)),
+          copyToMs: summarize(copyTo),
+          restoreMs: summarize(restores),
+          copyFromMs: summarize(copyFrom),
+          backupRatio,
+          restoreRatio,
+          peakRssMb: peakMb,
+          sampledPeakRssMb: Math.round((Math.max(...backups.map((b) => b.sampledKb)) / 1024) * 10) / 10,
+          restoredRows,
+          store: store.settings.source,
         },
         checks,
       };
@@ -149,7 +244,11 @@ export const backup: Scenario = {
 type Names = { id: string; schema: string };
 
 /** Portfolios and orders, trades spread over them, one-minute bars with hourly rollups, clustered embeddings (HNSW built once after). */
-async function seed(su: Sql, tenant: Names, counts: { trades: number; bars: number; embeddings: number }): Promise<void> {
+async function seed(
+  su: Sql,
+  tenant: Names,
+  counts: { trades: number; bars: number; embeddings: number },
+): Promise<void> {
   await su.begin(async (tx) => {
     await tx.unsafe(`set local search_path = "${tenant.schema}", extensions`);
     await tx.unsafe(`select set_config('app.current_tenant_id', $1, true)`, [tenant.id]);
@@ -201,7 +300,10 @@ async function seed(su: Sql, tenant: Names, counts: { trades: number; bars: numb
 async function copyOut(url: string, tenant: Names, layout: TableLayout[], dir: string): Promise<void> {
   await psql(url, [
     'begin isolation level repeatable read read only;',
-    ...layout.map((t) => `\\copy (select ${columnList(t)} from "${tenant.schema}"."${t.name}" where tenant_id = '${tenant.id}') to '${join(dir, `${t.name}.bin`)}' with (format binary)`),
+    ...layout.map(
+      (t) =>
+        `\\copy (select ${columnList(t)} from "${tenant.schema}"."${t.name}" where tenant_id = '${tenant.id}') to '${join(dir, `${t.name}.bin`)}' with (format binary)`,
+    ),
     'commit;',
   ]);
 }
@@ -211,7 +313,10 @@ async function copyIn(url: string, tenant: Names, layout: TableLayout[], dir: st
   await psql(url, [
     'begin;',
     `select set_config('app.current_tenant_id', '${tenant.id}', true);`,
-    ...layout.map((t) => `\\copy "${tenant.schema}"."${t.name}" (${columnList(t)}) from '${join(dir, `${t.name}.bin`)}' with (format binary)`),
+    ...layout.map(
+      (t) =>
+        `\\copy "${tenant.schema}"."${t.name}" (${columnList(t)}) from '${join(dir, `${t.name}.bin`)}' with (format binary)`,
+    ),
     'commit;',
   ]);
 }
@@ -249,8 +354,15 @@ function sampleRss(pid: number): { stop(): number } {
 async function waitUntilReady(url: string, server: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the service exited with code ${server.exitCode} before it was ready`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (server.exitCode !== null)
+      throw new Error(`the service exited with code ${server.exitCode} before it was ready`);
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('the service was not ready within 60 s');

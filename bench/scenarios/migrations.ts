@@ -44,13 +44,26 @@ export const migrations: Scenario = {
         Array.from({ length: CONCURRENCY }, async () => {
           while (next < options.tenants) {
             const n = next++;
-            const { tenant } = await platform.tenants.create({ slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' }, { actor: 'bench' });
-            await withTenant(platform.app, { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota }, async (tx) => {
-              const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
-              await tx`insert into orders (portfolio_id, symbol, side, type, quantity) values (${p!.id}, 'AAPL', 'buy', 'market', 1)`;
-              await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)
+            const { tenant } = await platform.tenants.create(
+              { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
+              { actor: 'bench' },
+            );
+            await withTenant(
+              platform.app,
+              {
+                id: tenant.id,
+                schema: tenant.schema,
+                role: `${tenant.schema}_role`,
+                statementTimeoutMs: 10_000,
+                chunkQuota: PLANS.free.chunkQuota,
+              },
+              async (tx) => {
+                const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
+                await tx`insert into orders (portfolio_id, symbol, side, type, quantity) values (${p!.id}, 'AAPL', 'buy', 'market', 1)`;
+                await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)
                        values (${p!.id}, 'AAPL', 'buy', 1, 1, '2024-01-03'), (${p!.id}, 'AAPL', 'sell', 1, 1, '2024-01-10')`;
-            });
+              },
+            );
             schemas.push(tenant.schema);
             if (schemas.length % 500 === 0) progress(`  ${schemas.length} tenants`);
           }
@@ -65,8 +78,12 @@ export const migrations: Scenario = {
 
       progress('fan-out through the runner');
       const perTenant: number[] = [];
-      const [fanOutMs, summary] = await timed(() => migrateTenants(platform.control, { ...runner, onTenant: (t) => perTenant.push(t.ms) }));
-      progress(`  ${summary.migrated} migrated, ${summary.failed} failed in ${Math.round(fanOutMs)} ms (${summary.tenantsPerSecond} tenants/s)`);
+      const [fanOutMs, summary] = await timed(() =>
+        migrateTenants(platform.control, { ...runner, onTenant: (t) => perTenant.push(t.ms) }),
+      );
+      progress(
+        `  ${summary.migrated} migrated, ${summary.failed} failed in ${Math.round(fanOutMs)} ms (${summary.tenantsPerSecond} tenants/s)`,
+      );
 
       // Checked now: the baseline's hand-made columns below are drift by design.
       const report = await validate(platform.control);
@@ -91,28 +108,69 @@ export const migrations: Scenario = {
       const noop: number[] = [];
       for (let i = 0; i < NOOP_RUNS; i++) {
         const [ms, result] = await timed(() => migrateTenants(platform.control, runner));
-        if (result.status !== 'current') throw new Error(`a run with nothing to do found ${result.total} tenants behind`);
+        if (result.status !== 'current')
+          throw new Error(`a run with nothing to do found ${result.total} tenants behind`);
         noop.push(ms);
       }
       const runnerStats = summarize(perTenant);
       const baselineStats = summarize(baseline);
       const noopStats = summarize(noop);
       const p50Ratio = ratio(runnerStats.p50, baselineStats.p50);
-      progress(`  per tenant p50 ${runnerStats.p50} ms vs baseline ${baselineStats.p50} ms (${p50Ratio}x); no-op p50 ${noopStats.p50} ms`);
+      progress(
+        `  per tenant p50 ${runnerStats.p50} ms vs baseline ${baselineStats.p50} ms (${p50Ratio}x); no-op p50 ${noopStats.p50} ms`,
+      );
       const checks: Check[] = [
-        { name: 'per-tenant p50 / hand-written DDL p50', kind: 'strict', value: p50Ratio, limit: limits.ratio, op: '<=', unit: 'x' },
+        {
+          name: 'per-tenant p50 / hand-written DDL p50',
+          kind: 'strict',
+          value: p50Ratio,
+          limit: limits.ratio,
+          op: '<=',
+          unit: 'x',
+        },
         { name: 'tenants failed', kind: 'seed', value: summary.failed, limit: 0, op: '<=', unit: '' },
         { name: 'tenants migrated', kind: 'seed', value: summary.migrated, limit: options.tenants, op: '>=', unit: '' },
-        { name: `no-op run at ${options.tenants} tenants: p50`, kind: 'strict', value: Math.round(noopStats.p50), limit: limits.noopMs, op: '<=', unit: 'ms' },
-        { name: `no-op run at ${options.tenants} tenants: max`, kind: 'seed', value: Math.round(noopStats.max), limit: limits.seedNoopMs, op: '<=', unit: 'ms' },
-        { name: 'validator violations after the run (drift included)', kind: 'seed', value: report.violations.length, limit: 0, op: '<=', unit: '' },
+        {
+          name: `no-op run at ${options.tenants} tenants: p50`,
+          kind: 'strict',
+          value: Math.round(noopStats.p50),
+          limit: limits.noopMs,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: `no-op run at ${options.tenants} tenants: max`,
+          kind: 'seed',
+          value: Math.round(noopStats.max),
+          limit: limits.seedNoopMs,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: 'validator violations after the run (drift included)',
+          kind: 'seed',
+          value: report.violations.length,
+          limit: 0,
+          op: '<=',
+          unit: '',
+        },
       ];
       return {
         metrics: {
           tenants: options.tenants,
           concurrency: CONCURRENCY,
-          fanOut: { totalMs: Math.round(fanOutMs), tenantsPerSecond: summary.tenantsPerSecond, migrated: summary.migrated, failed: summary.failed, perTenant: runnerStats },
-          baseline: { totalMs: Math.round(baselineMs), tenantsPerSecond: Math.round((schemas.length / baselineMs) * 10_000) / 10, perTenant: baselineStats },
+          fanOut: {
+            totalMs: Math.round(fanOutMs),
+            tenantsPerSecond: summary.tenantsPerSecond,
+            migrated: summary.migrated,
+            failed: summary.failed,
+            perTenant: runnerStats,
+          },
+          baseline: {
+            totalMs: Math.round(baselineMs),
+            tenantsPerSecond: Math.round((schemas.length / baselineMs) * 10_000) / 10,
+            perTenant: baselineStats,
+          },
           p50Ratio,
           noop: noopStats,
           validatorMsAfterFanOut: report.durationMs,

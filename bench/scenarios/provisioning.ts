@@ -52,7 +52,9 @@ export const provisioning: Scenario = {
       };
       const baseline = async () => {
         const schema = `tenant_${randomBytes(10).toString('hex')}`;
-        const [ms] = await timed(() => env.su`select bench.clone_tenant(${schema}, ${schema + '_role'}, gen_random_uuid())`);
+        const [ms] = await timed(
+          () => env.su`select bench.clone_tenant(${schema}, ${schema + '_role'}, gen_random_uuid())`,
+        );
         existing++;
         return ms;
       };
@@ -126,21 +128,75 @@ export const provisioning: Scenario = {
         { name: 'p95', kind: 'seed', value: api.p95, limit: seed.p95Ms, op: '<=', unit: 'ms' },
         { name: 'p99', kind: 'seed', value: api.p99, limit: seed.p99Ms, op: '<=', unit: 'ms' },
         { name: 'max', kind: 'seed', value: api.max, limit: seed.maxMs, op: '<=', unit: 'ms' },
-        { name: '100 concurrent: successes', kind: 'seed', value: concurrentOk, limit: seed.concurrentMinSuccesses, op: '>=', unit: '' },
-        { name: '100 concurrent: wall time', kind: 'seed', value: Math.round(wallMs), limit: seed.concurrentWallMs, op: '<=', unit: 'ms' },
-        { name: 'p50 vs baseline', kind: 'strict', value: ratio(api.p50, base.p50), limit: strict.p50VsBaseline, op: '<=', unit: 'x' },
+        {
+          name: '100 concurrent: successes',
+          kind: 'seed',
+          value: concurrentOk,
+          limit: seed.concurrentMinSuccesses,
+          op: '>=',
+          unit: '',
+        },
+        {
+          name: '100 concurrent: wall time',
+          kind: 'seed',
+          value: Math.round(wallMs),
+          limit: seed.concurrentWallMs,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: 'p50 vs baseline',
+          kind: 'strict',
+          value: ratio(api.p50, base.p50),
+          limit: strict.p50VsBaseline,
+          op: '<=',
+          unit: 'x',
+        },
         // Tail and concurrency against the same run's baseline: absolute times follow the machine.
-        { name: 'p99 vs baseline p99', kind: 'strict', value: ratio(api.p99, base.p99), limit: strict.p99VsBaseline, op: '<=', unit: 'x' },
-        { name: '100 concurrent: successes', kind: 'strict', value: concurrentOk, limit: strict.concurrentMinSuccesses, op: '>=', unit: '' },
-        { name: '100 concurrent: wall time / 100 baseline p50s', kind: 'strict', value: ratio(wallMs, 100 * base.p50), limit: strict.concurrentVsSerialBaseline, op: '<=', unit: 'x' },
-        { name: `growth ${firstWindowAt} to ${flatAt} tenants: API p50 growth / baseline p50 growth`, kind: 'strict', value: ratio(apiGrowth, baselineGrowth), limit: strict.growthVsBaseline, op: '<=', unit: 'x' },
+        {
+          name: 'p99 vs baseline p99',
+          kind: 'strict',
+          value: ratio(api.p99, base.p99),
+          limit: strict.p99VsBaseline,
+          op: '<=',
+          unit: 'x',
+        },
+        {
+          name: '100 concurrent: successes',
+          kind: 'strict',
+          value: concurrentOk,
+          limit: strict.concurrentMinSuccesses,
+          op: '>=',
+          unit: '',
+        },
+        {
+          name: '100 concurrent: wall time / 100 baseline p50s',
+          kind: 'strict',
+          value: ratio(wallMs, 100 * base.p50),
+          limit: strict.concurrentVsSerialBaseline,
+          op: '<=',
+          unit: 'x',
+        },
+        {
+          name: `growth ${firstWindowAt} to ${flatAt} tenants: API p50 growth / baseline p50 growth`,
+          kind: 'strict',
+          value: ratio(apiGrowth, baselineGrowth),
+          limit: strict.growthVsBaseline,
+          op: '<=',
+          unit: 'x',
+        },
       ];
       return {
         metrics: {
           api,
           baseline: base,
           p50VsBaseline: ratio(api.p50, base.p50),
-          concurrent: { requested: 100, succeeded: concurrentOk, wallMs: Math.round(wallMs), firstFailure: firstFailure ? String(firstFailure.reason) : null },
+          concurrent: {
+            requested: 100,
+            succeeded: concurrentOk,
+            wallMs: Math.round(wallMs),
+            firstFailure: firstFailure ? String(firstFailure.reason) : null,
+          },
           warmUp: { windowSize: SETTLE_WINDOW, settledWithin: SETTLED, p50s: settledP50s, firstWindowAt },
           growth: {
             apiP50Growth: apiGrowth,
@@ -150,7 +206,11 @@ export const provisioning: Scenario = {
               [`at${firstWindowAt}`, atFirst],
               ...[...windows].map(([at, w]) => [
                 `at${at}`,
-                { ...w, apiP50VsFirst: ratio(w.api.p50, atFirst.api.p50), baselineP50VsFirst: ratio(w.base.p50, atFirst.base.p50) },
+                {
+                  ...w,
+                  apiP50VsFirst: ratio(w.api.p50, atFirst.api.p50),
+                  baselineP50VsFirst: ratio(w.base.p50, atFirst.base.p50),
+                },
               ]),
             ]),
           },
@@ -172,5 +232,7 @@ function bucketCurve(points: { tenants: number; ms: number }[], size: number) {
     const key = Math.floor(p.tenants / size) * size;
     buckets.set(key, [...(buckets.get(key) ?? []), p.ms]);
   }
-  return [...buckets.entries()].filter(([, ms]) => ms.length >= 5).map(([tenants, ms]) => ({ tenants, p50: summarize(ms).p50, p99: summarize(ms).p99 }));
+  return [...buckets.entries()]
+    .filter(([, ms]) => ms.length >= 5)
+    .map(([tenants, ms]) => ({ tenants, p50: summarize(ms).p50, p99: summarize(ms).p99 }));
 }

@@ -21,7 +21,15 @@ import type { Scenario } from '../run.ts';
 /** The trades span 100,000 minutes from 2026-01-01; the last week of them is about 10,000 fills. */
 const LAST_WEEK = new Date(Date.UTC(2026, 0, 1) + (100_000 - 7 * 1440) * 60_000).toISOString();
 
-type Query = { name: string; sql: string; params: () => unknown[]; seedKey: string; ratioKey: string; runs: number; readOnly: boolean };
+type Query = {
+  name: string;
+  sql: string;
+  params: () => unknown[];
+  seedKey: string;
+  ratioKey: string;
+  runs: number;
+  readOnly: boolean;
+};
 const BAR_BATCH = 10_000;
 const BARS_FROM = Date.UTC(2024, 0, 1);
 
@@ -36,54 +44,118 @@ export const queries: Scenario = {
       await load(env.su, tenant.schema, tenant.id);
       progress(`ingesting ${bars} one-minute bars through the API, ${BAR_BATCH} a request`);
       const [ingestMs] = await timed(() => ingestBars(tenant, bars));
-      const [rollup] = (await env.su.unsafe(`select count(*)::int as rows, sum(bars)::int as bars from "${tenant.schema}".market_data_1h`)) as unknown as [{ rows: number; bars: number }];
-      if (rollup.bars !== bars) throw new Error(`the hourly rollups cover ${rollup.bars} bars, not the ${bars} ingested`);
+      const [rollup] = (await env.su.unsafe(
+        `select count(*)::int as rows, sum(bars)::int as bars from "${tenant.schema}".market_data_1h`,
+      )) as unknown as [{ rows: number; bars: number }];
+      if (rollup.bars !== bars)
+        throw new Error(`the hourly rollups cover ${rollup.bars} bars, not the ${bars} ingested`);
       await env.su.unsafe(`analyze "${tenant.schema}".market_data; analyze "${tenant.schema}".market_data_1h`);
-      const [{ id: portfolioId, order_id: orderId }] = (await env.su.unsafe(`select p.id, o.id as order_id from "${tenant.schema}".portfolios p join "${tenant.schema}".orders o on o.portfolio_id = p.id limit 1`)) as unknown as [{ id: string; order_id: string }];
+      const [{ id: portfolioId, order_id: orderId }] = (await env.su.unsafe(
+        `select p.id, o.id as order_id from "${tenant.schema}".portfolios p join "${tenant.schema}".orders o on o.portfolio_id = p.id limit 1`,
+      )) as unknown as [{ id: string; order_id: string }];
 
       let batch = 0;
       const list: Query[] = [
-        { name: 'simple select', seedKey: 'simpleSelectMs', ratioKey: 'simpleSelectP50Ratio', runs: options.ci ? 500 : 2000, readOnly: true,
-          sql: 'select * from orders where id = $1', params: () => [orderId] },
+        {
+          name: 'simple select',
+          seedKey: 'simpleSelectMs',
+          ratioKey: 'simpleSelectP50Ratio',
+          runs: options.ci ? 500 : 2000,
+          readOnly: true,
+          sql: 'select * from orders where id = $1',
+          params: () => [orderId],
+        },
         // A desk's dashboard: each portfolio's fills of the last week with their orders.
-        { name: 'join portfolios/orders/trades', seedKey: 'complexJoinMs', ratioKey: 'complexJoinP50Ratio', runs: options.ci ? 30 : 100, readOnly: true,
+        {
+          name: 'join portfolios/orders/trades',
+          seedKey: 'complexJoinMs',
+          ratioKey: 'complexJoinP50Ratio',
+          runs: options.ci ? 30 : 100,
+          readOnly: true,
           sql: `select p.id, p.name, count(*) as fills, count(distinct t.order_id) as orders,
                        sum(t.quantity * t.price) as notional, count(*) filter (where o.status = 'filled') as fills_of_filled_orders
                 from portfolios p
                 join trades t on t.portfolio_id = p.id and t.executed_at >= $1
                 join orders o on o.id = t.order_id
                 group by p.id, p.name order by notional desc limit 20`,
-          params: () => [LAST_WEEK] },
+          params: () => [LAST_WEEK],
+        },
         // The candles endpoint's own query: daily candles of one symbol over all its bars.
-        { name: `daily candles over ${bars} bars`, seedKey: 'aggregationMs', ratioKey: 'aggregationP50Ratio', runs: options.ci ? 20 : 60, readOnly: true,
-          sql: candleSql(86_400), params: () => ['86400 seconds', 'ONE', '2024-01-01T00:00:00Z', '2027-01-01T00:00:00Z'] },
-        { name: '1,000-row insert', seedKey: 'bulkInsertMs', ratioKey: 'bulkInsertP50Ratio', runs: options.ci ? 20 : 60, readOnly: false,
+        {
+          name: `daily candles over ${bars} bars`,
+          seedKey: 'aggregationMs',
+          ratioKey: 'aggregationP50Ratio',
+          runs: options.ci ? 20 : 60,
+          readOnly: true,
+          sql: candleSql(86_400),
+          params: () => ['86400 seconds', 'ONE', '2024-01-01T00:00:00Z', '2027-01-01T00:00:00Z'],
+        },
+        {
+          name: '1,000-row insert',
+          seedKey: 'bulkInsertMs',
+          ratioKey: 'bulkInsertP50Ratio',
+          runs: options.ci ? 20 : 60,
+          readOnly: false,
           sql: `insert into orders (tenant_id, portfolio_id, symbol, side, type, quantity)
                 select $1, $2, 'BULK' || g % 10, 'buy', 'market', 1 from generate_series(1, 1000) g`,
-          params: () => [tenant.id, portfolioId] },
+          params: () => [tenant.id, portfolioId],
+        },
       ];
 
       const results: Record<string, { withTenant: Summary; owner: Summary; p50Ratio: number }> = {};
       const checks: Check[] = [];
       for (const q of list) {
         progress(q.name);
-        const qualified = q.sql.replace(/\b(from|join|into) (portfolios|orders|trades|market_data_1h|market_data)\b/g, `$1 "${tenant.schema}".$2`);
+        const qualified = q.sql.replace(
+          /\b(from|join|into) (portfolios|orders|trades|market_data_1h|market_data)\b/g,
+          `$1 "${tenant.schema}".$2`,
+        );
         const context: number[] = [];
         const owner: number[] = [];
         for (let i = 0; i < q.runs; i++) {
           batch++;
-          context.push((await timed(() => withTenant(env.platform.app, tenant.context, (tx) => tx.unsafe(q.sql, q.params() as never[]), { readOnly: q.readOnly })))[0]);
+          context.push(
+            (
+              await timed(() =>
+                withTenant(env.platform.app, tenant.context, (tx) => tx.unsafe(q.sql, q.params() as never[]), {
+                  readOnly: q.readOnly,
+                }),
+              )
+            )[0],
+          );
           owner.push((await timed(() => env.su.unsafe(qualified, q.params() as never[])))[0]);
         }
-        const r = { withTenant: summarize(context), owner: summarize(owner), p50Ratio: ratio(summarize(context).p50, summarize(owner).p50) };
+        const r = {
+          withTenant: summarize(context),
+          owner: summarize(owner),
+          p50Ratio: ratio(summarize(context).p50, summarize(owner).p50),
+        };
         results[q.name] = r;
-        checks.push({ name: `${q.name}: p95`, kind: 'seed', value: r.withTenant.p95, limit: slo.queries.seed[q.seedKey], op: '<=', unit: 'ms' });
-        checks.push({ name: `${q.name}: p50 withTenant / owner`, kind: 'strict', value: r.p50Ratio, limit: slo.queries.strict[q.ratioKey], op: '<=', unit: 'x' });
+        checks.push({
+          name: `${q.name}: p95`,
+          kind: 'seed',
+          value: r.withTenant.p95,
+          limit: slo.queries.seed[q.seedKey],
+          op: '<=',
+          unit: 'ms',
+        });
+        checks.push({
+          name: `${q.name}: p50 withTenant / owner`,
+          kind: 'strict',
+          value: r.p50Ratio,
+          limit: slo.queries.strict[q.ratioKey],
+          op: '<=',
+          unit: 'x',
+        });
       }
       return {
         metrics: {
           bars,
-          barsIngest: { through: 'POST /v1/market-data:batch', perRequest: BAR_BATCH, seconds: Math.round(ingestMs / 100) / 10 },
+          barsIngest: {
+            through: 'POST /v1/market-data:batch',
+            perRequest: BAR_BATCH,
+            seconds: Math.round(ingestMs / 100) / 10,
+          },
           candlesAggregate: { table: 'market_data_1h', hourlyRows: rollup.rows, barsCovered: rollup.bars },
           rows: { portfolios: 50, orders: 20_000, trades: 100_000 },
           statements: batch,
@@ -102,7 +174,15 @@ async function ingestBars(tenant: BenchTenant, bars: number): Promise<void> {
   for (let from = 0; from < bars; from += BAR_BATCH) {
     const batch = Array.from({ length: Math.min(BAR_BATCH, bars - from) }, (_, j) => {
       const g = from + j;
-      return { symbol: 'ONE', time: new Date(BARS_FROM + g * 60_000).toISOString(), open: (100 + (g % 11) * 0.1).toFixed(1), high: '102', low: '98', close: (100 + (g % 7) * 0.1).toFixed(1), volume: '5' };
+      return {
+        symbol: 'ONE',
+        time: new Date(BARS_FROM + g * 60_000).toISOString(),
+        open: (100 + (g % 11) * 0.1).toFixed(1),
+        high: '102',
+        low: '98',
+        close: (100 + (g % 7) * 0.1).toFixed(1),
+        volume: '5',
+      };
     });
     await tenant.api('POST', '/v1/market-data:batch', { bars: batch });
   }

@@ -20,14 +20,26 @@ export const validator: Scenario = {
   async run({ startEnvironment, slo, options, progress }) {
     const env = await startEnvironment();
     const { platform } = env;
-    const limits = { seedMs: slo.validator?.seed?.maxMsAt1000 ?? 10_000, strictMs: slo.validator?.strict?.p50MsAt1000 ?? 3_000 };
+    const limits = {
+      seedMs: slo.validator?.seed?.maxMsAt1000 ?? 10_000,
+      strictMs: slo.validator?.strict?.p50MsAt1000 ?? 3_000,
+    };
     try {
       let provisioned = 0;
       const grow = async (to: number) => {
         const addOne = async () => {
           const n = provisioned++;
-          const { tenant } = await platform.tenants.create({ slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' }, { actor: 'bench' });
-          const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota };
+          const { tenant } = await platform.tenants.create(
+            { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
+            { actor: 'bench' },
+          );
+          const context = {
+            id: tenant.id,
+            schema: tenant.schema,
+            role: `${tenant.schema}_role`,
+            statementTimeoutMs: 10_000,
+            chunkQuota: PLANS.free.chunkQuota,
+          };
           await withTenant(platform.app, context, async (tx) => {
             const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
             await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)
@@ -54,14 +66,37 @@ export const validator: Scenario = {
           violations = Math.max(violations, report.violations.length);
         }
         points[`at${target}`] = { tenants: target, violations, ...summarize(samples) };
-        progress(`  ${target} tenants: p50 ${points[`at${target}`]!.p50} ms, max ${points[`at${target}`]!.max} ms, ${violations} violation(s)`);
+        progress(
+          `  ${target} tenants: p50 ${points[`at${target}`]!.p50} ms, max ${points[`at${target}`]!.max} ms, ${violations} violation(s)`,
+        );
       }
 
       const at1000 = points[`at${PROMISED_AT}`]!;
       const checks: Check[] = [
-        { name: `whole run at ${PROMISED_AT} tenants: max`, kind: 'seed', value: Math.round(at1000.max), limit: limits.seedMs, op: '<=', unit: 'ms' },
-        { name: `whole run at ${PROMISED_AT} tenants: p50`, kind: 'strict', value: Math.round(at1000.p50), limit: limits.strictMs, op: '<=', unit: 'ms' },
-        { name: 'violations on a clean platform', kind: 'seed', value: Math.max(...Object.values(points).map((p) => p.violations)), limit: 0, op: '<=', unit: '' },
+        {
+          name: `whole run at ${PROMISED_AT} tenants: max`,
+          kind: 'seed',
+          value: Math.round(at1000.max),
+          limit: limits.seedMs,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: `whole run at ${PROMISED_AT} tenants: p50`,
+          kind: 'strict',
+          value: Math.round(at1000.p50),
+          limit: limits.strictMs,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: 'violations on a clean platform',
+          kind: 'seed',
+          value: Math.max(...Object.values(points).map((p) => p.violations)),
+          limit: 0,
+          op: '<=',
+          unit: '',
+        },
       ];
       return { metrics: { runsPerPoint: RUNS, ...points }, checks };
     } finally {

@@ -82,10 +82,38 @@ export const vectorSearch: Scenario = {
       const filteredRecallAt10 = mean(recall.filteredTieAware);
       const s = slo.vectorSearch.strict;
       const checks: Check[] = [
-        { name: `top-10 over ${rows} vectors: API p95`, kind: 'strict', value: apiSummary.p95, limit: s.p95Ms, op: '<=', unit: 'ms' },
-        { name: 'recall@10 vs exact search (tie-aware)', kind: 'strict', value: recallAt10, limit: s.recallAt10, op: '>=', unit: '' },
-        { name: 'filtered searches returning fewer than k', kind: 'strict', value: filteredShort, limit: 0, op: '<=', unit: '' },
-        { name: `filtered recall@10 vs exact filtered search, tie-aware (${100 / corpus.topics}% of rows match)`, kind: 'strict', value: filteredRecallAt10, limit: s.filteredRecallAt10, op: '>=', unit: '' },
+        {
+          name: `top-10 over ${rows} vectors: API p95`,
+          kind: 'strict',
+          value: apiSummary.p95,
+          limit: s.p95Ms,
+          op: '<=',
+          unit: 'ms',
+        },
+        {
+          name: 'recall@10 vs exact search (tie-aware)',
+          kind: 'strict',
+          value: recallAt10,
+          limit: s.recallAt10,
+          op: '>=',
+          unit: '',
+        },
+        {
+          name: 'filtered searches returning fewer than k',
+          kind: 'strict',
+          value: filteredShort,
+          limit: 0,
+          op: '<=',
+          unit: '',
+        },
+        {
+          name: `filtered recall@10 vs exact filtered search, tie-aware (${100 / corpus.topics}% of rows match)`,
+          kind: 'strict',
+          value: filteredRecallAt10,
+          limit: s.filteredRecallAt10,
+          op: '>=',
+          unit: '',
+        },
       ];
       return {
         metrics: {
@@ -101,7 +129,12 @@ export const vectorSearch: Scenario = {
           recallTieEpsilon: TIE_EPSILON,
           queries: measured,
           ownerRecallAt10: mean(recall.owner),
-          filtered: { selectivity: 1 / corpus.topics, recallAt10: filteredRecallAt10, recallAt10ById: mean(recall.filteredById), searchesShortOfK: filteredShort },
+          filtered: {
+            selectivity: 1 / corpus.topics,
+            recallAt10: filteredRecallAt10,
+            recallAt10ById: mean(recall.filteredById),
+            searchesShortOfK: filteredShort,
+          },
         },
         checks,
       };
@@ -119,9 +152,11 @@ export const vectorSearch: Scenario = {
 const TIE_EPSILON = 1e-3;
 type Hit = { id: string; distance: number | string };
 const tieAwareRecall = (found: Hit[], exact: Hit[]) =>
-  found.filter((r) => Number(r.distance) <= Number(exact[exact.length - 1]!.distance) + TIE_EPSILON).length / exact.length;
+  found.filter((r) => Number(r.distance) <= Number(exact[exact.length - 1]!.distance) + TIE_EPSILON).length /
+  exact.length;
 /** Plain recall by id, reported beside the tie-aware figure. */
-const idRecall = (found: Hit[], exact: Hit[]) => found.filter((r) => exact.some((e) => e.id === r.id)).length / exact.length;
+const idRecall = (found: Hit[], exact: Hit[]) =>
+  found.filter((r) => exact.some((e) => e.id === r.id)).length / exact.length;
 
 function ownerSearch(sql: Sql, schema: string, vector: string, filter: object | null): Promise<Hit[]> {
   return sql.begin(async (tx) => {

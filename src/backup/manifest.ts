@@ -48,9 +48,11 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** `<prefix>/tenants/<tenant>/<backup>`: every object of one backup. */
-export const backupFolder = (store: BackupStore, tenantId: string, backupId: string) => store.key('tenants', tenantId, backupId);
+export const backupFolder = (store: BackupStore, tenantId: string, backupId: string) =>
+  store.key('tenants', tenantId, backupId);
 
-export const manifestKey = (store: BackupStore, tenantId: string, backupId: string) => `${backupFolder(store, tenantId, backupId)}/manifest.json`;
+export const manifestKey = (store: BackupStore, tenantId: string, backupId: string) =>
+  `${backupFolder(store, tenantId, backupId)}/manifest.json`;
 
 /**
  * `<prefix>/index/<backup>.json` -> the backup's tenant. Written after the manifest, so a

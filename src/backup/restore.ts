@@ -37,7 +37,8 @@ export type LocatedBackup = { backupId: string; tenantId: string; manifest: Mani
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-const backupNotFound = (id: string, field: string) => new AppError(404, 'backup_not_found', 'Backup not found', `no backup ${JSON.stringify(id)}`, { field });
+const backupNotFound = (id: string, field: string) =>
+  new AppError(404, 'backup_not_found', 'Backup not found', `no backup ${JSON.stringify(id)}`, { field });
 
 const incomplete = (id: string, why: string, field = 'restoreFrom.backupId') =>
   new AppError(409, 'backup_incomplete', 'Backup is incomplete', `backup ${id} cannot be restored: ${why}`, { field });
@@ -46,9 +47,16 @@ const incomplete = (id: string, why: string, field = 'restoreFrom.backupId') =>
  * A backup's manifest, found through this database's registry or, failing that, the
  * store's index (a backup made elsewhere). `field` names the request field in errors.
  */
-export async function locateBackup(sql: Sql, store: BackupStore, backupId: string, field = 'restoreFrom.backupId'): Promise<LocatedBackup> {
+export async function locateBackup(
+  sql: Sql,
+  store: BackupStore,
+  backupId: string,
+  field = 'restoreFrom.backupId',
+): Promise<LocatedBackup> {
   if (!isUuid(backupId)) throw backupNotFound(backupId, field);
-  const [row] = await sql<{ tenant_id: string; status: string }[]>`select tenant_id, status from platform.backups where id = ${backupId}`;
+  const [row] = await sql<
+    { tenant_id: string; status: string }[]
+  >`select tenant_id, status from platform.backups where id = ${backupId}`;
   if (row && row.status !== 'succeeded') throw incomplete(backupId, `its status is ${row.status}`, field);
   let tenantId = row?.tenant_id;
   if (!tenantId) {
@@ -58,14 +66,26 @@ export async function locateBackup(sql: Sql, store: BackupStore, backupId: strin
   }
   const folder = backupFolder(store, tenantId, backupId);
   const raw = await store.getJson(`${folder}/manifest.json`);
-  if (raw === undefined) throw incomplete(backupId, 'it has no manifest (it did not finish, or its objects were removed)', field);
+  if (raw === undefined)
+    throw incomplete(backupId, 'it has no manifest (it did not finish, or its objects were removed)', field);
   const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) throw incomplete(backupId, `its manifest is not valid (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`, field);
+  if (!parsed.success)
+    throw incomplete(
+      backupId,
+      `its manifest is not valid (${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message})`,
+      field,
+    );
   const manifest = parsed.data;
   if (manifest.formatVersion !== FORMAT_VERSION) {
-    throw new AppError(422, 'backup_format_unsupported', 'Backup format not supported', `backup ${backupId} has format ${manifest.formatVersion}; this build reads format ${FORMAT_VERSION}`);
+    throw new AppError(
+      422,
+      'backup_format_unsupported',
+      'Backup format not supported',
+      `backup ${backupId} has format ${manifest.formatVersion}; this build reads format ${FORMAT_VERSION}`,
+    );
   }
-  if (manifest.backupId !== backupId || manifest.tenant.id !== tenantId) throw incomplete(backupId, 'its manifest names another backup or tenant', field);
+  if (manifest.backupId !== backupId || manifest.tenant.id !== tenantId)
+    throw incomplete(backupId, 'its manifest names another backup or tenant', field);
   return { backupId, tenantId, manifest, folder };
 }
 
@@ -87,18 +107,30 @@ export function assertTemplateCompatible(manifest: Manifest, current: LedgerMigr
   const known = new Map(current.map((m) => [m.name, m.checksum]));
   const unknown = theirs.filter((m) => !known.has(m.name));
   if (unknown.length) {
-    throw new AppError(422, 'backup_template_newer', 'Backup is from a newer template',
-      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, with migrations this build does not know (${unknown.map((m) => m.name).join(', ')}); restore it with a newer tenantforge`);
+    throw new AppError(
+      422,
+      'backup_template_newer',
+      'Backup is from a newer template',
+      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, with migrations this build does not know (${unknown.map((m) => m.name).join(', ')}); restore it with a newer tenantforge`,
+    );
   }
   const edited = theirs.filter((m) => known.get(m.name) !== m.checksum);
   if (edited.length) {
-    throw new AppError(422, 'backup_template_mismatch', 'Backup template does not match',
-      `backup ${manifest.backupId} has migrations with other contents than this build's (${edited.map((m) => m.name).join(', ')})`);
+    throw new AppError(
+      422,
+      'backup_template_mismatch',
+      'Backup template does not match',
+      `backup ${manifest.backupId} has migrations with other contents than this build's (${edited.map((m) => m.name).join(', ')})`,
+    );
   }
   // Template versions are prefixes of the ledger; anything else is not a version this database had.
   if (theirs.some((m, i) => current[i]?.name !== m.name)) {
-    throw new AppError(422, 'backup_template_mismatch', 'Backup template does not match',
-      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, which is not a version of this template (its migrations are not a prefix of this build's)`);
+    throw new AppError(
+      422,
+      'backup_template_mismatch',
+      'Backup template does not match',
+      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}, which is not a version of this template (its migrations are not a prefix of this build's)`,
+    );
   }
   if (theirs.length < current.length) assertReplayable(manifest, current.slice(theirs.length));
 }
@@ -118,8 +150,12 @@ export function assertTemplateCompatible(manifest: Manifest, current: LedgerMigr
  */
 export function assertReplayable(manifest: Manifest, later: LedgerMigration[]): void {
   const refuse = (m: LedgerMigration, why: string) =>
-    new AppError(422, 'backup_template_outdated', 'Backup is from an older template',
-      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}; the later migration ${m.name} ${why}, which a restore cannot replay onto the backup's rows; restore it with a tenantforge build at that template version, then run tenantforge migrate`);
+    new AppError(
+      422,
+      'backup_template_outdated',
+      'Backup is from an older template',
+      `backup ${manifest.backupId} was made at template ${manifest.templateVersion}; the later migration ${m.name} ${why}, which a restore cannot replay onto the backup's rows; restore it with a tenantforge build at that template version, then run tenantforge migrate`,
+    );
   const inBackup = new Set(manifest.tables.map((t) => t.name));
   for (const m of later) {
     if (!m.tenant_plan) throw refuse(m, 'has no tenant plan (it was applied before tenant plans existed)');
@@ -127,12 +163,17 @@ export function assertReplayable(manifest: Manifest, later: LedgerMigration[]): 
     for (const step of loadedPlan(m.tenant_plan).steps) {
       const created = /^create table (.+)$/.exec(step.name)?.[1];
       if (created && inBackup.has(created)) {
-        throw new AppError(422, 'backup_incompatible', 'Backup does not fit the template',
-          `backup ${manifest.backupId}: its manifest says it was made at template ${manifest.templateVersion}, before ${m.name} created table ${created}, yet it holds that table`);
+        throw new AppError(
+          422,
+          'backup_incompatible',
+          'Backup does not fit the template',
+          `backup ${manifest.backupId}: its manifest says it was made at template ${manifest.templateVersion}, before ${m.name} created table ${created}, yet it holds that table`,
+        );
       }
-      const changesRows = /^(drop column|rename column|type of|drop table) /.test(step.name)
-        || (/^not null of /.test(step.name) && /set not null$/.test(step.sql))
-        || (/^add column /.test(step.name) && / not null$/.test(step.sql) && !/ default /.test(step.sql));
+      const changesRows =
+        /^(drop column|rename column|type of|drop table) /.test(step.name) ||
+        (/^not null of /.test(step.name) && /set not null$/.test(step.sql)) ||
+        (/^add column /.test(step.name) && / not null$/.test(step.sql) && !/ default /.test(step.sql));
       if (changesRows) throw refuse(m, `changes existing rows (${step.name})`);
     }
   }
@@ -143,7 +184,12 @@ export type RestoreTarget = { id: string; schema: string };
 export type RestoreResult = { rows: Record<string, number>; bytes: number };
 
 /** Loads every table of the backup into `target`'s fresh schema, checking each against the manifest. */
-export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBackup, target: RestoreTarget): Promise<RestoreResult> {
+export async function loadBackup(
+  tx: Tx,
+  store: BackupStore,
+  backup: LocatedBackup,
+  target: RestoreTarget,
+): Promise<RestoreResult> {
   const { manifest, folder, backupId } = backup;
   const schema = assertTenantSchemaName(target.schema);
   await tx`select set_config('app.current_tenant_id', ${target.id}, true), set_config('statement_timeout', '0', true)`;
@@ -151,7 +197,13 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
 
   const layout = await tableLayout(tx, schema);
   const mismatch = compareLayout(manifest, layout);
-  if (mismatch) throw new AppError(422, 'backup_incompatible', 'Backup does not fit the template', `backup ${backupId}: ${mismatch}`);
+  if (mismatch)
+    throw new AppError(
+      422,
+      'backup_incompatible',
+      'Backup does not fit the template',
+      `backup ${backupId}: ${mismatch}`,
+    );
 
   const tables = manifest.tables.map((t) => `${ident(schema)}.${ident(t.name)}`);
   // Secondary indexes are dropped and built again after the load: one bulk build is far
@@ -190,25 +242,42 @@ export async function loadBackup(tx: Tx, store: BackupStore, backup: LocatedBack
     const sha256 = tap.sha256();
     const stored = tap.bytes();
     if (sha256 !== table.sha256 || stored !== table.bytes) {
-      throw corrupt(backupId, `${table.object} does not match its checksum in the manifest (sha256 ${sha256.slice(0, 12)}…, ${stored} bytes; expected ${table.sha256.slice(0, 12)}…, ${table.bytes} bytes)`);
+      throw corrupt(
+        backupId,
+        `${table.object} does not match its checksum in the manifest (sha256 ${sha256.slice(0, 12)}…, ${stored} bytes; expected ${table.sha256.slice(0, 12)}…, ${table.bytes} bytes)`,
+      );
     }
-    if (counter.rows !== table.rows) throw corrupt(backupId, `${table.object} holds ${counter.rows} rows; the manifest says ${table.rows}`);
+    if (counter.rows !== table.rows)
+      throw corrupt(backupId, `${table.object} holds ${counter.rows} rows; the manifest says ${table.rows}`);
     // A constraint the rows break is reported here (the COPY's own error comes with the next query).
-    const [loaded] = await tx<{ n: string }[]>`select count(*) as n from ${tx(schema)}.${tx(table.name)}`.catch((err) => {
-      throw violatesTemplate((err as { severity?: string }).severity ? classifyLoadError(err, backupId, table.object) : err, backupId, table.name);
-    });
-    if (Number(loaded!.n) !== table.rows) throw corrupt(backupId, `${table.name}: ${loaded!.n} rows loaded; the manifest says ${table.rows}`);
+    const [loaded] = await tx<{ n: string }[]>`select count(*) as n from ${tx(schema)}.${tx(table.name)}`.catch(
+      (err) => {
+        throw violatesTemplate(
+          (err as { severity?: string }).severity ? classifyLoadError(err, backupId, table.object) : err,
+          backupId,
+          table.name,
+        );
+      },
+    );
+    if (Number(loaded!.n) !== table.rows)
+      throw corrupt(backupId, `${table.name}: ${loaded!.n} rows loaded; the manifest says ${table.rows}`);
     rows[table.name] = table.rows;
     bytes += stored;
   }
   await tx.unsafe(`set local maintenance_work_mem = '256MB'`);
-  await tx.unsafe([...indexes.map((i) => i.def), ...tables.map((t) => `alter table ${t} force row level security`)].join(';\n'));
+  await tx.unsafe(
+    [...indexes.map((i) => i.def), ...tables.map((t) => `alter table ${t} force row level security`)].join(';\n'),
+  );
   await tx.unsafe('reset role');
   return { rows, bytes };
 }
 
 /** Whether an object's stored bytes still match their manifest entry (true when that cannot be told: the load's own error stands). */
-async function objectIntact(store: BackupStore, key: string, table: { sha256: string; bytes: number }): Promise<boolean> {
+async function objectIntact(
+  store: BackupStore,
+  key: string,
+  table: { sha256: string; bytes: number },
+): Promise<boolean> {
   try {
     const source = await store.download(key);
     if (!source) return true;
@@ -256,28 +325,44 @@ function classifyLoadError(err: unknown, backupId: string, object: string): unkn
   // byte can get through gunzip before its CRC at the end of the object says so.
   if (e.severity && e.code?.startsWith('22')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
   if (e.severity) return err;
-  if ((e.code && /^Z_/.test(e.code)) || /binary COPY/.test(e.message ?? '')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
-  return new AppError(503, 'backup_store_unavailable', 'Backup store unavailable', `reading ${object} of backup ${backupId} failed: ${e.message ?? String(err)}; nothing was restored, try again`);
+  if ((e.code && /^Z_/.test(e.code)) || /binary COPY/.test(e.message ?? ''))
+    return corrupt(backupId, `${object} cannot be read (${e.message})`);
+  return new AppError(
+    503,
+    'backup_store_unavailable',
+    'Backup store unavailable',
+    `reading ${object} of backup ${backupId} failed: ${e.message ?? String(err)}; nothing was restored, try again`,
+  );
 }
 
 /** Rows that break a constraint of the current template (a CHECK added since an older backup): a 422, not a crash. */
 function violatesTemplate(err: unknown, backupId: string, table: string): unknown {
   const e = err as { code?: string; message?: string };
   if (typeof e.code !== 'string' || !e.code.startsWith('23')) return err;
-  return new AppError(422, 'backup_incompatible', 'Backup does not fit the template', `backup ${backupId}: rows of ${table} break a constraint of the current template (${e.message}); nothing was restored`);
+  return new AppError(
+    422,
+    'backup_incompatible',
+    'Backup does not fit the template',
+    `backup ${backupId}: rows of ${table} break a constraint of the current template (${e.message}); nothing was restored`,
+  );
 }
 
-const corrupt = (id: string, why: string) => new AppError(422, 'backup_corrupt', 'Backup is corrupt', `backup ${id}: ${why}; nothing was restored`);
+const corrupt = (id: string, why: string) =>
+  new AppError(422, 'backup_corrupt', 'Backup is corrupt', `backup ${id}: ${why}; nothing was restored`);
 
 /** Why the backup's tables do not fit the schema, or undefined when they do. */
-function compareLayout(manifest: Manifest, layout: { name: string; columns: { name: string; type: string }[] }[]): string | undefined {
+function compareLayout(
+  manifest: Manifest,
+  layout: { name: string; columns: { name: string; type: string }[] }[],
+): string | undefined {
   for (const table of manifest.tables) {
     const here = layout.find((l) => l.name === table.name);
     if (!here) return `table ${table.name} does not exist in the template`;
     for (const column of table.columns) {
       const mine = here.columns.find((c) => c.name === column.name);
       if (!mine) return `column ${table.name}.${column.name} does not exist in the template`;
-      if (mine.type !== column.type) return `column ${table.name}.${column.name} is ${mine.type} here, ${column.type} in the backup`;
+      if (mine.type !== column.type)
+        return `column ${table.name}.${column.name} is ${mine.type} here, ${column.type} in the backup`;
     }
   }
   return undefined;

@@ -35,13 +35,43 @@ export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv
   const app = new Hono<AppEnv>();
   const tag = 'backups (admin)';
   const auth = 'admin';
-  docs.add({ method: 'post', path: '/v1/tenants/{idOrSlug}/backups', tag, auth, summary: 'Start a backup of the tenant (202; poll its status)', status: 202 });
-  docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}/backups', tag, auth, summary: "The tenant's backups, newest first", query: listQuery });
-  docs.add({ method: 'get', path: '/v1/tenants/{idOrSlug}/backups/{backupId}', tag, auth, summary: 'A backup: status, size, rows per table, duration' });
-  docs.add({ method: 'post', path: '/v1/tenants/{idOrSlug}/restore', tag, auth, summary: "Replace the tenant's rows with a backup's, in one transaction (confirm: the tenant's slug)", body: restoreInPlaceBody });
+  docs.add({
+    method: 'post',
+    path: '/v1/tenants/{idOrSlug}/backups',
+    tag,
+    auth,
+    summary: 'Start a backup of the tenant (202; poll its status)',
+    status: 202,
+  });
+  docs.add({
+    method: 'get',
+    path: '/v1/tenants/{idOrSlug}/backups',
+    tag,
+    auth,
+    summary: "The tenant's backups, newest first",
+    query: listQuery,
+  });
+  docs.add({
+    method: 'get',
+    path: '/v1/tenants/{idOrSlug}/backups/{backupId}',
+    tag,
+    auth,
+    summary: 'A backup: status, size, rows per table, duration',
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/tenants/{idOrSlug}/restore',
+    tag,
+    auth,
+    summary: "Replace the tenant's rows with a backup's, in one transaction (confirm: the tenant's slug)",
+    body: restoreInPlaceBody,
+  });
 
   app.post('/:idOrSlug/backups', async (c) => {
-    const backup = await backups.start(c.req.param('idOrSlug'), { actor: c.get('actor'), requestId: c.get('requestId') });
+    const backup = await backups.start(c.req.param('idOrSlug'), {
+      actor: c.get('actor'),
+      requestId: c.get('requestId'),
+    });
     backups.kick();
     c.header('location', `/v1/tenants/${backup.tenantId}/backups/${backup.id}`);
     return c.json(backup, 202);
@@ -52,9 +82,14 @@ export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv
   });
   app.post('/:idOrSlug/restore', async (c) => {
     const body = await jsonBody(c, restoreInPlaceBody);
-    const { tenant, restoredRows } = await backups.restoreInPlace(c.req.param('idOrSlug'), body.backupId, body, { actor: c.get('actor'), requestId: c.get('requestId') });
+    const { tenant, restoredRows } = await backups.restoreInPlace(c.req.param('idOrSlug'), body.backupId, body, {
+      actor: c.get('actor'),
+      requestId: c.get('requestId'),
+    });
     return c.json({ ...tenant, restoredFrom: body.backupId, restoredRows });
   });
-  app.get('/:idOrSlug/backups/:backupId', async (c) => c.json(await backups.get(c.req.param('idOrSlug'), c.req.param('backupId'))));
+  app.get('/:idOrSlug/backups/:backupId', async (c) =>
+    c.json(await backups.get(c.req.param('idOrSlug'), c.req.param('backupId'))),
+  );
   return app;
 }

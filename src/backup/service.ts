@@ -126,7 +126,12 @@ export class BackupService {
     // The tenant first: an unknown tenant is a 404 whether or not backups are configured.
     const tenant = await this.deps.tenants.get(idOrSlug);
     if (tenant.status === 'deleted' || tenant.status === 'purged') {
-      throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${tenant.status}; its data cannot be backed up`);
+      throw new AppError(
+        409,
+        'tenant_deleted',
+        'Tenant is deleted',
+        `tenant ${tenant.slug} is ${tenant.status}; its data cannot be backed up`,
+      );
     }
     if (!this.deps.store) throw notConfigured();
     const [row] = await this.deps.sql<BackupRow[]>`
@@ -148,9 +153,17 @@ export class BackupService {
   async get(idOrSlug: string, backupId: string): Promise<Backup> {
     const tenant = await this.deps.tenants.get(idOrSlug);
     const [row] = isUuid(backupId)
-      ? await this.deps.sql<BackupRow[]>`select * from platform.backups where id = ${backupId} and tenant_id = ${tenant.id}`
+      ? await this.deps.sql<
+          BackupRow[]
+        >`select * from platform.backups where id = ${backupId} and tenant_id = ${tenant.id}`
       : [];
-    if (!row) throw new AppError(404, 'backup_not_found', 'Backup not found', `tenant ${tenant.slug} has no backup ${JSON.stringify(backupId)}`);
+    if (!row)
+      throw new AppError(
+        404,
+        'backup_not_found',
+        'Backup not found',
+        `tenant ${tenant.slug} has no backup ${JSON.stringify(backupId)}`,
+      );
     return toBackup(row);
   }
 
@@ -182,22 +195,39 @@ export class BackupService {
     const started = performance.now();
     const controller = new AbortController();
     // Renew the lease while running; if another instance took the backup over (ours ran out), stop.
-    const heartbeat = setInterval(() => {
-      sql`update platform.backups set lease_until = now() + ${`${this.#leaseMs} milliseconds`}::interval
+    const heartbeat = setInterval(
+      () => {
+        sql`update platform.backups set lease_until = now() + ${`${this.#leaseMs} milliseconds`}::interval
           where id = ${row.id} and worker = ${this.worker} and status = 'running' returning id`
-        .then((r) => r.length === 0 && controller.abort(new Error('lost the lease on this backup')))
-        .catch(() => {});
-    }, Math.max(1_000, this.#leaseMs / 3));
+          .then((r) => r.length === 0 && controller.abort(new Error('lost the lease on this backup')))
+          .catch(() => {});
+      },
+      Math.max(1_000, this.#leaseMs / 3),
+    );
     heartbeat.unref();
     try {
       const tenant = await this.deps.tenants.get(row.tenant_id);
-      const [names] = await sql<{ schema_name: string; role_name: string; status: string }[]>`select schema_name, role_name, status from platform.tenants where id = ${row.tenant_id}`;
+      const [names] = await sql<
+        { schema_name: string; role_name: string; status: string }[]
+      >`select schema_name, role_name, status from platform.tenants where id = ${row.tenant_id}`;
       if (names!.status === 'purged') throw new Error('the tenant was purged');
       const manifest = await snapshotTenant({
-        sql, store, backupId: row.id, signal: controller.signal,
-        tenant: { id: tenant.id, slug: tenant.slug, name: tenant.name, plan: tenant.plan, schema: names!.schema_name, role: names!.role_name },
+        sql,
+        store,
+        backupId: row.id,
+        signal: controller.signal,
+        tenant: {
+          id: tenant.id,
+          slug: tenant.slug,
+          name: tenant.name,
+          plan: tenant.plan,
+          schema: names!.schema_name,
+          role: names!.role_name,
+        },
       });
-      const encryption = await store.encryptionOf(`${backupFolder(store, tenant.id, row.id)}/manifest.json`).catch(() => 'unknown');
+      const encryption = await store
+        .encryptionOf(`${backupFolder(store, tenant.id, row.id)}/manifest.json`)
+        .catch(() => 'unknown');
       const ms = performance.now() - started;
       const tables = Object.fromEntries(manifest.tables.map((t) => [t.name, t.rows]));
       const [done] = await sql<BackupRow[]>`
@@ -206,7 +236,10 @@ export class BackupService {
           size_bytes = ${manifest.tables.reduce((n, t) => n + t.bytes, 0)}, raw_bytes = ${manifest.tables.reduce((n, t) => n + t.rawBytes, 0)},
           encryption = ${encryption}
         where id = ${row.id} and worker = ${this.worker} returning *`;
-      log.info({ tenantId: tenant.id, backupId: row.id, durationMs: Math.round(ms), bytes: done?.size_bytes, encryption }, 'backup succeeded');
+      log.info(
+        { tenantId: tenant.id, backupId: row.id, durationMs: Math.round(ms), bytes: done?.size_bytes, encryption },
+        'backup succeeded',
+      );
       return toBackup(done ?? row);
     } catch (err) {
       const message = describeFailure(err);
@@ -218,7 +251,10 @@ export class BackupService {
           run_after = now() + ${`${this.#retryDelayMs * 2 ** (row.attempts - 1)} milliseconds`}::interval,
           finished_at = ${retry ? null : sql`now()`}, duration_ms = ${performance.now() - started}
         where id = ${row.id} and worker = ${this.worker} returning *`;
-      log.warn({ tenantId: row.tenant_id, backupId: row.id, attempt: row.attempts, retry, err: message }, 'backup attempt failed');
+      log.warn(
+        { tenantId: row.tenant_id, backupId: row.id, attempt: row.attempts, retry, err: message },
+        'backup attempt failed',
+      );
       return toBackup(failed ?? row);
     } finally {
       clearInterval(heartbeat);
@@ -242,11 +278,23 @@ export class BackupService {
    * Provisions a new tenant from a backup, in one transaction: schema, role, registry row
    * and every row of the backup, checked against its manifest, or nothing at all.
    */
-  async restoreInto(input: CreateTenantInput, backupId: string, who: Actor, idempotencyKey?: string, expectTenantId?: string): Promise<{ tenant: Tenant; replayed: boolean; restoredRows: Record<string, number> }> {
+  async restoreInto(
+    input: CreateTenantInput,
+    backupId: string,
+    who: Actor,
+    idempotencyKey?: string,
+    expectTenantId?: string,
+  ): Promise<{ tenant: Tenant; replayed: boolean; restoredRows: Record<string, number> }> {
     const store = this.store;
     const located = await locateBackup(this.deps.sql, store, backupId);
     if (expectTenantId && located.tenantId !== expectTenantId) {
-      throw new AppError(409, 'backup_tenant_mismatch', 'Backup is of another tenant', `backup ${backupId} is not a backup of tenant ${expectTenantId}`, { field: 'restoreFrom.tenantId' });
+      throw new AppError(
+        409,
+        'backup_tenant_mismatch',
+        'Backup is of another tenant',
+        `backup ${backupId} is not a backup of tenant ${expectTenantId}`,
+        { field: 'restoreFrom.tenantId' },
+      );
     }
     assertTemplateCompatible(located.manifest, await templateMigrations(this.deps.sql));
     let restoredRows: Record<string, number> = {};
@@ -260,7 +308,10 @@ export class BackupService {
         return { rows: loaded.rows, bytes: loaded.bytes };
       },
     });
-    this.deps.log.info({ tenantId: result.tenant.id, backupId, durationMs: Math.round(performance.now() - started), rows: restoredRows }, 'tenant restored from backup');
+    this.deps.log.info(
+      { tenantId: result.tenant.id, backupId, durationMs: Math.round(performance.now() - started), rows: restoredRows },
+      'tenant restored from backup',
+    );
     return { ...result, restoredRows };
   }
 
@@ -276,21 +327,41 @@ export class BackupService {
    * `confirm` must be the tenant's slug. A backup of another tenant is refused unless
    * `allowOtherTenant` (its rows then get this tenant's id).
    */
-  async restoreInPlace(idOrSlug: string, backupId: string, options: { confirm: string | undefined; allowOtherTenant?: boolean }, who: Actor): Promise<{ tenant: Tenant; restoredRows: Record<string, number> }> {
+  async restoreInPlace(
+    idOrSlug: string,
+    backupId: string,
+    options: { confirm: string | undefined; allowOtherTenant?: boolean },
+    who: Actor,
+  ): Promise<{ tenant: Tenant; restoredRows: Record<string, number> }> {
     const { sql, log } = this.deps;
     const tenant = await this.deps.tenants.get(idOrSlug);
     if (tenant.status === 'deleted' || tenant.status === 'purged') {
-      throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${tenant.status}; restore its backup into a new tenant instead`);
+      throw new AppError(
+        409,
+        'tenant_deleted',
+        'Tenant is deleted',
+        `tenant ${tenant.slug} is ${tenant.status}; restore its backup into a new tenant instead`,
+      );
     }
     if (options.confirm !== tenant.slug) {
-      throw new AppError(422, 'restore_not_confirmed', 'Restore not confirmed',
-        `an in-place restore replaces every row of tenant ${tenant.slug}: confirm with the tenant's slug ("confirm": ${JSON.stringify(tenant.slug)}, CLI --confirm ${tenant.slug})`, { field: 'confirm' });
+      throw new AppError(
+        422,
+        'restore_not_confirmed',
+        'Restore not confirmed',
+        `an in-place restore replaces every row of tenant ${tenant.slug}: confirm with the tenant's slug ("confirm": ${JSON.stringify(tenant.slug)}, CLI --confirm ${tenant.slug})`,
+        { field: 'confirm' },
+      );
     }
     const store = this.store;
     const located = await locateBackup(sql, store, backupId, 'backupId');
     if (located.tenantId !== tenant.id && !options.allowOtherTenant) {
-      throw new AppError(409, 'backup_tenant_mismatch', 'Backup is of another tenant',
-        `backup ${backupId} is a backup of tenant ${located.manifest.tenant.slug} (${located.tenantId}), not of ${tenant.slug}; to load another tenant's rows into this one, pass "allowOtherTenant": true (CLI --allow-other-tenant)`, { field: 'backupId' });
+      throw new AppError(
+        409,
+        'backup_tenant_mismatch',
+        'Backup is of another tenant',
+        `backup ${backupId} is a backup of tenant ${located.manifest.tenant.slug} (${located.tenantId}), not of ${tenant.slug}; to load another tenant's rows into this one, pass "allowOtherTenant": true (CLI --allow-other-tenant)`,
+        { field: 'backupId' },
+      );
     }
     const ledger = await templateMigrations(sql);
     assertTemplateCompatible(located.manifest, ledger);
@@ -298,10 +369,15 @@ export class BackupService {
     const loaded = await sql.begin(async (tx) => {
       const [row] = await tx<{ schema_name: string; status: string; template_version: string }[]>`
         select schema_name, status, template_version from platform.tenants where id = ${tenant.id} for update`;
-      if (row!.status === 'deleted' || row!.status === 'purged') throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${row!.status}`);
+      if (row!.status === 'deleted' || row!.status === 'purged')
+        throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${tenant.slug} is ${row!.status}`);
       if (row!.template_version !== templateVersionOf(ledger)) {
-        throw new AppError(409, 'tenant_behind_template', 'Tenant is behind the template',
-          `tenant ${tenant.slug} is at template ${row!.template_version}, not ${templateVersionOf(ledger)}; run tenantforge migrate first, then restore`);
+        throw new AppError(
+          409,
+          'tenant_behind_template',
+          'Tenant is behind the template',
+          `tenant ${tenant.slug} is at template ${row!.template_version}, not ${templateVersionOf(ledger)}; run tenantforge migrate first, then restore`,
+        );
       }
       const schema = assertTenantSchemaName(row!.schema_name);
       const tables = (await tableLayout(tx, schema)).map((t) => `"${schema}"."${t.name}"`);
@@ -318,7 +394,16 @@ export class BackupService {
                 ${tx.json({ backupId, sourceTenant: located.tenantId, rows: result.rows } as never)})`;
       return result;
     });
-    log.info({ tenantId: tenant.id, backupId, durationMs: Math.round(performance.now() - started), rows: loaded.rows, requestId: who.requestId }, 'tenant restored in place');
+    log.info(
+      {
+        tenantId: tenant.id,
+        backupId,
+        durationMs: Math.round(performance.now() - started),
+        rows: loaded.rows,
+        requestId: who.requestId,
+      },
+      'tenant restored in place',
+    );
     return { tenant: await this.deps.tenants.get(tenant.id), restoredRows: loaded.rows };
   }
 
@@ -329,7 +414,9 @@ export class BackupService {
     if (!plans.length || !this.deps.store) return 0;
     return sql.begin(async (tx) => {
       // One scheduler at a time across instances; the others skip this round.
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext(${LOCKS.backupSchedule})) as ok`;
+      const [lock] = await tx<
+        { ok: boolean }[]
+      >`select pg_try_advisory_xact_lock(hashtext(${LOCKS.backupSchedule})) as ok`;
       if (!lock!.ok) return 0;
       let queued = 0;
       for (const [plan, { backups }] of plans) {
@@ -382,7 +469,10 @@ export class BackupService {
 }
 
 /** Runs due backups in the background; `stop` waits for the ones in flight. */
-export function startBackupWorker(service: BackupService, options: { concurrency: number; pollMs?: number; log: Logger }): { stop(): Promise<void> } {
+export function startBackupWorker(
+  service: BackupService,
+  options: { concurrency: number; pollMs?: number; log: Logger },
+): { stop(): Promise<void> } {
   let stopped = false;
   const loops: Promise<void>[] = [];
   for (let i = 0; i < options.concurrency; i++) {
@@ -408,7 +498,10 @@ export function startBackupWorker(service: BackupService, options: { concurrency
 }
 
 /** Schedules and expires backups every interval (one instance at a time does the scheduling). */
-export function startBackupScheduler(service: BackupService, options: { intervalMs: number; log: Logger }): { stop(): void } {
+export function startBackupScheduler(
+  service: BackupService,
+  options: { intervalMs: number; log: Logger },
+): { stop(): void } {
   const tick = () => {
     service
       .schedule()
@@ -426,7 +519,12 @@ const IN_PLACE_LOCK_TIMEOUT_MS = 10_000;
 function busyOr(err: unknown, slug: string): unknown {
   const code = (err as { code?: string }).code;
   if (code !== '55P03' && code !== '40P01') return err;
-  return new AppError(409, 'tenant_busy', 'Tenant is busy', `tenant ${slug} kept its tables busy for ${IN_PLACE_LOCK_TIMEOUT_MS / 1000} s; nothing was changed, try again`);
+  return new AppError(
+    409,
+    'tenant_busy',
+    'Tenant is busy',
+    `tenant ${slug} kept its tables busy for ${IN_PLACE_LOCK_TIMEOUT_MS / 1000} s; nothing was changed, try again`,
+  );
 }
 
 function describeFailure(err: unknown): string {

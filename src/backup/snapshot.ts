@@ -111,34 +111,50 @@ export async function snapshotTenant(options: {
   const folder = backupFolder(store, tenant.id, backupId);
   const startedAt = new Date().toISOString();
 
-  const { tables, migrations, serverVersion } = await sql.begin('isolation level repeatable read read only', async (tx) => {
-    // The tenant's own rows only. A superuser bypasses RLS (the where clause below keeps
-    // other ids out); any other role reads as the tenant's role, through its policy (the
-    // owner cannot: FORCE subjects it to RLS, and no policy is written for it).
-    await tx`select set_config('app.current_tenant_id', ${tenant.id}, true), set_config('statement_timeout', '0', true)`;
-    const [me] = await tx<{ superuser: boolean }[]>`select rolsuper as superuser from pg_roles where rolname = current_user`;
-    if (!me?.superuser) await tx.unsafe(`set local role "${assertTenantRoleName(tenant.role)}"`);
-    const layout = await tableLayout(tx, schema);
-    const [migrationRows, [version]] = await Promise.all([
-      tx<{ name: string; checksum: string }[]>`select name, checksum from platform.tenant_migrations where tenant_id = ${tenant.id} order by name`,
-      tx<{ v: string }[]>`select current_setting('server_version') as v`,
-    ]);
-    const entries: TableEntry[] = [];
-    for (const table of layout) {
-      signal?.throwIfAborted();
-      const columns = table.columns.map((c) => ident(c.name)).join(', ');
-      const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
-      const counter = new CopyRowCounter();
-      const object = `${table.name}.bin.gz`;
-      const source = Readable.from(copyInBatches(tx, select, await heapRanges(tx, schema, table.name)), { objectMode: false });
-      const body = source.pipe(counter).pipe(createGzip({ level: GZIP_LEVEL }));
-      source.on('error', (err) => counter.destroy(err));
-      counter.on('error', (err) => body.destroy(err));
-      const stored = await store.upload(`${folder}/${object}`, body, { signal });
-      entries.push({ ...table, rows: counter.rows, object, bytes: stored.bytes, sha256: stored.sha256, rawBytes: counter.bytes });
-    }
-    return { tables: entries, migrations: migrationRows, serverVersion: version!.v };
-  });
+  const { tables, migrations, serverVersion } = await sql.begin(
+    'isolation level repeatable read read only',
+    async (tx) => {
+      // The tenant's own rows only. A superuser bypasses RLS (the where clause below keeps
+      // other ids out); any other role reads as the tenant's role, through its policy (the
+      // owner cannot: FORCE subjects it to RLS, and no policy is written for it).
+      await tx`select set_config('app.current_tenant_id', ${tenant.id}, true), set_config('statement_timeout', '0', true)`;
+      const [me] = await tx<
+        { superuser: boolean }[]
+      >`select rolsuper as superuser from pg_roles where rolname = current_user`;
+      if (!me?.superuser) await tx.unsafe(`set local role "${assertTenantRoleName(tenant.role)}"`);
+      const layout = await tableLayout(tx, schema);
+      const [migrationRows, [version]] = await Promise.all([
+        tx<
+          { name: string; checksum: string }[]
+        >`select name, checksum from platform.tenant_migrations where tenant_id = ${tenant.id} order by name`,
+        tx<{ v: string }[]>`select current_setting('server_version') as v`,
+      ]);
+      const entries: TableEntry[] = [];
+      for (const table of layout) {
+        signal?.throwIfAborted();
+        const columns = table.columns.map((c) => ident(c.name)).join(', ');
+        const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
+        const counter = new CopyRowCounter();
+        const object = `${table.name}.bin.gz`;
+        const source = Readable.from(copyInBatches(tx, select, await heapRanges(tx, schema, table.name)), {
+          objectMode: false,
+        });
+        const body = source.pipe(counter).pipe(createGzip({ level: GZIP_LEVEL }));
+        source.on('error', (err) => counter.destroy(err));
+        counter.on('error', (err) => body.destroy(err));
+        const stored = await store.upload(`${folder}/${object}`, body, { signal });
+        entries.push({
+          ...table,
+          rows: counter.rows,
+          object,
+          bytes: stored.bytes,
+          sha256: stored.sha256,
+          rawBytes: counter.bytes,
+        });
+      }
+      return { tables: entries, migrations: migrationRows, serverVersion: version!.v };
+    },
+  );
 
   const manifest: Manifest = {
     formatVersion: FORMAT_VERSION,
@@ -154,6 +170,10 @@ export async function snapshotTenant(options: {
   };
   signal?.throwIfAborted();
   await store.putJson(manifestKey(store, tenant.id, backupId), manifest);
-  await store.putJson(indexKey(store, backupId), { backupId, tenantId: tenant.id, manifest: manifestKey(store, tenant.id, backupId) });
+  await store.putJson(indexKey(store, backupId), {
+    backupId,
+    tenantId: tenant.id,
+    manifest: manifestKey(store, tenant.id, backupId),
+  });
   return manifest;
 }

@@ -45,7 +45,9 @@ export class BackupStore {
       region: config.region,
       endpoint: config.endpoint,
       forcePathStyle: config.forcePathStyle,
-      credentials: config.accessKeyId ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey! } : undefined,
+      credentials: config.accessKeyId
+        ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey! }
+        : undefined,
       // The SDK's default (since 3.729) adds CRC32 checksums to every request, and sends a
       // streamed body with aws-chunked framing. S3-compatible servers such as s3rver store
       // that framing verbatim inside the object, and R2 answers 501: ask for checksums only
@@ -74,7 +76,13 @@ export class BackupStore {
     const tap = digestTap();
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.config.bucket, Key: key, Body: tap, ContentType: 'application/octet-stream', ...this.#sse },
+      params: {
+        Bucket: this.config.bucket,
+        Key: key,
+        Body: tap,
+        ContentType: 'application/octet-stream',
+        ...this.#sse,
+      },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
       leavePartsOnError: false,
@@ -102,7 +110,14 @@ export class BackupStore {
     const body = Buffer.from(JSON.stringify(value, null, 2));
     try {
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/json', ContentLength: body.length, ...this.#sse }),
+        new PutObjectCommand({
+          Bucket: this.config.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          ContentLength: body.length,
+          ...this.#sse,
+        }),
       );
     } catch (err) {
       throw new StoreError(`writing ${key} failed: ${describeS3Error(err)}`, { cause: err });
@@ -144,10 +159,14 @@ export class BackupStore {
     let deleted = 0;
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: `${prefix}/`, ContinuationToken: token }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: `${prefix}/`, ContinuationToken: token }),
+      );
       const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
       if (keys.length) {
-        await this.client.send(new DeleteObjectsCommand({ Bucket: this.config.bucket, Delete: { Objects: keys, Quiet: true } }));
+        await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.config.bucket, Delete: { Objects: keys, Quiet: true } }),
+        );
         deleted += keys.length;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -164,7 +183,9 @@ export class BackupStore {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
       keys.push(...(page.Contents ?? []).map((o) => o.Key!));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -176,7 +197,8 @@ export class BackupStore {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }));
     } catch (err) {
-      if (!isNotFound(err)) throw new StoreError(`bucket ${this.config.bucket} is not reachable: ${describeS3Error(err)}`, { cause: err });
+      if (!isNotFound(err))
+        throw new StoreError(`bucket ${this.config.bucket} is not reachable: ${describeS3Error(err)}`, { cause: err });
       await this.client.send(new CreateBucketCommand({ Bucket: this.config.bucket }));
     }
   }
@@ -193,11 +215,18 @@ export function openStore(config: BackupConfig): BackupStore {
 }
 
 export const notConfigured = () =>
-  new AppError(503, 'backups_not_configured', 'Backups are not configured', 'set TENANTFORGE_BACKUP_URL=s3://<bucket>[/<prefix>] (and AWS_* credentials, AWS_ENDPOINT_URL_S3 for S3-compatible stores)');
+  new AppError(
+    503,
+    'backups_not_configured',
+    'Backups are not configured',
+    'set TENANTFORGE_BACKUP_URL=s3://<bucket>[/<prefix>] (and AWS_* credentials, AWS_ENDPOINT_URL_S3 for S3-compatible stores)',
+  );
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket' || e.$metadata?.httpStatusCode === 404;
+  return (
+    e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket' || e.$metadata?.httpStatusCode === 404
+  );
 }
 
 /** One line: the store's error code and message, or the network error. */

@@ -84,9 +84,15 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
     args,
     allowPositionals: true,
     options: {
-      slug: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, status: { type: 'string' },
-      limit: { type: 'string' }, cursor: { type: 'string' }, 'idempotency-key': { type: 'string' },
-      purge: { type: 'boolean' }, json: { type: 'boolean' },
+      slug: { type: 'string' },
+      name: { type: 'string' },
+      plan: { type: 'string' },
+      status: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      'idempotency-key': { type: 'string' },
+      purge: { type: 'boolean' },
+      json: { type: 'boolean' },
     },
   });
   const target = () => positionals[0] ?? raise(new UsageError(`tenants ${sub} needs an <id-or-slug>`));
@@ -99,7 +105,9 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
         return 0;
       }
       case 'list': {
-        const page = await tenants.list(parse(listTenantsQuery, { limit: values.limit, cursor: values.cursor, status: values.status }));
+        const page = await tenants.list(
+          parse(listTenantsQuery, { limit: values.limit, cursor: values.cursor, status: values.status }),
+        );
         if (values.json) console.log(JSON.stringify(page));
         else {
           for (const t of page.items) console.log(describe(t));
@@ -111,7 +119,13 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
         print(await tenants.get(target()));
         return 0;
       case 'update':
-        print(await tenants.update(target(), parse(updateTenantInput, { name: values.name, plan: values.plan, status: values.status }), who));
+        print(
+          await tenants.update(
+            target(),
+            parse(updateTenantInput, { name: values.name, plan: values.plan, status: values.status }),
+            who,
+          ),
+        );
         return 0;
       case 'delete':
         print(await tenants.delete(target(), { purge: values.purge ?? false }, who));
@@ -142,8 +156,14 @@ async function migrateCommand(config: Config, args: string[]): Promise<number> {
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
         const summary = await migrateTenants(control, {
-          concurrency: config.migrateConcurrency, lockTimeoutMs: config.migrateLockTimeoutMs, retries: config.migrateRetries,
-          actor: `cli:${process.env.USER ?? 'unknown'}`, wait: options.wait, onProgress: show.update, signal: stop.signal, log,
+          concurrency: config.migrateConcurrency,
+          lockTimeoutMs: config.migrateLockTimeoutMs,
+          retries: config.migrateRetries,
+          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          wait: options.wait,
+          onProgress: show.update,
+          signal: stop.signal,
+          log,
         });
         show.end();
         console.log(options.json ? JSON.stringify(summary) : describeRun(summary));
@@ -164,8 +184,12 @@ function describeRun(s: RunSummary): string {
     `run ${s.runId} ${s.status}: ${s.migrated} migrated, ${s.failed} failed, ${s.skipped} skipped of ${s.total} tenants behind, ` +
       `to ${s.targetVersion} in ${(s.durationMs / 1000).toFixed(1)} s (${s.tenantsPerSecond} tenants/s)`,
   ];
-  for (const f of s.failures) lines.push(`  failed: ${f.tenantId} ${f.schema} ${f.migration ?? ''} after ${f.attempts} attempt(s): ${f.error}`);
-  if (s.failed) lines.push('these tenants stay on their version and keep serving; fix the cause and run `tenantforge migrate` again (only they are retried)');
+  for (const f of s.failures)
+    lines.push(`  failed: ${f.tenantId} ${f.schema} ${f.migration ?? ''} after ${f.attempts} attempt(s): ${f.error}`);
+  if (s.failed)
+    lines.push(
+      'these tenants stay on their version and keep serving; fix the cause and run `tenantforge migrate` again (only they are retried)',
+    );
   if (s.status === 'interrupted') lines.push('interrupted: run `tenantforge migrate` again to finish');
   return lines.join('\n');
 }
@@ -174,7 +198,11 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
   const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { wait: { type: 'boolean' }, json: { type: 'boolean' }, limit: { type: 'string' } } });
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { wait: { type: 'boolean' }, json: { type: 'boolean' }, limit: { type: 'string' } },
+    });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -192,7 +220,9 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
         const done = await backups.runAndWait(backup.id);
         print(done);
         if (done.status !== 'succeeded') {
-          console.error(`tenantforge: error: backup ${done.id} ${done.status}: ${done.error ?? 'unknown error'} (check the store settings and run it again)`);
+          console.error(
+            `tenantforge: error: backup ${done.id} ${done.status}: ${done.error ?? 'unknown error'} (check the store settings and run it again)`,
+          );
           return 1;
         }
         return 0;
@@ -217,10 +247,16 @@ async function restoreCommand(config: Config, args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args, allowPositionals: true,
+      args,
+      allowPositionals: true,
       options: {
-        into: { type: 'string' }, name: { type: 'string' }, plan: { type: 'string' }, json: { type: 'boolean' },
-        'in-place': { type: 'string' }, confirm: { type: 'string' }, 'allow-other-tenant': { type: 'boolean' },
+        into: { type: 'string' },
+        name: { type: 'string' },
+        plan: { type: 'string' },
+        json: { type: 'boolean' },
+        'in-place': { type: 'string' },
+        confirm: { type: 'string' },
+        'allow-other-tenant': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -231,27 +267,53 @@ async function restoreCommand(config: Config, args: string[]): Promise<number> {
   const inPlace = values['in-place'];
   if (inPlace !== undefined) {
     if (values.into) throw new UsageError('restore takes --into <new-slug> or --in-place <tenant>, not both');
-    if (!values.confirm) throw new UsageError(`restore --in-place replaces every row of the tenant: add --confirm <its slug> to confirm`);
+    if (!values.confirm)
+      throw new UsageError(`restore --in-place replaces every row of the tenant: add --confirm <its slug> to confirm`);
     return withPlatform(config, async ({ backups }) => {
-      const { tenant, restoredRows } = await backups.restoreInPlace(inPlace, backupId, { confirm: values.confirm, allowOtherTenant: values['allow-other-tenant'] }, who);
+      const { tenant, restoredRows } = await backups.restoreInPlace(
+        inPlace,
+        backupId,
+        { confirm: values.confirm, allowOtherTenant: values['allow-other-tenant'] },
+        who,
+      );
       if (values.json) console.log(JSON.stringify({ ...tenant, restoredFrom: backupId, restoredRows }));
-      else console.log(`${describe(tenant)}\nrestored in place from ${backupId}: ${Object.entries(restoredRows).map(([t, n]) => `${t} ${n}`).join(', ')}`);
+      else
+        console.log(
+          `${describe(tenant)}\nrestored in place from ${backupId}: ${Object.entries(restoredRows)
+            .map(([t, n]) => `${t} ${n}`)
+            .join(', ')}`,
+        );
       return 0;
     });
   }
-  if (!values.into) throw new UsageError('restore needs --into <new-slug> (a new tenant) or --in-place <tenant> --confirm <its slug>');
+  if (!values.into)
+    throw new UsageError('restore needs --into <new-slug> (a new tenant) or --in-place <tenant> --confirm <its slug>');
   return withPlatform(config, async ({ backups }) => {
     const input = parse(createTenantInput, { slug: values.into, name: values.name ?? values.into, plan: values.plan });
     const { tenant, restoredRows } = await backups.restoreInto(input, backupId, who);
     if (values.json) console.log(JSON.stringify({ ...tenant, restoredRows }));
-    else console.log(`${describe(tenant)}\nrestored from ${backupId}: ${Object.entries(restoredRows).map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    else
+      console.log(
+        `${describe(tenant)}\nrestored from ${backupId}: ${Object.entries(restoredRows)
+          .map(([t, n]) => `${t} ${n}`)
+          .join(', ')}`,
+      );
     return 0;
   });
 }
 
 function describeBackup(b: Backup): string {
   const rows = b.tables ? Object.values(b.tables).reduce((n, r) => n + r, 0) : null;
-  return [b.id, b.status.padEnd(9), b.trigger.padEnd(9), b.createdAt, b.sizeBytes === null ? '-' : `${b.sizeBytes} bytes`, rows === null ? '' : `${rows} rows`, b.durationMs === null ? '' : `${b.durationMs} ms`, b.error ?? '']
+  return [
+    b.id,
+    b.status.padEnd(9),
+    b.trigger.padEnd(9),
+    b.createdAt,
+    b.sizeBytes === null ? '-' : `${b.sizeBytes} bytes`,
+    rows === null ? '' : `${rows} rows`,
+    b.durationMs === null ? '' : `${b.durationMs} ms`,
+    b.error ?? '',
+  ]
     .filter((x) => x !== '')
     .join('  ');
 }
@@ -260,7 +322,10 @@ function describeBackup(b: Backup): string {
 async function validateCommand(config: Config, args: string[]): Promise<number> {
   let options: { tenant?: string; json?: boolean; fix?: boolean };
   try {
-    options = parseArgs({ args, options: { tenant: { type: 'string' }, json: { type: 'boolean' }, fix: { type: 'boolean' } } }).values;
+    options = parseArgs({
+      args,
+      options: { tenant: { type: 'string' }, json: { type: 'boolean' }, fix: { type: 'boolean' } },
+    }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -279,7 +344,10 @@ async function validateCommand(config: Config, args: string[]): Promise<number> 
 }
 
 async function withPlatform<T>(config: Config, work: (platform: Platform) => Promise<T>): Promise<T> {
-  const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { runPurgeSweeper: false, runValidatorJob: false });
+  const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), {
+    runPurgeSweeper: false,
+    runValidatorJob: false,
+  });
   try {
     return await work(platform);
   } finally {
@@ -302,7 +370,18 @@ function raise(err: Error): never {
 
 /** One line on stderr: what went wrong and what to do. */
 function fail(err: unknown, debug: boolean): number {
-  const known = [RunInProgressError, ConfigError, DatabaseUnavailableError, MissingExtensionError, StartupError, LocalClusterError, MigrationError, TemplateError, AppError, ValidatorError];
+  const known = [
+    RunInProgressError,
+    ConfigError,
+    DatabaseUnavailableError,
+    MissingExtensionError,
+    StartupError,
+    LocalClusterError,
+    MigrationError,
+    TemplateError,
+    AppError,
+    ValidatorError,
+  ];
   let message: string;
   if (err instanceof UsageError) {
     console.error(`tenantforge: ${err.message}\n\n${USAGE}`);

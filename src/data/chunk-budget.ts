@@ -35,9 +35,13 @@ export function assertTimeWindow(times: string[], limits: ChunkLimits, field: (i
   });
   if (index < 0) return;
   const name = field(index);
-  throw new AppError(400, 'time_out_of_range', 'Time out of range',
+  throw new AppError(
+    400,
+    'time_out_of_range',
+    'Time out of range',
     `${name}: ${times[index]} is outside the accepted range, ${limits.earliestTime.toISOString()} to ${new Date(latest).toISOString()}`,
-    { field: name, ...(name.includes('.') ? { index: Number(name.split('.')[1]) } : {}) });
+    { field: name, ...(name.includes('.') ? { index: Number(name.split('.')[1]) } : {}) },
+  );
 }
 
 /**
@@ -45,8 +49,16 @@ export function assertTimeWindow(times: string[], limits: ChunkLimits, field: (i
  * more chunks than one request may, or bring the tenant past its chunk quota.
  * Chunk intervals are whole hours (days, in the template), so hours stand in for times.
  */
-export async function assertChunkBudget(tx: TenantSql, tenant: TenantContext, tables: string[], times: string[], limits: ChunkLimits): Promise<void> {
-  const hours = [...new Set(times.map((t) => Math.floor(Date.parse(t) / HOUR_MS) * HOUR_MS))].map((ms) => String(ms * 1000));
+export async function assertChunkBudget(
+  tx: TenantSql,
+  tenant: TenantContext,
+  tables: string[],
+  times: string[],
+  limits: ChunkLimits,
+): Promise<void> {
+  const hours = [...new Set(times.map((t) => Math.floor(Date.parse(t) / HOUR_MS) * HOUR_MS))].map((ms) =>
+    String(ms * 1000),
+  );
   const [budget] = await tx<{ touched: number; created: number; existing: number }[]>`
     with h as materialized (
       select h.id, h.table_name, d.id as dim, d.interval_length as len
@@ -63,13 +75,21 @@ export async function assertChunkBudget(tx: TenantSql, tenant: TenantContext, ta
            (select count(*) from _timescaledb_catalog.chunk c where c.hypertable_id in (select id from h) and not c.dropped)::int as existing`;
   const { touched, created, existing } = budget!;
   if (touched > limits.maxChunksPerRequest) {
-    throw new AppError(422, 'too_many_chunks', 'Request spans too many chunks',
+    throw new AppError(
+      422,
+      'too_many_chunks',
+      'Request spans too many chunks',
       `this write reaches ${touched} chunks (time partitions of ${tables.join(', ')}); one request may reach at most ${limits.maxChunksPerRequest}: split it by time`,
-      { limit: limits.maxChunksPerRequest, chunks: touched });
+      { limit: limits.maxChunksPerRequest, chunks: touched },
+    );
   }
   if (created > 0 && existing + created > tenant.chunkQuota) {
-    throw new AppError(409, 'chunk_quota_exceeded', 'Chunk quota exceeded',
+    throw new AppError(
+      409,
+      'chunk_quota_exceeded',
+      'Chunk quota exceeded',
       `this write would add ${created} chunks to the tenant's ${existing}; its plan allows ${tenant.chunkQuota}. Delete old data or change plan`,
-      { quota: tenant.chunkQuota, chunks: existing, adding: created });
+      { quota: tenant.chunkQuota, chunks: existing, adding: created },
+    );
   }
 }

@@ -27,11 +27,22 @@ export const timestamp = z.iso
   .refine((v) => !v.startsWith('0000-'), 'year 0000 does not exist in PostgreSQL; use a year from 0001');
 
 /** Reads a JSON batch body, answering 413 before validating when it has too many items. */
-export async function batchBody<S extends z.ZodType>(c: Context<AppEnv>, key: string, limit: number, schema: S): Promise<z.infer<S>> {
+export async function batchBody<S extends z.ZodType>(
+  c: Context<AppEnv>,
+  key: string,
+  limit: number,
+  schema: S,
+): Promise<z.infer<S>> {
   const raw = await readJson(c);
   const items = (raw as Record<string, unknown> | null)?.[key];
   if (Array.isArray(items) && items.length > limit) {
-    throw new AppError(413, 'batch_too_large', 'Batch too large', `a batch holds at most ${limit} ${key}; this one has ${items.length}; split it`, { limit });
+    throw new AppError(
+      413,
+      'batch_too_large',
+      'Batch too large',
+      `a batch holds at most ${limit} ${key}; this one has ${items.length}; split it`,
+      { limit },
+    );
   }
   return parseWith(schema, raw);
 }

@@ -16,7 +16,10 @@ const PATTERN = /^-?\d{1,28}(\.\d{1,10})?$/;
 export function decimalString(options: { positive?: boolean; signed?: boolean } = {}) {
   return z
     .string({ error: 'must be a decimal number sent as a string, e.g. "12.5"' })
-    .regex(PATTERN, 'must be a decimal number sent as a string with at most 28 integer and 10 fraction digits, e.g. "12.5"')
+    .regex(
+      PATTERN,
+      'must be a decimal number sent as a string with at most 28 integer and 10 fraction digits, e.g. "12.5"',
+    )
     .refine((s) => options.signed || !s.startsWith('-'), 'must not be negative')
     .refine((s) => !options.positive || !PATTERN.test(s) || parseDecimal(s) > 0n, 'must be greater than zero');
 }

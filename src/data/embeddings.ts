@@ -37,7 +37,10 @@ const EXACT_SEARCH_MAX_ROWS = 5_000;
 const FLOAT4_MAX = 3.4028234663852886e38;
 const vector = z
   .array(
-    z.number().refine(Number.isFinite, 'must be a finite number').refine((x) => Math.abs(x) <= FLOAT4_MAX, 'must be within ±3.4e38 (a 4-byte float)'),
+    z
+      .number()
+      .refine(Number.isFinite, 'must be a finite number')
+      .refine((x) => Math.abs(x) <= FLOAT4_MAX, 'must be within ±3.4e38 (a 4-byte float)'),
     { error: `must be an array of ${DIMENSIONS} numbers` },
   )
   .length(DIMENSIONS, `must have exactly ${DIMENSIONS} dimensions`);
@@ -45,7 +48,10 @@ const vector = z
 const METADATA_MAX_BYTES = 16 * 1024;
 const metadata = z
   .record(z.string(), z.json())
-  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes as JSON`);
+  .refine(
+    (m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES,
+    `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+  );
 const item = z.strictObject({
   externalId: z.string().min(1).max(200).optional(),
   content: z.string().max(100_000, 'must be at most 100,000 characters'),
@@ -59,7 +65,13 @@ const search = z.strictObject({
   filter: metadata.optional(),
 });
 
-const resultView = z.object({ id: z.string(), externalId: z.string().nullable(), content: z.string(), metadata: z.record(z.string(), z.unknown()), distance: z.number() });
+const resultView = z.object({
+  id: z.string(),
+  externalId: z.string().nullable(),
+  content: z.string(),
+  metadata: z.record(z.string(), z.unknown()),
+  distance: z.number(),
+});
 
 /** pgvector's text form of a vector. */
 const toVector = (v: number[]) => `[${v.join(',')}]`;
@@ -68,18 +80,39 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'embeddings';
 
-  docs.add({ method: 'post', path: '/v1/embeddings:batch', tag, auth: 'tenant', summary: `Upsert up to ${EMBEDDING_BATCH_LIMIT} embeddings (by externalId when given)`, body: batch, status: 201, response: z.object({ ids: z.array(z.string()) }) });
+  docs.add({
+    method: 'post',
+    path: '/v1/embeddings:batch',
+    tag,
+    auth: 'tenant',
+    summary: `Upsert up to ${EMBEDDING_BATCH_LIMIT} embeddings (by externalId when given)`,
+    body: batch,
+    status: 201,
+    response: z.object({ ids: z.array(z.string()) }),
+  });
   routes.post('/embeddings:batch', async (c) => {
     const { items } = await batchBody(c, 'items', EMBEDDING_BATCH_LIMIT, batch);
     const seen = new Map<string, number>();
     items.forEach((it, i) => {
       if (it.externalId === undefined) return;
       if (seen.has(it.externalId)) {
-        throw new AppError(400, 'duplicate_external_id', 'Duplicate externalId in batch', `items.${i}.externalId repeats items.${seen.get(it.externalId)}`, { field: `items.${i}.externalId`, index: i });
+        throw new AppError(
+          400,
+          'duplicate_external_id',
+          'Duplicate externalId in batch',
+          `items.${i}.externalId repeats items.${seen.get(it.externalId)}`,
+          { field: `items.${i}.externalId`, index: i },
+        );
       }
       seen.set(it.externalId, i);
     });
-    const records = items.map((it, ord) => ({ ord, external_id: it.externalId ?? null, content: it.content, metadata: it.metadata, embedding: toVector(it.embedding) }));
+    const records = items.map((it, ord) => ({
+      ord,
+      external_id: it.externalId ?? null,
+      content: it.content,
+      metadata: it.metadata,
+      embedding: toVector(it.embedding),
+    }));
     const ids = await withTenant(app, c.get('tenant'), async (tx) => {
       const rows = await tx<{ id: string; ord: number }[]>`
         with input as (
@@ -102,14 +135,25 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
     return c.json({ ids }, 201);
   });
 
-  docs.add({ method: 'post', path: '/v1/embeddings/search', tag, auth: 'tenant', summary: `Top-k (k <= ${MAX_K}) by cosine distance, optionally where metadata contains filter`, body: search, response: z.object({ items: z.array(resultView) }) });
+  docs.add({
+    method: 'post',
+    path: '/v1/embeddings/search',
+    tag,
+    auth: 'tenant',
+    summary: `Top-k (k <= ${MAX_K}) by cosine distance, optionally where metadata contains filter`,
+    body: search,
+    response: z.object({ items: z.array(resultView) }),
+  });
   routes.post('/embeddings/search', async (c) => {
     const q = await jsonBody(c, search);
-    const rows = await withTenant(app, c.get('tenant'), async (tx) => {
-      // Relaxed order lets the index keep scanning past filtered-out rows; the outer
-      // ORDER BY restores exact order among what it found.
-      await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(q.k))}, true)`;
-      const nearest = () => tx`
+    const rows = await withTenant(
+      app,
+      c.get('tenant'),
+      async (tx) => {
+        // Relaxed order lets the index keep scanning past filtered-out rows; the outer
+        // ORDER BY restores exact order among what it found.
+        await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(q.k))}, true)`;
+        const nearest = () => tx`
         select * from (
           select id, external_id, content, metadata, embedding <=> ${toVector(q.vector)}::vector as distance
           from embeddings
@@ -117,42 +161,79 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
           order by embedding <=> ${toVector(q.vector)}::vector
           limit ${q.k}
         ) found order by distance`;
-      const exact = async () => {
-        await tx`select set_config('enable_indexscan', 'off', true)`;
-        return nearest();
-      };
-      if (q.filter) {
-        // A selective filter: exact search over the rows the metadata index finds is cheap
-        // and complete, where a graph walk toward the query could pass them all by.
-        const [{ matches }] = await tx<[{ matches: number }]>`
+        const exact = async () => {
+          await tx`select set_config('enable_indexscan', 'off', true)`;
+          return nearest();
+        };
+        if (q.filter) {
+          // A selective filter: exact search over the rows the metadata index finds is cheap
+          // and complete, where a graph walk toward the query could pass them all by.
+          const [{ matches }] = await tx<[{ matches: number }]>`
           select count(*)::int as matches from (select 1 from embeddings where metadata @> ${tx.json(q.filter as never)} limit ${EXACT_SEARCH_MAX_ROWS + 1}) m`;
-        if (matches <= EXACT_SEARCH_MAX_ROWS) return exact();
-      }
-      const found = await nearest();
-      if (!q.filter || found.length === q.k) return found;
-      // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: none
-      // are near the query. Exact search over the matching rows is complete.
-      return exact();
-    }, { readOnly: true });
-    return c.json({ items: rows.map((r) => ({ id: r.id, externalId: r.external_id, content: r.content, metadata: r.metadata, distance: Number(r.distance) })) });
-  });
-
-  docs.add({ method: 'get', path: '/v1/embeddings/{id}', tag, auth: 'tenant', summary: 'Get an embedding (with its vector)' });
-  routes.get('/embeddings/:id', async (c) => {
-    const id = pathId(c, 'embedding');
-    const [row] = await withTenant(app, c.get('tenant'), (tx) => tx`
-      select id, external_id, content, metadata, embedding::text as embedding, created_at, updated_at from embeddings where id = ${id}`, { readOnly: true });
-    if (!row) throw notFound('embedding', id);
+          if (matches <= EXACT_SEARCH_MAX_ROWS) return exact();
+        }
+        const found = await nearest();
+        if (!q.filter || found.length === q.k) return found;
+        // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: none
+        // are near the query. Exact search over the matching rows is complete.
+        return exact();
+      },
+      { readOnly: true },
+    );
     return c.json({
-      id: row.id, externalId: row.external_id, content: row.content, metadata: row.metadata, embedding: JSON.parse(row.embedding),
-      createdAt: (row.created_at as Date).toISOString(), updatedAt: (row.updated_at as Date).toISOString(),
+      items: rows.map((r) => ({
+        id: r.id,
+        externalId: r.external_id,
+        content: r.content,
+        metadata: r.metadata,
+        distance: Number(r.distance),
+      })),
     });
   });
 
-  docs.add({ method: 'delete', path: '/v1/embeddings/{id}', tag, auth: 'tenant', summary: 'Delete an embedding', status: 204 });
+  docs.add({
+    method: 'get',
+    path: '/v1/embeddings/{id}',
+    tag,
+    auth: 'tenant',
+    summary: 'Get an embedding (with its vector)',
+  });
+  routes.get('/embeddings/:id', async (c) => {
+    const id = pathId(c, 'embedding');
+    const [row] = await withTenant(
+      app,
+      c.get('tenant'),
+      (tx) => tx`
+      select id, external_id, content, metadata, embedding::text as embedding, created_at, updated_at from embeddings where id = ${id}`,
+      { readOnly: true },
+    );
+    if (!row) throw notFound('embedding', id);
+    return c.json({
+      id: row.id,
+      externalId: row.external_id,
+      content: row.content,
+      metadata: row.metadata,
+      embedding: JSON.parse(row.embedding),
+      createdAt: (row.created_at as Date).toISOString(),
+      updatedAt: (row.updated_at as Date).toISOString(),
+    });
+  });
+
+  docs.add({
+    method: 'delete',
+    path: '/v1/embeddings/{id}',
+    tag,
+    auth: 'tenant',
+    summary: 'Delete an embedding',
+    status: 204,
+  });
   routes.delete('/embeddings/:id', async (c) => {
     const id = pathId(c, 'embedding');
-    const deleted = await withTenant(app, c.get('tenant'), (tx) => tx`delete from embeddings where id = ${id} returning id`);
+    const deleted = await withTenant(
+      app,
+      c.get('tenant'),
+      (tx) => tx`delete from embeddings where id = ${id} returning id`,
+    );
     if (deleted.length === 0) throw notFound('embedding', id);
     return c.body(null, 204);
   });

@@ -23,20 +23,48 @@ export type FillInput = {
   executedAt: string;
 };
 
-export type PositionView = { portfolioId: string; symbol: string; quantity: string; averagePrice: string; realizedPnl: string };
+export type PositionView = {
+  portfolioId: string;
+  symbol: string;
+  quantity: string;
+  averagePrice: string;
+  realizedPnl: string;
+};
 
-type OrderRow = { id: string; portfolio_id: string; symbol: string; side: string; status: string; quantity: string; filled_quantity: string; average_fill_price: string | null };
+type OrderRow = {
+  id: string;
+  portfolio_id: string;
+  symbol: string;
+  side: string;
+  status: string;
+  quantity: string;
+  filled_quantity: string;
+  average_fill_price: string | null;
+};
 
 /** `field` is the request path of the list (`trades` for a batch, '' for a single trade). */
-export async function recordFills(tx: TenantSql, fills: FillInput[], field: string): Promise<{ ids: string[]; positions: PositionView[] }> {
-  const where = (i: number, name: string) => ({ field: field ? `${field}.${i}.${name}` : name, ...(field ? { index: i } : {}) });
+export async function recordFills(
+  tx: TenantSql,
+  fills: FillInput[],
+  field: string,
+): Promise<{ ids: string[]; positions: PositionView[] }> {
+  const where = (i: number, name: string) => ({
+    field: field ? `${field}.${i}.${name}` : name,
+    ...(field ? { index: i } : {}),
+  });
 
   const portfolioIds = [...new Set(fills.map((f) => f.portfolioId))];
   const found = await tx<{ id: string }[]>`select id from portfolios where id = any(${portfolioIds}::uuid[])`;
   const known = new Set(found.map((r) => r.id));
   const unknown = fills.findIndex((f) => !known.has(f.portfolioId));
   if (unknown >= 0) {
-    throw new AppError(404, 'portfolio_not_found', 'Portfolio not found', `no portfolio ${JSON.stringify(fills[unknown]!.portfolioId)}`, where(unknown, 'portfolioId'));
+    throw new AppError(
+      404,
+      'portfolio_not_found',
+      'Portfolio not found',
+      `no portfolio ${JSON.stringify(fills[unknown]!.portfolioId)}`,
+      where(unknown, 'portfolioId'),
+    );
   }
 
   const orders = await lockOrders(tx, fills);
@@ -50,21 +78,46 @@ export async function recordFills(tx: TenantSql, fills: FillInput[], field: stri
   await tx`
     insert into positions (portfolio_id, symbol)
     select * from unnest(${portfolios}::uuid[], ${symbols}::text[]) on conflict do nothing`;
-  const current = await tx<{ portfolio_id: string; symbol: string; quantity: string; average_price: string; realized_pnl: string }[]>`
+  const current = await tx<
+    { portfolio_id: string; symbol: string; quantity: string; average_price: string; realized_pnl: string }[]
+  >`
     select portfolio_id, symbol, quantity::text, average_price::text, realized_pnl::text from positions
     where (portfolio_id, symbol) in (select * from unnest(${portfolios}::uuid[], ${symbols}::text[]))
     order by portfolio_id, symbol for update`;
   const positions = new Map<string, Position>(
-    current.map((p) => [`${p.portfolio_id}/${p.symbol}`, { quantity: parseDecimal(p.quantity), averagePrice: parseDecimal(p.average_price), realizedPnl: parseDecimal(p.realized_pnl) }]),
+    current.map((p) => [
+      `${p.portfolio_id}/${p.symbol}`,
+      {
+        quantity: parseDecimal(p.quantity),
+        averagePrice: parseDecimal(p.average_price),
+        realizedPnl: parseDecimal(p.realized_pnl),
+      },
+    ]),
   );
-  const inOrder = fills.map((f, i) => ({ f, i })).sort((a, b) => Date.parse(a.f.executedAt) - Date.parse(b.f.executedAt) || a.i - b.i);
+  const inOrder = fills
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => Date.parse(a.f.executedAt) - Date.parse(b.f.executedAt) || a.i - b.i);
   for (const { f } of inOrder) {
     const key = `${f.portfolioId}/${f.symbol}`;
-    positions.set(key, applyFill(positions.get(key)!, { side: f.side, quantity: parseDecimal(f.quantity), price: parseDecimal(f.price), fee: parseDecimal(f.fee ?? '0') }));
+    positions.set(
+      key,
+      applyFill(positions.get(key)!, {
+        side: f.side,
+        quantity: parseDecimal(f.quantity),
+        price: parseDecimal(f.price),
+        fee: parseDecimal(f.fee ?? '0'),
+      }),
+    );
   }
   const changed = [...positions.entries()].map(([key, p]) => {
     const [portfolioId, symbol] = splitKey(key);
-    return { portfolioId, symbol, quantity: formatDecimal(p.quantity), averagePrice: formatDecimal(p.averagePrice), realizedPnl: formatDecimal(p.realizedPnl) };
+    return {
+      portfolioId,
+      symbol,
+      quantity: formatDecimal(p.quantity),
+      averagePrice: formatDecimal(p.averagePrice),
+      realizedPnl: formatDecimal(p.realizedPnl),
+    };
   });
 
   const [inserted] = await Promise.all([
@@ -91,8 +144,15 @@ export async function recordFills(tx: TenantSql, fills: FillInput[], field: stri
 
 function toRecord(f: FillInput, ord: number) {
   return {
-    ord, portfolio_id: f.portfolioId, order_id: f.orderId ?? null, symbol: f.symbol, side: f.side,
-    quantity: f.quantity, price: f.price, fee: f.fee ?? null, executed_at: f.executedAt,
+    ord,
+    portfolio_id: f.portfolioId,
+    order_id: f.orderId ?? null,
+    symbol: f.symbol,
+    side: f.side,
+    quantity: f.quantity,
+    price: f.price,
+    fee: f.fee ?? null,
+    executed_at: f.executedAt,
   };
 }
 
@@ -108,17 +168,40 @@ async function lockOrders(tx: TenantSql, fills: FillInput[]): Promise<Map<string
 }
 
 /** New fill state of each referenced order; throws naming the first row that cannot apply. */
-function advanceOrders(fills: FillInput[], orders: Map<string, OrderRow>, where: (i: number, name: string) => { field: string; index?: number }) {
+function advanceOrders(
+  fills: FillInput[],
+  orders: Map<string, OrderRow>,
+  where: (i: number, name: string) => { field: string; index?: number },
+) {
   const state = new Map<string, { filled: bigint; notional: bigint; quantity: bigint }>();
   fills.forEach((f, i) => {
     if (!f.orderId) return;
     const order = orders.get(f.orderId);
-    if (!order) throw new AppError(404, 'order_not_found', 'Order not found', `no order ${JSON.stringify(f.orderId)}`, where(i, 'orderId'));
+    if (!order)
+      throw new AppError(
+        404,
+        'order_not_found',
+        'Order not found',
+        `no order ${JSON.stringify(f.orderId)}`,
+        where(i, 'orderId'),
+      );
     if (order.portfolio_id !== f.portfolioId || order.symbol !== f.symbol || order.side !== f.side) {
-      throw new AppError(409, 'fill_does_not_match_order', 'Fill does not match its order', 'a fill must have its order\'s portfolio, symbol and side', where(i, 'orderId'));
+      throw new AppError(
+        409,
+        'fill_does_not_match_order',
+        'Fill does not match its order',
+        "a fill must have its order's portfolio, symbol and side",
+        where(i, 'orderId'),
+      );
     }
     if (order.status === 'cancelled' || order.status === 'filled') {
-      throw new AppError(409, 'illegal_transition', 'Illegal order transition', `order ${order.id} is ${order.status} and takes no more fills`, where(i, 'orderId'));
+      throw new AppError(
+        409,
+        'illegal_transition',
+        'Illegal order transition',
+        `order ${order.id} is ${order.status} and takes no more fills`,
+        where(i, 'orderId'),
+      );
     }
     const s = state.get(order.id) ?? {
       filled: parseDecimal(order.filled_quantity),
@@ -129,7 +212,13 @@ function advanceOrders(fills: FillInput[], orders: Map<string, OrderRow>, where:
     s.filled += quantity;
     s.notional += mul(quantity, parseDecimal(f.price));
     if (s.filled > s.quantity) {
-      throw new AppError(409, 'overfill', 'Fill exceeds the order', `fills would take order ${order.id} to ${formatDecimal(s.filled)} of ${formatDecimal(s.quantity)}`, where(i, 'quantity'));
+      throw new AppError(
+        409,
+        'overfill',
+        'Fill exceeds the order',
+        `fills would take order ${order.id} to ${formatDecimal(s.filled)} of ${formatDecimal(s.quantity)}`,
+        where(i, 'quantity'),
+      );
     }
     state.set(order.id, s);
   });

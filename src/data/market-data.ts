@@ -31,21 +31,40 @@ const bar = z
     close: decimalString(),
     volume: decimalString().default('0'),
   })
-  .refine((b) => {
-    if (![b.open, b.high, b.low, b.close].every(isDecimal)) return true; // already reported per field
-    const [o, h, l, c] = [b.open, b.high, b.low, b.close].map(parseDecimal) as [bigint, bigint, bigint, bigint];
-    return l <= h && l <= o && l <= c && h >= o && h >= c;
-  }, { message: 'needs low <= open, close <= high', path: ['low'] });
+  .refine(
+    (b) => {
+      if (![b.open, b.high, b.low, b.close].every(isDecimal)) return true; // already reported per field
+      const [o, h, l, c] = [b.open, b.high, b.low, b.close].map(parseDecimal) as [bigint, bigint, bigint, bigint];
+      return l <= h && l <= o && l <= c && h >= o && h >= c;
+    },
+    { message: 'needs low <= open, close <= high', path: ['low'] },
+  );
 const batch = z.strictObject({ bars: z.array(bar).min(1, 'must hold at least one bar') });
 
 const candlesQuery = z
-  .strictObject({ symbol, from: timestamp, to: timestamp, bucket: z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS]) })
+  .strictObject({
+    symbol,
+    from: timestamp,
+    to: timestamp,
+    bucket: z.enum(Object.keys(BUCKETS) as [keyof typeof BUCKETS]),
+  })
   .refine((q) => Date.parse(q.from) < Date.parse(q.to), { message: 'must be after from', path: ['to'] });
 const latestQuery = z.strictObject({
-  symbols: z.string().transform((s) => s.split(',').filter(Boolean)).pipe(z.array(symbol).min(1).max(500, 'at most 500 symbols')),
+  symbols: z
+    .string()
+    .transform((s) => s.split(',').filter(Boolean))
+    .pipe(z.array(symbol).min(1).max(500, 'at most 500 symbols')),
 });
 
-const candleView = z.object({ time: z.string(), open: z.string(), high: z.string(), low: z.string(), close: z.string(), volume: z.string(), bars: z.number() });
+const candleView = z.object({
+  time: z.string(),
+  open: z.string(),
+  high: z.string(),
+  low: z.string(),
+  close: z.string(),
+  volume: z.string(),
+  bars: z.number(),
+});
 
 /**
  * Candles of `seconds` per bucket, as SQL with parameters ($1 bucket interval, $2 symbol,
@@ -55,7 +74,9 @@ const candleView = z.object({ time: z.string(), open: z.string(), high: z.string
  */
 export function candleSql(seconds: number): string {
   const [table, time, bars, from] =
-    seconds >= 3600 ? ['market_data_1h', 'bucket', 'sum(bars)', `time_bucket('1 hour', $3::timestamptz)`] : ['market_data', 'bar_time', 'count(*)', '$3'];
+    seconds >= 3600
+      ? ['market_data_1h', 'bucket', 'sum(bars)', `time_bucket('1 hour', $3::timestamptz)`]
+      : ['market_data', 'bar_time', 'count(*)', '$3'];
   return `
     select time_bucket($1::interval, ${time}) as time,
            trim_scale(first(open, ${time}))::text as open, trim_scale(max(high))::text as high,
@@ -70,13 +91,29 @@ export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): 
   const routes = new Hono<AppEnv>();
   const tag = 'market data';
 
-  docs.add({ method: 'post', path: '/v1/market-data:batch', tag, auth: 'tenant', summary: `Ingest up to ${BAR_BATCH_LIMIT} OHLCV bars (upsert on symbol and time)`, body: batch, status: 201, response: z.object({ count: z.number() }) });
+  docs.add({
+    method: 'post',
+    path: '/v1/market-data:batch',
+    tag,
+    auth: 'tenant',
+    summary: `Ingest up to ${BAR_BATCH_LIMIT} OHLCV bars (upsert on symbol and time)`,
+    body: batch,
+    status: 201,
+    response: z.object({ count: z.number() }),
+  });
   routes.post('/market-data:batch', async (c) => {
     const { bars } = await batchBody(c, 'bars', BAR_BATCH_LIMIT, batch);
     const seen = new Set<string>();
     bars.forEach((b, i) => {
       const key = `${b.symbol}@${Date.parse(b.time)}`;
-      if (seen.has(key)) throw new AppError(400, 'duplicate_bar', 'Duplicate bar in batch', `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`, { field: `bars.${i}.time`, index: i });
+      if (seen.has(key))
+        throw new AppError(
+          400,
+          'duplicate_bar',
+          'Duplicate bar in batch',
+          `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`,
+          { field: `bars.${i}.time`, index: i },
+        );
       seen.add(key);
     });
     const times = bars.map((b) => b.time);
@@ -93,7 +130,12 @@ export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): 
       // Recomputed from the bars, not merged: a corrected bar replaces its old values exactly.
       // One range scan over the batch's symbols and hours, kept to the hours it touched.
       const hourOf = (time: string) => Math.floor(Date.parse(time) / 3_600_000) * 3_600_000;
-      const touched = new Map(bars.map((b) => [`${b.symbol}@${hourOf(b.time)}`, { symbol: b.symbol, bucket: new Date(hourOf(b.time)).toISOString() }]));
+      const touched = new Map(
+        bars.map((b) => [
+          `${b.symbol}@${hourOf(b.time)}`,
+          { symbol: b.symbol, bucket: new Date(hourOf(b.time)).toISOString() },
+        ]),
+      );
       const hours = bars.map((b) => hourOf(b.time));
       await tx`
         insert into market_data_1h (symbol, bucket, open, high, low, close, volume, bars)
@@ -112,28 +154,69 @@ export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): 
     return c.json({ count }, 201);
   });
 
-  docs.add({ method: 'get', path: '/v1/market-data/candles', tag, auth: 'tenant', summary: 'OHLCV candles for a symbol, bucketed with time_bucket', query: candlesQuery, response: z.object({ items: z.array(candleView) }) });
+  docs.add({
+    method: 'get',
+    path: '/v1/market-data/candles',
+    tag,
+    auth: 'tenant',
+    summary: 'OHLCV candles for a symbol, bucketed with time_bucket',
+    query: candlesQuery,
+    response: z.object({ items: z.array(candleView) }),
+  });
   routes.get('/market-data/candles', async (c) => {
     const q = queryParams(c, candlesQuery);
     const seconds = BUCKETS[q.bucket];
     const candles = (Date.parse(q.to) - Date.parse(q.from)) / 1000 / seconds;
     if (candles > MAX_CANDLES) {
-      throw new AppError(400, 'range_too_large', 'Range too large', `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`, { field: 'to' });
+      throw new AppError(
+        400,
+        'range_too_large',
+        'Range too large',
+        `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`,
+        { field: 'to' },
+      );
     }
-    const rows = await withTenant(app, c.get('tenant'), (tx) => tx.unsafe(candleSql(seconds), [`${seconds} seconds`, q.symbol, q.from, q.to]), { readOnly: true });
+    const rows = await withTenant(
+      app,
+      c.get('tenant'),
+      (tx) => tx.unsafe(candleSql(seconds), [`${seconds} seconds`, q.symbol, q.from, q.to]),
+      { readOnly: true },
+    );
     return c.json({ items: rows.map((r) => ({ ...r, time: (r.time as Date).toISOString() })) });
   });
 
-  docs.add({ method: 'get', path: '/v1/market-data/latest', tag, auth: 'tenant', summary: 'Latest bar of each symbol (comma-separated symbols)', query: latestQuery });
+  docs.add({
+    method: 'get',
+    path: '/v1/market-data/latest',
+    tag,
+    auth: 'tenant',
+    summary: 'Latest bar of each symbol (comma-separated symbols)',
+    query: latestQuery,
+  });
   routes.get('/market-data/latest', async (c) => {
     const { symbols } = queryParams(c, latestQuery);
-    const rows = await withTenant(app, c.get('tenant'), (tx) => tx`
+    const rows = await withTenant(
+      app,
+      c.get('tenant'),
+      (tx) => tx`
       select s.symbol, m.bar_time, trim_scale(m.open)::text as open, trim_scale(m.high)::text as high,
              trim_scale(m.low)::text as low, trim_scale(m.close)::text as close, trim_scale(m.volume)::text as volume
       from unnest(${symbols}::text[]) as s(symbol)
       cross join lateral (select * from market_data where symbol = s.symbol order by bar_time desc limit 1) m
-      order by s.symbol`, { readOnly: true });
-    return c.json({ items: rows.map((r) => ({ symbol: r.symbol, time: (r.bar_time as Date).toISOString(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume })) });
+      order by s.symbol`,
+      { readOnly: true },
+    );
+    return c.json({
+      items: rows.map((r) => ({
+        symbol: r.symbol,
+        time: (r.bar_time as Date).toISOString(),
+        open: r.open,
+        high: r.high,
+        low: r.low,
+        close: r.close,
+        volume: r.volume,
+      })),
+    });
   });
 
   return routes;

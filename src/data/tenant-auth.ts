@@ -13,7 +13,13 @@ import type { ApiKeyService } from '../tenants/keys.ts';
 export function tenantAuth(keys: ApiKeyService): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const match = /^Bearer (\S+)$/i.exec(c.req.header('authorization') ?? '');
-    if (!match) throw new AppError(401, 'invalid_api_key', 'Invalid API key', 'send a tenant API key as "Authorization: Bearer <key>"');
+    if (!match)
+      throw new AppError(
+        401,
+        'invalid_api_key',
+        'Invalid API key',
+        'send a tenant API key as "Authorization: Bearer <key>"',
+      );
     const tenant = await keys.authenticate(match[1]!);
     c.set('tenant', tenant);
     c.set('actor', `tenant:${tenant.id}`);

@@ -29,18 +29,44 @@ const trade = z.strictObject({
   executedAt: timestamp,
 });
 const batch = z.strictObject({ trades: z.array(trade).min(1, 'must hold at least one trade') });
-const listQuery = z.strictObject({ ...pageQuery, portfolioId: uuid.optional(), symbol: symbol.optional(), from: timestamp.optional(), to: timestamp.optional() });
+const listQuery = z.strictObject({
+  ...pageQuery,
+  portfolioId: uuid.optional(),
+  symbol: symbol.optional(),
+  from: timestamp.optional(),
+  to: timestamp.optional(),
+});
 
-const positionView = z.object({ portfolioId: z.string(), symbol: z.string(), quantity: z.string(), averagePrice: z.string(), realizedPnl: z.string() });
+const positionView = z.object({
+  portfolioId: z.string(),
+  symbol: z.string(),
+  quantity: z.string(),
+  averagePrice: z.string(),
+  realizedPnl: z.string(),
+});
 const tradeView = z.object({
-  id: z.string(), portfolioId: z.string(), orderId: z.string().nullable(), symbol: z.string(), side, quantity: z.string(),
-  price: z.string(), fee: z.string(), executedAt: z.string(),
+  id: z.string(),
+  portfolioId: z.string(),
+  orderId: z.string().nullable(),
+  symbol: z.string(),
+  side,
+  quantity: z.string(),
+  price: z.string(),
+  fee: z.string(),
+  executedAt: z.string(),
 });
 
 type Row = Record<string, string | null> & { executed_at: Date; executed_us?: string };
 const view = (r: Row) => ({
-  id: r.id!, portfolioId: r.portfolio_id!, orderId: r.order_id, symbol: r.symbol!, side: r.side as 'buy' | 'sell',
-  quantity: r.quantity!, price: r.price!, fee: r.fee!, executedAt: r.executed_at.toISOString(),
+  id: r.id!,
+  portfolioId: r.portfolio_id!,
+  orderId: r.order_id,
+  symbol: r.symbol!,
+  side: r.side as 'buy' | 'sell',
+  quantity: r.quantity!,
+  price: r.price!,
+  fee: r.fee!,
+  executedAt: r.executed_at.toISOString(),
 });
 const COLUMNS = `id, portfolio_id, order_id, symbol, side, trim_scale(quantity)::text as quantity, trim_scale(price)::text as price,
   trim_scale(fee)::text as fee, executed_at`;
@@ -49,7 +75,16 @@ export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<
   const routes = new Hono<AppEnv>();
   const tag = 'trades';
 
-  docs.add({ method: 'post', path: '/v1/trades', tag, auth: 'tenant', summary: 'Record a fill; updates the position and the order', body: trade, status: 201, response: z.object({ trade: tradeView, position: positionView }) });
+  docs.add({
+    method: 'post',
+    path: '/v1/trades',
+    tag,
+    auth: 'tenant',
+    summary: 'Record a fill; updates the position and the order',
+    body: trade,
+    status: 201,
+    response: z.object({ trade: tradeView, position: positionView }),
+  });
   routes.post('/trades', async (c) => {
     const input = await jsonBody(c, trade);
     assertTimeWindow([input.executedAt], limits, () => 'executedAt');
@@ -63,7 +98,16 @@ export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<
     return c.json({ trade: view(row), position }, 201);
   });
 
-  docs.add({ method: 'post', path: '/v1/trades:batch', tag, auth: 'tenant', summary: `Record up to ${TRADE_BATCH_LIMIT} fills at once (all or nothing)`, body: batch, status: 201, response: z.object({ count: z.number(), ids: z.array(z.string()), positions: z.array(positionView) }) });
+  docs.add({
+    method: 'post',
+    path: '/v1/trades:batch',
+    tag,
+    auth: 'tenant',
+    summary: `Record up to ${TRADE_BATCH_LIMIT} fills at once (all or nothing)`,
+    body: batch,
+    status: 201,
+    response: z.object({ count: z.number(), ids: z.array(z.string()), positions: z.array(positionView) }),
+  });
   routes.post('/trades:batch', async (c) => {
     const input = await batchBody(c, 'trades', TRADE_BATCH_LIMIT, batch);
     const times = input.trades.map((t) => t.executedAt);
@@ -76,11 +120,21 @@ export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<
     return c.json({ count: ids.length, ids, positions }, 201);
   });
 
-  docs.add({ method: 'get', path: '/v1/trades', tag, auth: 'tenant', summary: 'List fills (oldest first), by portfolio, symbol and time range', query: listQuery });
+  docs.add({
+    method: 'get',
+    path: '/v1/trades',
+    tag,
+    auth: 'tenant',
+    summary: 'List fills (oldest first), by portfolio, symbol and time range',
+    query: listQuery,
+  });
   routes.get('/trades', async (c) => {
     const q = queryParams(c, listQuery);
     const after = decodeCursor(q.cursor);
-    const rows = await withTenant(app, c.get('tenant'), (tx) => tx<Row[]>`
+    const rows = await withTenant(
+      app,
+      c.get('tenant'),
+      (tx) => tx<Row[]>`
       select ${tx.unsafe(COLUMNS)}, ${tx.unsafe(cursorMicros('executed_at'))} as executed_us from trades
       where true
         ${q.portfolioId ? tx`and portfolio_id = ${q.portfolioId}` : tx``}
@@ -88,7 +142,9 @@ export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<
         ${q.from ? tx`and executed_at >= ${q.from}` : tx``}
         ${q.to ? tx`and executed_at < ${q.to}` : tx``}
         ${afterCursor(tx, 'executed_at', after)}
-      order by executed_at, id limit ${q.limit + 1}`, { readOnly: true });
+      order by executed_at, id limit ${q.limit + 1}`,
+      { readOnly: true },
+    );
     return c.json(toPage(rows, q.limit, (r) => [r.executed_us!, r.id!], view));
   });
 

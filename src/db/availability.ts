@@ -49,7 +49,10 @@ export class DatabaseAvailability {
   }
 
   assertAvailable(): void {
-    if (this.#down) throw new DatabaseDownError(`the database has been unreachable for ${Math.round((Date.now() - this.#downSince) / 100) / 10} s`);
+    if (this.#down)
+      throw new DatabaseDownError(
+        `the database has been unreachable for ${Math.round((Date.now() - this.#downSince) / 100) / 10} s`,
+      );
   }
 
   /** Reports a failed operation; an outage error starts the probe unless one runs. */
@@ -69,7 +72,10 @@ export class DatabaseAvailability {
         if (!this.#down) {
           this.#down = true;
           this.#downSince = Date.now();
-          this.log.warn({ code: (err as { code?: string }).code, err: (err as Error).message }, 'database unavailable: answering 503 until it is back');
+          this.log.warn(
+            { code: (err as { code?: string }).code, err: (err as Error).message },
+            'database unavailable: answering 503 until it is back',
+          );
         }
         await new Promise((r) => setTimeout(r, this.retryMs).unref());
       }
@@ -85,7 +91,10 @@ export class DatabaseAvailability {
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' })), ms);
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' })),
+      ms,
+    );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

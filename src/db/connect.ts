@@ -107,14 +107,16 @@ export async function readServerInfo(sql: Sql): Promise<ServerInfo> {
   const installed = await sql<{ extname: string; extversion: string }[]>`
     select extname, extversion from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
   const extensions: Record<string, string | null> = {};
-  for (const name of REQUIRED_EXTENSIONS) extensions[name] = installed.find((e) => e.extname === name)?.extversion ?? null;
+  for (const name of REQUIRED_EXTENSIONS)
+    extensions[name] = installed.find((e) => e.extname === name)?.extversion ?? null;
   return { serverVersion: row!.version, extensions };
 }
 
 const HOW_TO_GET: Record<string, string> = {
   timescaledb:
     "TimescaleDB: on Debian run `bash scripts/bootstrap-db.sh`; elsewhere use the timescale/timescaledb-ha image; the server also needs shared_preload_libraries = 'timescaledb'",
-  vector: 'pgvector: on Debian run `bash scripts/bootstrap-db.sh`; elsewhere install pgvector 0.8 or use the timescale/timescaledb-ha image',
+  vector:
+    'pgvector: on Debian run `bash scripts/bootstrap-db.sh`; elsewhere install pgvector 0.8 or use the timescale/timescaledb-ha image',
   pgcrypto: 'pgcrypto: ships with PostgreSQL (Debian package postgresql-contrib)',
 };
 
@@ -125,7 +127,9 @@ export function extensionHint(name: string): string {
 
 /** Required extensions the server cannot provide at all (not installed on the machine). */
 export async function unavailableExtensions(sql: Sql): Promise<string[]> {
-  const available = await sql<{ name: string }[]>`select name from pg_available_extensions where name = any(${[...REQUIRED_EXTENSIONS]})`;
+  const available = await sql<
+    { name: string }[]
+  >`select name from pg_available_extensions where name = any(${[...REQUIRED_EXTENSIONS]})`;
   return REQUIRED_EXTENSIONS.filter((e) => !available.some((a) => a.name === e));
 }
 

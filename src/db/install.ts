@@ -28,7 +28,9 @@ export type InstallOptions = {
 export async function installPlatform(sql: Sql, options: InstallOptions): Promise<void> {
   const unavailable = await unavailableExtensions(sql);
   if (unavailable.length) {
-    throw new MissingExtensionError(`the server lacks the extension(s) ${unavailable.join(', ')}. ${unavailable.map(extensionHint).join('. ')}`);
+    throw new MissingExtensionError(
+      `the server lacks the extension(s) ${unavailable.join(', ')}. ${unavailable.map(extensionHint).join('. ')}`,
+    );
   }
   // Roles are cluster-wide: another database of the same cluster may be installing at
   // the same moment, so this part retries on catalog races.
@@ -79,7 +81,8 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
 async function updatePgvector(tx: Tx): Promise<void> {
   const [ext] = await tx<{ installed: string | null; available: string }[]>`
     select installed_version as installed, default_version as available from pg_available_extensions where name = 'vector'`;
-  if (ext?.installed && compareVersions(ext.installed, ext.available) < 0) await tx.unsafe('alter extension vector update');
+  if (ext?.installed && compareVersions(ext.installed, ext.available) < 0)
+    await tx.unsafe('alter extension vector update');
 }
 
 async function ensureRole(tx: Tx, name: string, attributes: string): Promise<void> {
@@ -97,13 +100,20 @@ export type InstallationProblem = { what: string; fix: string };
 /** What a non-superuser start-up finds missing (empty when all is in place). */
 export async function checkInstallation(sql: Sql): Promise<InstallationProblem[]> {
   const problems: InstallationProblem[] = [];
-  const roles = await sql<{ rolname: string }[]>`select rolname from pg_roles where rolname = any(${Object.values(ROLES)})`;
+  const roles = await sql<
+    { rolname: string }[]
+  >`select rolname from pg_roles where rolname = any(${Object.values(ROLES)})`;
   for (const role of Object.values(ROLES)) {
     if (!roles.some((r) => r.rolname === role)) {
-      problems.push({ what: `role ${role} is missing`, fix: 'start once with a superuser DATABASE_URL to create the platform roles' });
+      problems.push({
+        what: `role ${role} is missing`,
+        fix: 'start once with a superuser DATABASE_URL to create the platform roles',
+      });
     }
   }
-  const exts = await sql<{ extname: string }[]>`select extname from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
+  const exts = await sql<
+    { extname: string }[]
+  >`select extname from pg_extension where extname = any(${[...REQUIRED_EXTENSIONS]})`;
   const unavailable = await unavailableExtensions(sql);
   for (const ext of REQUIRED_EXTENSIONS) {
     if (exts.some((e) => e.extname === ext)) continue;

@@ -40,7 +40,11 @@ export function findPgBin(): string {
   for (const major of PG_MAJORS) {
     const bin = `/usr/lib/postgresql/${major}/bin`;
     const ext = `/usr/share/postgresql/${major}/extension`;
-    if (existsSync(join(bin, 'initdb')) && existsSync(join(ext, 'timescaledb.control')) && existsSync(join(ext, 'vector.control'))) {
+    if (
+      existsSync(join(bin, 'initdb')) &&
+      existsSync(join(ext, 'timescaledb.control')) &&
+      existsSync(join(ext, 'vector.control'))
+    ) {
       return bin;
     }
   }
@@ -60,7 +64,9 @@ async function pg(bin: string, args: string[], timeoutMs = 120_000): Promise<str
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new LocalClusterError(`${bin.split('/').pop()} ${args[0] ?? ''} failed: ${(e.stderr || e.stdout || e.message).trim()}`);
+    throw new LocalClusterError(
+      `${bin.split('/').pop()} ${args[0] ?? ''} failed: ${(e.stderr || e.stdout || e.message).trim()}`,
+    );
   }
 }
 
@@ -91,7 +97,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -132,7 +140,9 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
 
   if (!existsSync(join(dir, 'PG_VERSION'))) await initCluster(bin, dir, port, secretFile, options.throwaway ?? false);
   if (!existsSync(secretFile)) {
-    throw new LocalClusterError(`the cluster in ${dir} exists but its password file ${secretFile} is missing; delete ${dir} to recreate it`);
+    throw new LocalClusterError(
+      `the cluster in ${dir} exists but its password file ${secretFile} is missing; delete ${dir} to recreate it`,
+    );
   }
   const password = readFileSync(secretFile, 'utf8').trim();
 
@@ -145,10 +155,12 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
       );
     }
     const logFile = join(dir, 'server.log');
-    await pg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', logFile, '-o', `-p ${port}`]).catch((err) => {
-      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-4).join(' | ') : '';
-      throw new LocalClusterError(`${(err as Error).message.split('\n')[0]} (${logFile}: ${tail})`);
-    });
+    await pg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', logFile, '-o', `-p ${port}`]).catch(
+      (err) => {
+        const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-4).join(' | ') : '';
+        throw new LocalClusterError(`${(err as Error).message.split('\n')[0]} (${logFile}: ${tail})`);
+      },
+    );
     startedHere = true;
   }
 
@@ -168,7 +180,13 @@ export async function startLocalCluster(options: StartOptions): Promise<LocalClu
   return cluster;
 }
 
-async function initCluster(bin: string, dir: string, port: number, secretFile: string, throwaway: boolean): Promise<void> {
+async function initCluster(
+  bin: string,
+  dir: string,
+  port: number,
+  secretFile: string,
+  throwaway: boolean,
+): Promise<void> {
   const password = randomBytes(24).toString('base64url');
   mkdirSync(dirname(secretFile), { recursive: true });
   writeFileSync(secretFile, password + '\n', { mode: 0o600 });
@@ -178,8 +196,17 @@ async function initCluster(bin: string, dir: string, port: number, secretFile: s
   if (asRoot) await run('chown', ['postgres', pwfile]);
   try {
     await pg(join(bin, 'initdb'), [
-      '-D', dir, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=peer', '--auth-host=scram-sha-256',
-      '--encoding=UTF8', '--locale=C.UTF-8', ...(throwaway ? ['--no-sync'] : []),
+      '-D',
+      dir,
+      '-U',
+      'postgres',
+      '--pwfile',
+      pwfile,
+      '--auth-local=peer',
+      '--auth-host=scram-sha-256',
+      '--encoding=UTF8',
+      '--locale=C.UTF-8',
+      ...(throwaway ? ['--no-sync'] : []),
     ]);
   } finally {
     rmSync(pwfile, { force: true });

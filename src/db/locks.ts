@@ -27,7 +27,8 @@ export const LOCKS = {
 export const idempotencyLock = (key: string) => `tenantforge:idempotency:${key}`;
 
 /** A statement taking `name`'s transaction-scoped lock, for plans sent as SQL text. */
-export const xactLockStatement = (name: string) => `select pg_advisory_xact_lock(hashtext('${name.replaceAll("'", "''")}'))`;
+export const xactLockStatement = (name: string) =>
+  `select pg_advisory_xact_lock(hashtext('${name.replaceAll("'", "''")}'))`;
 
 /**
  * Serialises tenant-role DDL and grants (clone plans, logins, isolation fixes): the

@@ -37,12 +37,15 @@ export async function migrateControlPlane(sql: Sql, folder = CONTROL_PLANE_FOLDE
     await tx.unsafe(
       `create table if not exists drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
     );
-    const done = await tx<{ hash: string; created_at: string }[]>`select hash, created_at from drizzle.__drizzle_migrations`;
+    const done = await tx<
+      { hash: string; created_at: string }[]
+    >`select hash, created_at from drizzle.__drizzle_migrations`;
     const applied: string[] = [];
     for (const m of migrations) {
       const same = done.find((d) => Number(d.created_at) === m.folderMillis);
       if (same) {
-        if (same.hash !== m.hash) throw new MigrationError(`control-plane migration ${m.tag} was edited after it was applied`);
+        if (same.hash !== m.hash)
+          throw new MigrationError(`control-plane migration ${m.tag} was edited after it was applied`);
         continue;
       }
       for (const statement of m.sql) if (statement.trim()) await tx.unsafe(statement);

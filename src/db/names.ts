@@ -31,20 +31,25 @@ export function tenantRoleName(schema: string): string {
 /** The tenant's direct database login (see tenants/credentials.ts). */
 export function tenantLoginName(schema: string): string {
   const name = `${assertTenantSchemaName(schema)}_login`;
-  if (!LOGIN_PATTERN.test(name) || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) throw new InvalidTenantNameError(`refusing tenant login name ${JSON.stringify(name)}`);
+  if (!LOGIN_PATTERN.test(name) || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES)
+    throw new InvalidTenantNameError(`refusing tenant login name ${JSON.stringify(name)}`);
   return name;
 }
 
 export function assertTenantSchemaName(name: string): string {
   if (!SCHEMA_PATTERN.test(name) || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) {
-    throw new InvalidTenantNameError(`refusing tenant schema name ${JSON.stringify(name)}: must match ${SCHEMA_PATTERN} and fit 63 bytes`);
+    throw new InvalidTenantNameError(
+      `refusing tenant schema name ${JSON.stringify(name)}: must match ${SCHEMA_PATTERN} and fit 63 bytes`,
+    );
   }
   return name;
 }
 
 export function assertTenantRoleName(name: string): string {
   if (!ROLE_PATTERN.test(name) || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) {
-    throw new InvalidTenantNameError(`refusing tenant role name ${JSON.stringify(name)}: must match ${ROLE_PATTERN} and fit 63 bytes`);
+    throw new InvalidTenantNameError(
+      `refusing tenant role name ${JSON.stringify(name)}: must match ${ROLE_PATTERN} and fit 63 bytes`,
+    );
   }
   return name;
 }

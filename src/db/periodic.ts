@@ -40,7 +40,8 @@ export function startPeriodic(options: PeriodicOptions): PeriodicJob {
     running = run()
       .then(
         () => {
-          if (failures > 0) log.info({ job: name, failedRuns: failures }, `${name}: database is back; running on schedule again`);
+          if (failures > 0)
+            log.info({ job: name, failedRuns: failures }, `${name}: database is back; running on schedule again`);
           failures = 0;
           return intervalMs;
         },
@@ -51,7 +52,11 @@ export function startPeriodic(options: PeriodicOptions): PeriodicJob {
           }
           failures++;
           const delay = Math.min(intervalMs, backoffMs(failures, options.backoffBaseMs));
-          if (failures === 1) log.warn({ job: name, code: (err as { code?: string }).code, retryInMs: delay }, `${name}: database unavailable; retrying with backoff`);
+          if (failures === 1)
+            log.warn(
+              { job: name, code: (err as { code?: string }).code, retryInMs: delay },
+              `${name}: database unavailable; retrying with backoff`,
+            );
           return delay;
         },
       )

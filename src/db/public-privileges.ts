@@ -42,7 +42,8 @@ export const TIMESCALEDB_ALLOWED = ['time_bucket', 'first', 'last', 'histogram']
  * another tenant's role, which then cannot be dropped); the last two write WAL or
  * shared queue space without storing anything a tenant owns.
  */
-export const RISKY_CATALOG_ROUTINE_PATTERN = '^(pg_(try_)?advisory_|pg_advisory_unlock|lo_|loread$|lowrite$|pg_logical_emit_message$|pg_notify$)';
+export const RISKY_CATALOG_ROUTINE_PATTERN =
+  '^(pg_(try_)?advisory_|pg_advisory_unlock|lo_|loread$|lowrite$|pg_logical_emit_message$|pg_notify$)';
 
 /**
  * SQL selecting the routines PUBLIC may execute by the allowlist: every pgvector
@@ -85,5 +86,7 @@ export async function hardenPublicPrivileges(tx: Tx, database: string): Promise<
       end loop;
     end $$`);
   await tx.unsafe(`revoke connect, temporary on database ${db} from public`);
-  await tx.unsafe(`grant connect on database ${db} to ${ROLES.app}, ${ROLES.migrator}, ${ROLES.owner}, ${ROLES.tenantLogins}`);
+  await tx.unsafe(
+    `grant connect on database ${db} to ${ROLES.app}, ${ROLES.migrator}, ${ROLES.owner}, ${ROLES.tenantLogins}`,
+  );
 }

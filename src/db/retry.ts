@@ -8,7 +8,11 @@
  */
 import { SQLSTATE } from './sqlstate.ts';
 
-const RETRYABLE_CODES = new Set<string>([SQLSTATE.serializationFailure, SQLSTATE.deadlockDetected, SQLSTATE.uniqueViolation]);
+const RETRYABLE_CODES = new Set<string>([
+  SQLSTATE.serializationFailure,
+  SQLSTATE.deadlockDetected,
+  SQLSTATE.uniqueViolation,
+]);
 
 export function isRetryable(err: unknown): boolean {
   const e = err as { code?: string; message?: string; name?: string };

@@ -3,7 +3,20 @@
  * Tenant tables are not here: they come from the SQL template in `sql/`.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, doublePrecision, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  check,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 export const platform = pgSchema('platform');
 
@@ -36,7 +49,10 @@ export const tenants = platform.table(
     // "Which tenants are behind" is one range scan on this index (src/migrations/behind.ts).
     index('tenants_template_version_idx').on(t.templateVersion).where(sql`${t.status} <> 'purged'`),
     check('tenants_status_check', sql`${t.status} in ('active', 'suspended', 'deleted', 'purged')`),
-    check('tenants_schema_name_check', sql`${t.schemaName} ~ '^tenant_[0-9a-f]+$' and octet_length(${t.schemaName}) <= 63`),
+    check(
+      'tenants_schema_name_check',
+      sql`${t.schemaName} ~ '^tenant_[0-9a-f]+$' and octet_length(${t.schemaName}) <= 63`,
+    ),
   ],
 );
 
@@ -53,7 +69,10 @@ export const auditLog = platform.table(
     requestId: text('request_id'),
     detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [index('audit_log_tenant_idx').on(t.tenantId, t.occurredAt), check('audit_log_outcome_check', sql`${t.outcome} in ('succeeded', 'failed')`)],
+  (t) => [
+    index('audit_log_tenant_idx').on(t.tenantId, t.occurredAt),
+    check('audit_log_outcome_check', sql`${t.outcome} in ('succeeded', 'failed')`),
+  ],
 );
 
 export const idempotencyKeys = platform.table('idempotency_keys', {
@@ -179,7 +198,10 @@ export const isolationReports = platform.table(
     violations: bigint('violations', { mode: 'number' }).notNull(),
     report: jsonb('report').$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('isolation_reports_finished_idx').on(t.finishedAt), check('isolation_reports_outcome_check', sql`${t.outcome} in ('clean', 'violations', 'error')`)],
+  (t) => [
+    index('isolation_reports_finished_idx').on(t.finishedAt),
+    check('isolation_reports_outcome_check', sql`${t.outcome} in ('clean', 'violations', 'error')`),
+  ],
 );
 
 export const BACKUP_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'expired'] as const;

@@ -29,8 +29,13 @@ export class TenantGate {
       lane.active++;
     } else {
       if (lane.waiting.length >= this.options.queue) {
-        throw new AppError(429, 'tenant_concurrency_exceeded', 'Too many requests in flight',
-          `this tenant already has ${lane.active} requests running and ${lane.waiting.length} waiting; retry shortly`, { retryAfter: 1 });
+        throw new AppError(
+          429,
+          'tenant_concurrency_exceeded',
+          'Too many requests in flight',
+          `this tenant already has ${lane.active} requests running and ${lane.waiting.length} waiting; retry shortly`,
+          { retryAfter: 1 },
+        );
       }
       // The slot is handed over by the releasing request (active stays the same).
       await new Promise<void>((resolve) => lane!.waiting.push(resolve));

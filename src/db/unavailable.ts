@@ -19,15 +19,31 @@
 import { SQLSTATE } from './sqlstate.ts';
 
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
   // Ours: the availability gate (availability.ts) knows the database is down.
   'DATABASE_DOWN',
 ]);
 const SERVER_CODES = new Set<string>([
-  SQLSTATE.adminShutdown, SQLSTATE.crashShutdown, SQLSTATE.cannotConnectNow, SQLSTATE.tooManyConnections,
-  SQLSTATE.connectionException, SQLSTATE.sqlclientUnableToEstablishSqlconnection, SQLSTATE.connectionDoesNotExist,
-  SQLSTATE.sqlserverRejectedEstablishmentOfSqlconnection, SQLSTATE.connectionFailure,
+  SQLSTATE.adminShutdown,
+  SQLSTATE.crashShutdown,
+  SQLSTATE.cannotConnectNow,
+  SQLSTATE.tooManyConnections,
+  SQLSTATE.connectionException,
+  SQLSTATE.sqlclientUnableToEstablishSqlconnection,
+  SQLSTATE.connectionDoesNotExist,
+  SQLSTATE.sqlserverRejectedEstablishmentOfSqlconnection,
+  SQLSTATE.connectionFailure,
 ]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {

@@ -47,7 +47,12 @@ export function limitTenants(sql: Sql, options: TenantGateOptions & { lockTimeou
   return gate;
 }
 
-export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: TenantSql) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
+export async function withTenant<T>(
+  sql: Sql,
+  tenant: TenantContext,
+  work: (tx: TenantSql) => Promise<T>,
+  options: { readOnly?: boolean } = {},
+): Promise<T> {
   const schema = assertTenantSchemaName(tenant.schema);
   const role = assertTenantRoleName(tenant.role);
   const limit = limits.get(sql);
@@ -102,6 +107,7 @@ export async function withTenant<T>(sql: Sql, tenant: TenantContext, work: (tx: 
 
 function contextError(err: unknown, tenant: TenantContext): unknown {
   // 42501 on SET ROLE: the runtime role is no longer a member (tenant suspended or deleted).
-  if ((err as { code?: string }).code === SQLSTATE.insufficientPrivilege) return new TenantAccessError(`tenant ${tenant.id} is not accessible`);
+  if ((err as { code?: string }).code === SQLSTATE.insufficientPrivilege)
+    return new TenantAccessError(`tenant ${tenant.id} is not accessible`);
   return err;
 }

@@ -26,7 +26,9 @@ export function adminTokenCheck(token: string): (header: string | undefined) => 
   const expected = createHash('sha256').update(token).digest();
   return (header) => {
     const match = /^Bearer (\S+)$/i.exec(header ?? '');
-    const given = createHash('sha256').update(match?.[1] ?? '').digest();
+    const given = createHash('sha256')
+      .update(match?.[1] ?? '')
+      .digest();
     return match !== null && timingSafeEqual(given, expected);
   };
 }

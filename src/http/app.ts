@@ -45,14 +45,27 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    const line = { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, durationMs: Math.round((performance.now() - started) * 100) / 100 };
+    const line = {
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+    };
     if (c.res.status >= 500) log.error(line, 'request');
     else log.info(line, 'request');
   });
   app.onError(problemHandler(log, { debug: platform.config.debugErrors }));
   // Before any route reads a parameter: no NUL, invalid Unicode or bad %-encoding in the URL.
   app.use(urlHygiene());
-  app.notFound((c) => problemResponse(c, { status: 404, code: 'route_not_found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
+  app.notFound((c) =>
+    problemResponse(c, {
+      status: 404,
+      code: 'route_not_found',
+      title: 'Not found',
+      detail: `no route for ${c.req.method} ${c.req.path}`,
+    }),
+  );
 
   app.route('/', healthRoutes(platform));
   // Everything past here needs the database: while it is down, answer 503 at once.
@@ -63,14 +76,23 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   app.get('/openapi.json', (c) => c.json(docs.document()));
 
   const tooLarge = (c: { req: { path: string } }) => {
-    throw new AppError(413, 'payload_too_large', 'Payload too large', `the body of ${c.req.path} is over its size limit`);
+    throw new AppError(
+      413,
+      'payload_too_large',
+      'Payload too large',
+      `the body of ${c.req.path} is over its size limit`,
+    );
   };
   app.use('/v1/tenants', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   app.use('/v1/tenants/*', adminAuth(platform.adminToken), bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: tooLarge }));
   const restore = {
     schema: restoreFrom,
-    restore: (input: Parameters<typeof platform.backups.restoreInto>[0], from: { backupId: string; tenantId?: string }, who: { actor: string; requestId?: string }, key?: string) =>
-      platform.backups.restoreInto(input, from.backupId, who, key, from.tenantId),
+    restore: (
+      input: Parameters<typeof platform.backups.restoreInto>[0],
+      from: { backupId: string; tenantId?: string },
+      who: { actor: string; requestId?: string },
+      key?: string,
+    ) => platform.backups.restoreInto(input, from.backupId, who, key, from.tenantId),
   };
   app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs, restore));
   app.route('/v1/tenants', backupRoutes(platform.backups, docs));
@@ -86,13 +108,22 @@ export function createApp(platform: Platform): Hono<AppEnv> {
   }
   const { earliestTime, maxAheadMs, maxChunksPerRequest } = platform.config;
   const limits: ChunkLimits = { earliestTime, maxAheadMs, maxChunksPerRequest };
-  const dataRoutes: ((sql: Sql, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [portfolioRoutes, orderRoutes, tradeRoutes, marketDataRoutes, embeddingRoutes];
+  const dataRoutes: ((sql: Sql, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [
+    portfolioRoutes,
+    orderRoutes,
+    tradeRoutes,
+    marketDataRoutes,
+    embeddingRoutes,
+  ];
   for (const routes of dataRoutes) app.route('/v1', routes(platform.app, docs, limits));
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
   app.use('/v1/admin/migrations', adminAuth(platform.adminToken));
   app.use('/metrics', adminAuth(platform.adminToken));
   app.route('/', migrationRoutes(platform.control));
-  app.route('/', isolationRoutes(platform.control, async () => renderMigrationMetrics(await migrationStatus(platform.control))));
+  app.route(
+    '/',
+    isolationRoutes(platform.control, async () => renderMigrationMetrics(await migrationStatus(platform.control))),
+  );
   return app;
 }

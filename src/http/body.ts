@@ -19,7 +19,12 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
 export async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/([a-z.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', `send the body as application/json (got ${JSON.stringify(type || 'none')})`);
+    throw new AppError(
+      415,
+      'unsupported_media_type',
+      'Unsupported media type',
+      `send the body as application/json (got ${JSON.stringify(type || 'none')})`,
+    );
   }
   // Strict UTF-8, storable text, finite numbers, bounded nesting (see hygiene.ts).
   return parseJsonBytes(await c.req.arrayBuffer());

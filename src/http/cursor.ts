@@ -34,7 +34,12 @@ export function afterCursor(sql: Tag, column: string, after: Cursor | null): Pen
  * One page from rows fetched with `limit + 1`: the extra row only says another page exists.
  * `position` gives a row's cursor (microseconds as text, id).
  */
-export function toPage<R, T>(rows: R[], limit: number, position: (row: R) => [string, string], view: (row: R) => T): { items: T[]; nextCursor: string | null } {
+export function toPage<R, T>(
+  rows: R[],
+  limit: number,
+  position: (row: R) => [string, string],
+  view: (row: R) => T,
+): { items: T[]; nextCursor: string | null } {
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { items: page.map(view), nextCursor: rows.length > limit && last ? encodeCursor(...position(last)) : null };
@@ -48,9 +53,16 @@ export function decodeCursor(cursor: string | undefined): Cursor | null {
   if (cursor === undefined) return null;
   try {
     const [createdUs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !isUuid(id)) throw new Error();
+    if (typeof createdUs !== 'string' || !/^\d{1,17}$/.test(createdUs) || typeof id !== 'string' || !isUuid(id))
+      throw new Error();
     return { createdUs, id };
   } catch {
-    throw new AppError(400, 'invalid_cursor', 'Malformed cursor', 'cursor is not one this API returned; start again without it', { field: 'cursor' });
+    throw new AppError(
+      400,
+      'invalid_cursor',
+      'Malformed cursor',
+      'cursor is not one this API returned; start again without it',
+      { field: 'cursor' },
+    );
   }
 }

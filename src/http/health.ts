@@ -28,7 +28,12 @@ export type Readiness = {
   database: { reachable: boolean; serverVersion: string | null };
   extensions: Record<string, string | null>;
   /** `tenantsBehind`: tenants not yet at the template's version (they still serve; `tenantforge migrate` brings them). */
-  migrations: { controlPlanePending: string[]; templateVersion: string | null; templateExpected: string; tenantsBehind: number | null };
+  migrations: {
+    controlPlanePending: string[];
+    templateVersion: string | null;
+    templateExpected: string;
+    tenantsBehind: number | null;
+  };
 };
 
 type Source = Pick<Platform, 'control'> & Partial<Pick<Platform, 'config' | 'availability'>>;
@@ -55,13 +60,15 @@ export async function checkReadiness(platform: Source, timeoutMs = 2_000): Promi
         const info = await readServerInfo(platform.control);
         result.database = { reachable: true, serverVersion: info.serverVersion };
         result.extensions = info.extensions;
-        for (const [name, version] of Object.entries(info.extensions)) if (!version) result.problems.push(`extension ${name} is not installed`);
+        for (const [name, version] of Object.entries(info.extensions))
+          if (!version) result.problems.push(`extension ${name} is not installed`);
         const vectorWarning = pgvectorWarning(info.extensions.vector);
         if (vectorWarning) result.warnings.push(vectorWarning);
         result.migrations.controlPlanePending = await pendingControlPlaneMigrations(platform.control);
         if (result.migrations.controlPlanePending.length) result.problems.push('control-plane migrations are pending');
         result.migrations.templateVersion = await currentTemplateVersion(platform.control);
-        if (result.migrations.templateVersion !== expected) result.problems.push(`template is at ${result.migrations.templateVersion}, expected ${expected}`);
+        if (result.migrations.templateVersion !== expected)
+          result.problems.push(`template is at ${result.migrations.templateVersion}, expected ${expected}`);
         result.migrations.tenantsBehind = await countBehind(platform.control, result.migrations.templateVersion);
       })(),
       timeoutMs,
@@ -75,7 +82,9 @@ export async function checkReadiness(platform: Source, timeoutMs = 2_000): Promi
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)),
+  );
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 

@@ -32,7 +32,13 @@ function invalidText(field: string, problem: string): AppError {
 }
 
 function malformedUrl(field: string): AppError {
-  return new AppError(400, 'malformed_url', 'Malformed URL', `${field} has a bad percent-encoding (each % must start a valid UTF-8 sequence like %C3%A9)`, { field });
+  return new AppError(
+    400,
+    'malformed_url',
+    'Malformed URL',
+    `${field} has a bad percent-encoding (each % must start a valid UTF-8 sequence like %C3%A9)`,
+    { field },
+  );
 }
 
 function decodeComponent(raw: string, field: string): string {
@@ -50,7 +56,8 @@ function decodeComponent(raw: string, field: string): string {
 /** Checks every path segment and query parameter (names and values) of a request URL. */
 export function checkUrl(url: string): void {
   const u = new URL(url);
-  for (const [i, segment] of u.pathname.split('/').entries()) decodeComponent(segment, i === 0 ? 'the path' : `path segment ${i}`);
+  for (const [i, segment] of u.pathname.split('/').entries())
+    decodeComponent(segment, i === 0 ? 'the path' : `path segment ${i}`);
   if (u.search.length <= 1) return;
   for (const pair of u.search.slice(1).split('&')) {
     const eq = pair.indexOf('=');
@@ -79,13 +86,20 @@ export function parseJsonBytes(bytes: ArrayBuffer): unknown {
   try {
     text = strictUtf8.decode(bytes);
   } catch {
-    throw new AppError(400, 'invalid_characters', 'Invalid characters', 'the body is not valid UTF-8', { field: '(body)' });
+    throw new AppError(400, 'invalid_characters', 'Invalid characters', 'the body is not valid UTF-8', {
+      field: '(body)',
+    });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new AppError(400, 'malformed_json', 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`);
+    throw new AppError(
+      400,
+      'malformed_json',
+      'Malformed JSON',
+      `the body is not valid JSON: ${(err as Error).message}`,
+    );
   }
   checkJson(value);
   return value;
@@ -107,11 +121,23 @@ export function checkJson(value: unknown): void {
       if (problem) throw invalidText(field, problem);
     } else if (typeof v === 'number') {
       if (!Number.isFinite(v)) {
-        throw new AppError(400, 'validation_failed', 'Request is not valid', `${field}: must be a finite number (this one overflows a double)`, { field, errors: [{ field, message: 'must be a finite number' }] });
+        throw new AppError(
+          400,
+          'validation_failed',
+          'Request is not valid',
+          `${field}: must be a finite number (this one overflows a double)`,
+          { field, errors: [{ field, message: 'must be a finite number' }] },
+        );
       }
     } else if (v !== null && typeof v === 'object') {
       if (depth >= MAX_JSON_DEPTH) {
-        throw new AppError(400, 'too_deeply_nested', 'JSON nested too deeply', `${field}: JSON may nest at most ${MAX_JSON_DEPTH} levels of objects and arrays`, { field, limit: MAX_JSON_DEPTH });
+        throw new AppError(
+          400,
+          'too_deeply_nested',
+          'JSON nested too deeply',
+          `${field}: JSON may nest at most ${MAX_JSON_DEPTH} levels of objects and arrays`,
+          { field, limit: MAX_JSON_DEPTH },
+        );
       }
       const entries = Array.isArray(v) ? v.map((item, i) => [String(i), item] as const) : Object.entries(v);
       for (const [key, item] of entries) {

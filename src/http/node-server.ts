@@ -24,30 +24,77 @@ type Fetch = (request: Request) => Response | Promise<Response>;
 export type HttpServerOptions = { port: number; host: string; log: Logger };
 
 /** A problem+json body for answers given outside Hono (no route, no request context). */
-export function edgeProblem(status: number, code: string, title: string, detail: string): { body: string; requestId: string } {
+export function edgeProblem(
+  status: number,
+  code: string,
+  title: string,
+  detail: string,
+): { body: string; requestId: string } {
   const requestId = randomUUID();
-  const body = JSON.stringify({ type: `https://tenantforge.dev/problems/${code}`, title, status, code, detail, requestId });
+  const body = JSON.stringify({
+    type: `https://tenantforge.dev/problems/${code}`,
+    title,
+    status,
+    code,
+    detail,
+    requestId,
+  });
   return { body, requestId };
 }
 
 /** What Node's parser error means for the client (see the HPE_* codes of llhttp). */
-export function clientErrorProblem(code: string | undefined): { status: number; code: string; title: string; detail: string } {
+export function clientErrorProblem(code: string | undefined): {
+  status: number;
+  code: string;
+  title: string;
+  detail: string;
+} {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'request_header_fields_too_large', title: 'Request header fields too large', detail: `the request line and headers may hold at most ${MAX_HEADER_BYTES} bytes; shorten the URL or the headers` };
+      return {
+        status: 431,
+        code: 'request_header_fields_too_large',
+        title: 'Request header fields too large',
+        detail: `the request line and headers may hold at most ${MAX_HEADER_BYTES} bytes; shorten the URL or the headers`,
+      };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
-      return { status: 408, code: 'request_timeout', title: 'Request timeout', detail: 'the request did not arrive in time' };
+      return {
+        status: 408,
+        code: 'request_timeout',
+        title: 'Request timeout',
+        detail: 'the request did not arrive in time',
+      };
     case 'HPE_INVALID_METHOD':
-      return { status: 400, code: 'malformed_request', title: 'Malformed request', detail: 'the request method is not valid HTTP' };
+      return {
+        status: 400,
+        code: 'malformed_request',
+        title: 'Malformed request',
+        detail: 'the request method is not valid HTTP',
+      };
     case 'HPE_INVALID_URL':
-      return { status: 400, code: 'malformed_url', title: 'Malformed URL', detail: 'the request target is not a valid URL (control characters, spaces or NUL bytes must be percent-encoded)' };
+      return {
+        status: 400,
+        code: 'malformed_url',
+        title: 'Malformed URL',
+        detail:
+          'the request target is not a valid URL (control characters, spaces or NUL bytes must be percent-encoded)',
+      };
     default:
-      return { status: 400, code: 'malformed_request', title: 'Malformed request', detail: `the request is not valid HTTP/1.1 (${code ?? 'parse error'})` };
+      return {
+        status: 400,
+        code: 'malformed_request',
+        title: 'Malformed request',
+        detail: `the request is not valid HTTP/1.1 (${code ?? 'parse error'})`,
+      };
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+};
 
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
   // Nothing to answer on a connection that is gone, or that already has a response under way.
@@ -58,7 +105,10 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
   }
   const problem = clientErrorProblem(err.code);
   const { body, requestId } = edgeProblem(problem.status, problem.code, problem.title, problem.detail);
-  log.info({ requestId, status: problem.status, code: problem.code, parserError: err.code }, 'request refused before routing');
+  log.info(
+    { requestId, status: problem.status, code: problem.code, parserError: err.code },
+    'request refused before routing',
+  );
   socket.end(
     `HTTP/1.1 ${problem.status} ${REASONS[problem.status] ?? 'Bad Request'}\r\n` +
       `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -71,7 +121,12 @@ export function createHttpServer(fetch: Fetch, options: { host: string; log: Log
     hostname: options.host,
     // Requests the adapter cannot build (a bad Host header, a backslash in the path).
     errorHandler: (err) => {
-      const { body } = edgeProblem(400, 'malformed_request', 'Malformed request', `the request cannot be read: ${(err as Error).message}`);
+      const { body } = edgeProblem(
+        400,
+        'malformed_request',
+        'Malformed request',
+        `the request cannot be read: ${(err as Error).message}`,
+      );
       return new Response(body, { status: 400, headers: { 'content-type': 'application/problem+json' } });
     },
   });
@@ -80,7 +135,11 @@ export function createHttpServer(fetch: Fetch, options: { host: string; log: Log
   return server;
 }
 
-export function startHttpServer(fetch: Fetch, options: HttpServerOptions, onListening?: (port: number) => void): Server {
+export function startHttpServer(
+  fetch: Fetch,
+  options: HttpServerOptions,
+  onListening?: (port: number) => void,
+): Server {
   const server = createHttpServer(fetch, options);
   server.listen(options.port, options.host, () => {
     const address = server.address();

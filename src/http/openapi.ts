@@ -32,7 +32,12 @@ export class OpenApi {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const r of this.#routes) {
       const parameters = [
-        ...[...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
+        ...[...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+          name: m[1],
+          in: 'path',
+          required: true,
+          schema: { type: 'string' },
+        })),
         ...queryParameters(r.query),
       ];
       (paths[r.path] ??= {})[r.method] = {
@@ -40,19 +45,30 @@ export class OpenApi {
         summary: r.summary,
         security: r.auth === 'none' ? [] : [{ [r.auth === 'admin' ? 'adminToken' : 'tenantKey']: [] }],
         ...(parameters.length ? { parameters } : {}),
-        ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } } } : {}),
+        ...(r.body
+          ? {
+              requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } },
+            }
+          : {}),
         responses: {
           [String(r.status ?? 200)]: {
             description: 'success',
             ...(r.response ? { content: { 'application/json': { schema: jsonSchema(r.response, 'output') } } } : {}),
           },
-          default: { description: 'error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+          default: {
+            description: 'error',
+            content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+          },
         },
       };
     }
     return {
       openapi: '3.1.0',
-      info: { title: 'tenantforge', version: '0.1.0', description: 'Schema-per-tenant PostgreSQL for trading and vector workloads' },
+      info: {
+        title: 'tenantforge',
+        version: '0.1.0',
+        description: 'Schema-per-tenant PostgreSQL for trading and vector workloads',
+      },
       paths,
       components: {
         securitySchemes: {
@@ -64,9 +80,16 @@ export class OpenApi {
             type: 'object',
             required: ['type', 'title', 'status', 'code'],
             properties: {
-              type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' },
-              detail: { type: 'string' }, instance: { type: 'string' }, requestId: { type: 'string' }, field: { type: 'string' },
-              index: { type: 'integer' }, errors: { type: 'array', items: { type: 'object' } },
+              type: { type: 'string' },
+              title: { type: 'string' },
+              status: { type: 'integer' },
+              code: { type: 'string' },
+              detail: { type: 'string' },
+              instance: { type: 'string' },
+              requestId: { type: 'string' },
+              field: { type: 'string' },
+              index: { type: 'integer' },
+              errors: { type: 'array', items: { type: 'object' } },
             },
           },
         },
@@ -83,5 +106,10 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): unknown {
 function queryParameters(query: z.ZodType | undefined): unknown[] {
   if (!query) return [];
   const schema = jsonSchema(query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
-  return Object.entries(schema.properties ?? {}).map(([name, s]) => ({ name, in: 'query', required: schema.required?.includes(name) ?? false, schema: s }));
+  return Object.entries(schema.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: 'query',
+    required: schema.required?.includes(name) ?? false,
+    schema: s,
+  }));
 }

@@ -25,7 +25,11 @@ export type ProblemInput = {
 
 export type Problem = ProblemInput & { type: string; instance: string; requestId: string };
 
-export function problemResponse(c: Context<AppEnv>, problem: ProblemInput, headers: Record<string, string> = {}): Response {
+export function problemResponse(
+  c: Context<AppEnv>,
+  problem: ProblemInput,
+  headers: Record<string, string> = {},
+): Response {
   const body: Problem = {
     ...problem,
     type: `https://tenantforge.dev/problems/${problem.code}`,
@@ -49,19 +53,37 @@ export function validationProblem(error: ZodError): AppError {
   const first = errors[0]!;
   const row = error.issues[0]!.path[1];
   const index = typeof row === 'number' ? { index: row } : {};
-  return new AppError(400, 'validation_failed', 'Request is not valid', `${first.field}: ${first.message}`, { field: first.field, ...index, errors });
+  return new AppError(400, 'validation_failed', 'Request is not valid', `${first.field}: ${first.message}`, {
+    field: first.field,
+    ...index,
+    errors,
+  });
 }
 
 export function problemHandler(log: Logger, options: { debug: boolean }): ErrorHandler<AppEnv> {
   return (err, c) => {
     if (err instanceof AppError) {
       const headers: Record<string, string> =
-        err.status === 401 ? { 'www-authenticate': 'Bearer' } : err.status === 429 || err.status === 503 ? { 'retry-after': String(err.extras.retryAfter ?? 1) } : {};
-      return problemResponse(c, { status: err.status, code: err.code, title: err.title, detail: err.message, ...err.extras }, headers);
+        err.status === 401
+          ? { 'www-authenticate': 'Bearer' }
+          : err.status === 429 || err.status === 503
+            ? { 'retry-after': String(err.extras.retryAfter ?? 1) }
+            : {};
+      return problemResponse(
+        c,
+        { status: err.status, code: err.code, title: err.title, detail: err.message, ...err.extras },
+        headers,
+      );
     }
     if (err instanceof ZodError) {
       const mapped = validationProblem(err);
-      return problemResponse(c, { status: 400, code: mapped.code, title: mapped.title, detail: mapped.message, ...mapped.extras });
+      return problemResponse(c, {
+        status: 400,
+        code: mapped.code,
+        title: mapped.title,
+        detail: mapped.message,
+        ...mapped.extras,
+      });
     }
     if (err instanceof HTTPException) {
       const code = err.status === 413 ? 'payload_too_large' : `http_${err.status}`;
@@ -69,20 +91,52 @@ export function problemHandler(log: Logger, options: { debug: boolean }): ErrorH
     }
     const e = err as Error & { code?: string };
     if (e.code === SQLSTATE.queryCanceled) {
-      return problemResponse(c, { status: 503, code: 'statement_timeout', title: 'The database took too long', detail: 'the query hit its statement timeout; retry or narrow the request' }, { 'retry-after': '1' });
+      return problemResponse(
+        c,
+        {
+          status: 503,
+          code: 'statement_timeout',
+          title: 'The database took too long',
+          detail: 'the query hit its statement timeout; retry or narrow the request',
+        },
+        { 'retry-after': '1' },
+      );
     }
     if (e.code === SQLSTATE.lockNotAvailable) {
-      return problemResponse(c, { status: 503, code: 'lock_timeout', title: 'The data is busy', detail: 'a lock the request needs is held by another session of this tenant; retry shortly' }, { 'retry-after': '1' });
+      return problemResponse(
+        c,
+        {
+          status: 503,
+          code: 'lock_timeout',
+          title: 'The data is busy',
+          detail: 'a lock the request needs is held by another session of this tenant; retry shortly',
+        },
+        { 'retry-after': '1' },
+      );
     }
     if (isDatabaseUnavailable(err)) {
       log.warn({ code: e.code, requestId: c.get('requestId'), path: c.req.path }, 'database unavailable');
-      return problemResponse(c, { status: 503, code: 'database_unavailable', title: 'Database unavailable', detail: 'the database is unreachable or restarting; retry shortly' }, { 'retry-after': '2' });
+      return problemResponse(
+        c,
+        {
+          status: 503,
+          code: 'database_unavailable',
+          title: 'Database unavailable',
+          detail: 'the database is unreachable or restarting; retry shortly',
+        },
+        { 'retry-after': '2' },
+      );
     }
     if (typeof e.code === 'string' && e.code.startsWith('22')) {
       // A data exception (class 22) is a value PostgreSQL refused: input the edge checks
       // missed. The request is at fault, not the service; the log keeps it for fixing.
       log.warn({ err, requestId: c.get('requestId'), path: c.req.path }, 'value refused by the database');
-      return problemResponse(c, { status: 400, code: 'invalid_value', title: 'Invalid value', detail: `the database refused a value of this request: ${e.message}` });
+      return problemResponse(c, {
+        status: 400,
+        code: 'invalid_value',
+        title: 'Invalid value',
+        detail: `the database refused a value of this request: ${e.message}`,
+      });
     }
     log.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'unhandled error');
     return problemResponse(c, {

@@ -13,7 +13,14 @@ import { withRetry } from '../db/retry.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import type { CheckName, Violation } from './checks/catalog.ts';
 
-export type FixResult = { check: CheckName; tenantId: string | null; object: string; sql: string; applied: boolean; error?: string };
+export type FixResult = {
+  check: CheckName;
+  tenantId: string | null;
+  object: string;
+  sql: string;
+  applied: boolean;
+  error?: string;
+};
 
 export async function applyFixes(sql: Sql, violations: Violation[]): Promise<FixResult[]> {
   const results: FixResult[] = [];

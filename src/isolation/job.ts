@@ -19,7 +19,12 @@ import { validate } from './validator.ts';
 
 export type ValidatorJob = PeriodicJob;
 
-export function startValidatorJob(options: { sql: Sql; intervalMs: number; log: Logger; backoffBaseMs?: number }): ValidatorJob {
+export function startValidatorJob(options: {
+  sql: Sql;
+  intervalMs: number;
+  log: Logger;
+  backoffBaseMs?: number;
+}): ValidatorJob {
   const { sql, intervalMs, log } = options;
 
   const runOnce = async () => {
@@ -30,19 +35,40 @@ export function startValidatorJob(options: { sql: Sql; intervalMs: number; log: 
       const report = await validate(sql);
       await saveReport(sql, report);
       const failing = Object.fromEntries(Object.entries(report.counts).filter(([, n]) => n > 0));
-      if (report.outcome === 'clean') log.info({ tenants: report.tenantsChecked, durationMs: report.durationMs }, 'isolation validated: clean');
-      else log.warn({ tenants: report.tenantsChecked, violations: report.violations.length, checks: failing, durationMs: report.durationMs }, 'isolation violations found');
+      if (report.outcome === 'clean')
+        log.info({ tenants: report.tenantsChecked, durationMs: report.durationMs }, 'isolation validated: clean');
+      else
+        log.warn(
+          {
+            tenants: report.tenantsChecked,
+            violations: report.violations.length,
+            checks: failing,
+            durationMs: report.durationMs,
+          },
+          'isolation violations found',
+        );
     } catch (err) {
       // An outage is not a finding: nothing can be stored now, and the job retries soon.
       if (isDatabaseUnavailable(err)) throw err;
       log.error({ err }, 'isolation validator could not run');
       const finishedAt = new Date().toISOString();
       await saveReport(sql, {
-        outcome: 'error', scope: { tenant: null }, startedAt, finishedAt,
-        durationMs: Date.parse(finishedAt) - Date.parse(startedAt), tenantsChecked: 0, error: (err as Error).message,
+        outcome: 'error',
+        scope: { tenant: null },
+        startedAt,
+        finishedAt,
+        durationMs: Date.parse(finishedAt) - Date.parse(startedAt),
+        tenantsChecked: 0,
+        error: (err as Error).message,
       });
     }
   };
 
-  return startPeriodic({ name: 'isolation validator', intervalMs, run: runOnce, log, backoffBaseMs: options.backoffBaseMs });
+  return startPeriodic({
+    name: 'isolation validator',
+    intervalMs,
+    run: runOnce,
+    log,
+    backoffBaseMs: options.backoffBaseMs,
+  });
 }

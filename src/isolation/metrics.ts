@@ -24,9 +24,25 @@ export function renderMetrics(latest: ReportSummary | undefined): string {
     'Isolation violations found by the latest validator run, per check.',
     counts ? CHECK_NAMES.map((check) => [`{check="${check}"}`, counts[check] ?? 0]) : [],
   );
-  gauge('tenantforge_isolation_last_run_ok', 'Whether the latest validator run completed (1) or could not run (0).', latest ? [['', latest.outcome === 'error' ? 0 : 1]] : []);
-  gauge('tenantforge_isolation_last_run_timestamp_seconds', 'When the latest validator run finished (Unix time).', latest ? [['', Date.parse(latest.finishedAt) / 1000]] : []);
-  gauge('tenantforge_isolation_last_run_duration_seconds', 'How long the latest validator run took.', latest ? [['', latest.durationMs / 1000]] : []);
-  gauge('tenantforge_isolation_tenants_checked', 'Tenants the latest validator run covered.', latest ? [['', latest.tenantsChecked]] : []);
+  gauge(
+    'tenantforge_isolation_last_run_ok',
+    'Whether the latest validator run completed (1) or could not run (0).',
+    latest ? [['', latest.outcome === 'error' ? 0 : 1]] : [],
+  );
+  gauge(
+    'tenantforge_isolation_last_run_timestamp_seconds',
+    'When the latest validator run finished (Unix time).',
+    latest ? [['', Date.parse(latest.finishedAt) / 1000]] : [],
+  );
+  gauge(
+    'tenantforge_isolation_last_run_duration_seconds',
+    'How long the latest validator run took.',
+    latest ? [['', latest.durationMs / 1000]] : [],
+  );
+  gauge(
+    'tenantforge_isolation_tenants_checked',
+    'Tenants the latest validator run covered.',
+    latest ? [['', latest.tenantsChecked]] : [],
+  );
   return lines.join('\n') + '\n';
 }

@@ -50,7 +50,14 @@ export async function latestReport(sql: Sql): Promise<StoredReport | undefined> 
 }
 
 export async function latestSummary(sql: Sql): Promise<ReportSummary | undefined> {
-  const [row] = await sql<{ id: string; outcome: Run['outcome']; tenants_checked: string; report: Pick<Run, 'startedAt' | 'finishedAt' | 'durationMs'> & { counts?: Record<CheckName, number> } }[]>`
+  const [row] = await sql<
+    {
+      id: string;
+      outcome: Run['outcome'];
+      tenants_checked: string;
+      report: Pick<Run, 'startedAt' | 'finishedAt' | 'durationMs'> & { counts?: Record<CheckName, number> };
+    }[]
+  >`
     select id, outcome, tenants_checked,
            jsonb_build_object('startedAt', report->'startedAt', 'finishedAt', report->'finishedAt',
                               'durationMs', report->'durationMs', 'counts', report->'counts') as report

@@ -19,8 +19,12 @@ export function isolationRoutes(sql: Sql, extraMetrics: () => Promise<string> = 
   app.get('/v1/admin/isolation', async (c) => {
     const report = await latestReport(sql);
     if (!report) {
-      throw new AppError(404, 'isolation_report_not_found', 'No isolation report yet',
-        'the validator has not run yet: wait for its scheduled run or run `tenantforge validate`');
+      throw new AppError(
+        404,
+        'isolation_report_not_found',
+        'No isolation report yet',
+        'the validator has not run yet: wait for its scheduled run or run `tenantforge validate`',
+      );
     }
     return c.json(report);
   });

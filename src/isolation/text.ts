@@ -23,7 +23,10 @@ export function formatReport(report: IsolationReport): string {
   for (const n of report.notChecked) lines.push('', `not checked: ${n.tenantSlug} (${n.tenantId}): ${n.reason}`);
   if (report.fixes) {
     const failed = report.fixes.filter((f) => !f.applied);
-    lines.push('', `--fix applied ${report.fixes.length - failed.length} of ${report.fixes.length} repair(s), then checked again`);
+    lines.push(
+      '',
+      `--fix applied ${report.fixes.length - failed.length} of ${report.fixes.length} repair(s), then checked again`,
+    );
     for (const f of failed) lines.push(`  failed: ${f.sql}: ${f.error}`);
   }
   return lines.join('\n');

@@ -38,8 +38,20 @@ import { applyFixes, type FixResult } from './fix.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
 
 const FAMILIES = [
-  registryChecks, roleChecks, ownershipChecks, rlsChecks, policyChecks, grantChecks,
-  defaultPrivilegeChecks, tenantDefaultPrivilegeChecks, roleSettingChecks, routineChecks, functionChecks, chunkChecks, platformChecks, driftChecks,
+  registryChecks,
+  roleChecks,
+  ownershipChecks,
+  rlsChecks,
+  policyChecks,
+  grantChecks,
+  defaultPrivilegeChecks,
+  tenantDefaultPrivilegeChecks,
+  roleSettingChecks,
+  routineChecks,
+  functionChecks,
+  chunkChecks,
+  platformChecks,
+  driftChecks,
 ];
 
 export type ValidateOptions = {
@@ -72,7 +84,8 @@ export class ValidatorError extends Error {
 export async function validate(sql: Sql, options: ValidateOptions = {}): Promise<IsolationReport> {
   const startedAt = new Date();
   const started = performance.now();
-  const inspectAll = () => retryRaces(() => sql.begin('isolation level repeatable read read only', (tx) => inspect(tx as Tx, options.tenant)));
+  const inspectAll = () =>
+    retryRaces(() => sql.begin('isolation level repeatable read read only', (tx) => inspect(tx as Tx, options.tenant)));
   let result = await inspectAll();
   let fixes: FixResult[] | undefined;
   if (options.fix) {
@@ -102,7 +115,10 @@ export async function validate(sql: Sql, options: ValidateOptions = {}): Promise
  */
 export type NotChecked = { tenantId: string; tenantSlug: string; reason: string };
 
-export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked: number; violations: Violation[]; notChecked: NotChecked[] }> {
+export async function inspect(
+  tx: Tx,
+  tenant?: string,
+): Promise<{ tenantsChecked: number; violations: Violation[]; notChecked: NotChecked[] }> {
   const tenants = await tx<RegistryTenant[]>`
     select id::text, slug, schema_name as schema, role_name as role, status, plan, template_version as version from platform.tenants
     where status <> 'purged' ${tenant ? tx`and (id::text = ${tenant} or lower(slug) = lower(${tenant}))` : tx``}
@@ -110,14 +126,18 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
   if (tenant && tenants.length === 0) throw notFound('tenant', tenant);
   const locked = await lockedTenants(tx, tenants);
   const structures = new Map(
-    (await tx<{ version: string; structure: string[] }[]>`
-      select version, structure from platform.template_versions where version = any(${[...new Set(tenants.map((t) => t.version!))]})`).map((r) => [r.version, r.structure]),
+    (
+      await tx<{ version: string; structure: string[] }[]>`
+      select version, structure from platform.template_versions where version = any(${[...new Set(tenants.map((t) => t.version!))]})`
+    ).map((r) => [r.version, r.structure]),
   );
   try {
     await tx.unsafe(`set local role ${ROLES.validator}`);
   } catch (err) {
     if ((err as { code?: string }).code !== SQLSTATE.insufficientPrivilege) throw err;
-    throw new ValidatorError(`this connection's role cannot act as ${ROLES.validator}; a superuser runs: grant ${ROLES.validator} to <the DATABASE_URL role>`);
+    throw new ValidatorError(
+      `this connection's role cannot act as ${ROLES.validator}; a superuser runs: grant ${ROLES.validator} to <the DATABASE_URL role>`,
+    );
   }
   // pg_catalog only, first in the path so nothing can shadow its names; short lock waits,
   // as deparsing a policy takes a share lock on its table (a lock taken after the look
@@ -132,7 +152,11 @@ export async function inspect(tx: Tx, tenant?: string): Promise<{ tenantsChecked
   violations.sort(byCheckThenObject);
   const notChecked = tenants
     .filter((t) => locked.has(t.id))
-    .map((t) => ({ tenantId: t.id, tenantSlug: t.slug, reason: `policies not checked: a table is locked by pid ${locked.get(t.id)}` }));
+    .map((t) => ({
+      tenantId: t.id,
+      tenantSlug: t.slug,
+      reason: `policies not checked: a table is locked by pid ${locked.get(t.id)}`,
+    }));
   return { tenantsChecked: tenants.length, violations, notChecked };
 }
 
@@ -163,14 +187,25 @@ async function retryRaces<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
       return await run();
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      const raced = e.code === SQLSTATE.lockNotAvailable || (e.code === SQLSTATE.internalError && /could not open relation/.test(e.message ?? '')) || (e.code === SQLSTATE.invalidTextRepresentation && (e.message ?? '').includes(VANISHED));
+      const raced =
+        e.code === SQLSTATE.lockNotAvailable ||
+        (e.code === SQLSTATE.internalError && /could not open relation/.test(e.message ?? '')) ||
+        (e.code === SQLSTATE.invalidTextRepresentation && (e.message ?? '').includes(VANISHED));
       if (!raced || attempt >= attempts) throw err;
     }
   }
 }
 
 function normalise(v: Violation): Violation {
-  return { check: v.check, tenantId: v.tenantId, tenantSlug: v.tenantSlug, object: v.object, rule: v.rule, fix: v.fix, autofix: v.autofix };
+  return {
+    check: v.check,
+    tenantId: v.tenantId,
+    tenantSlug: v.tenantSlug,
+    object: v.object,
+    rule: v.rule,
+    fix: v.fix,
+    autofix: v.autofix,
+  };
 }
 
 function byCheckThenObject(a: Violation, b: Violation): number {

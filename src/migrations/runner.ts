@@ -39,7 +39,14 @@ export class RunInProgressError extends Error {
   override name = 'RunInProgressError';
 }
 
-export type Progress = { total: number; done: number; migrated: number; failed: number; skipped: number; elapsedMs: number };
+export type Progress = {
+  total: number;
+  done: number;
+  migrated: number;
+  failed: number;
+  skipped: number;
+  elapsedMs: number;
+};
 
 export type RunnerOptions = {
   concurrency: number;
@@ -58,7 +65,14 @@ export type RunnerOptions = {
   log?: Logger;
 };
 
-export type TenantFailure = { tenantId: string; schema: string; migration: string | null; code: string | null; error: string; attempts: number };
+export type TenantFailure = {
+  tenantId: string;
+  schema: string;
+  migration: string | null;
+  code: string | null;
+  error: string;
+  attempts: number;
+};
 
 export type RunSummary = {
   status: 'current' | 'succeeded' | 'failed' | 'interrupted';
@@ -82,7 +96,10 @@ export async function migrateTenants(sql: Sql, options: RunnerOptions): Promise<
     const [got] = options.wait
       ? await lock`select true as ok from (select pg_advisory_lock(hashtext(${RUN_LOCK_KEY}))) waited`
       : await lock`select pg_try_advisory_lock(hashtext(${RUN_LOCK_KEY})) as ok`;
-    if (!got!.ok) throw new RunInProgressError('another tenant migration run is in progress; wait for it to finish (see GET /v1/admin/migrations) or pass --wait');
+    if (!got!.ok)
+      throw new RunInProgressError(
+        'another tenant migration run is in progress; wait for it to finish (see GET /v1/admin/migrations) or pass --wait',
+      );
     try {
       return await run(sql, options, started);
     } finally {
@@ -95,23 +112,43 @@ export async function migrateTenants(sql: Sql, options: RunnerOptions): Promise<
 
 async function run(sql: Sql, options: RunnerOptions, started: number): Promise<RunSummary> {
   await closeAbandonedRuns(sql);
-  const ledger = await sql<LedgerEntry[]>`select name, checksum, tenant_plan from platform.template_migrations order by name`;
+  const ledger = await sql<
+    LedgerEntry[]
+  >`select name, checksum, tenant_plan from platform.template_migrations order by name`;
   const targetVersion = templateVersionOf(ledger);
   const behind = await behindTenants(sql, targetVersion);
   const summary: RunSummary = {
-    status: 'current', runId: null, targetVersion, total: behind.length, migrated: 0, failed: 0, skipped: 0,
-    durationMs: 0, tenantsPerSecond: 0, failures: [],
+    status: 'current',
+    runId: null,
+    targetVersion,
+    total: behind.length,
+    migrated: 0,
+    failed: 0,
+    skipped: 0,
+    durationMs: 0,
+    tenantsPerSecond: 0,
+    failures: [],
   };
   if (behind.length === 0) return finish(summary, started);
 
   // Each version the template has been at, and how many files it had then.
   const prefixes = new Map(ledger.map((_, i) => [templateVersionOf(ledger.slice(0, i + 1)), i] as const));
   const runId = (summary.runId = await startRun(sql, targetVersion, options.actor, behind.length));
-  options.log?.info({ runId, targetVersion, tenants: behind.length, concurrency: options.concurrency }, 'tenant migration run started');
+  options.log?.info(
+    { runId, targetVersion, tenants: behind.length, concurrency: options.concurrency },
+    'tenant migration run started',
+  );
   let lastSaved = performance.now();
   const progress = () => {
     const { total, migrated, failed, skipped } = summary;
-    options.onProgress?.({ total, done: migrated + failed + skipped, migrated, failed, skipped, elapsedMs: performance.now() - started });
+    options.onProgress?.({
+      total,
+      done: migrated + failed + skipped,
+      migrated,
+      failed,
+      skipped,
+      elapsedMs: performance.now() - started,
+    });
   };
   progress();
 
@@ -121,14 +158,21 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
       const tenant = behind[next++]!;
       const began = performance.now();
       const outcome = await migrateOne(sql, tenant, ledger, prefixes, targetVersion, options);
-      options.onTenant?.({ id: tenant.id, outcome: typeof outcome === 'string' ? outcome : 'failed', ms: performance.now() - began });
+      options.onTenant?.({
+        id: tenant.id,
+        outcome: typeof outcome === 'string' ? outcome : 'failed',
+        ms: performance.now() - began,
+      });
       if (outcome === 'migrated') summary.migrated++;
       else if (outcome === 'skipped') summary.skipped++;
       else {
         summary.failed++;
         summary.failures.push(outcome);
         await recordFailure(sql, runId, outcome);
-        options.log?.warn({ runId, tenantId: tenant.id, schema: tenant.schema, code: outcome.code, err: outcome.error }, 'tenant migration failed');
+        options.log?.warn(
+          { runId, tenantId: tenant.id, schema: tenant.schema, code: outcome.code, err: outcome.error },
+          'tenant migration failed',
+        );
       }
       progress();
       if (performance.now() - lastSaved > 1_000) {
@@ -139,18 +183,33 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, behind.length) }, worker));
 
-  summary.status = options.signal?.aborted && summary.migrated + summary.failed + summary.skipped < summary.total
-    ? 'interrupted'
-    : summary.failed ? 'failed' : 'succeeded';
+  summary.status =
+    options.signal?.aborted && summary.migrated + summary.failed + summary.skipped < summary.total
+      ? 'interrupted'
+      : summary.failed
+        ? 'failed'
+        : 'succeeded';
   await updateRun(sql, runId, summary, summary.status);
   finish(summary, started);
-  options.log?.info({ runId, status: summary.status, migrated: summary.migrated, failed: summary.failed, durationMs: summary.durationMs }, 'tenant migration run finished');
+  options.log?.info(
+    {
+      runId,
+      status: summary.status,
+      migrated: summary.migrated,
+      failed: summary.failed,
+      durationMs: summary.durationMs,
+    },
+    'tenant migration run finished',
+  );
   return summary;
 }
 
 function finish(summary: RunSummary, started: number): RunSummary {
   summary.durationMs = Math.round((performance.now() - started) * 10) / 10;
-  summary.tenantsPerSecond = summary.durationMs > 0 ? Math.round(((summary.migrated + summary.failed) / summary.durationMs) * 1000 * 10) / 10 : 0;
+  summary.tenantsPerSecond =
+    summary.durationMs > 0
+      ? Math.round(((summary.migrated + summary.failed) / summary.durationMs) * 1000 * 10) / 10
+      : 0;
   return summary;
 }
 
@@ -164,13 +223,23 @@ const MOVED = 'TF409';
  * new version. Every value inlined is validated (uuid, schema and role names, file names,
  * hex checksums).
  */
-async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[], prefixes: Map<string, number>, target: string, options: RunnerOptions): Promise<'migrated' | 'skipped' | TenantFailure> {
+async function migrateOne(
+  sql: Sql,
+  tenant: BehindTenant,
+  ledger: LedgerEntry[],
+  prefixes: Map<string, number>,
+  target: string,
+  options: RunnerOptions,
+): Promise<'migrated' | 'skipped' | TenantFailure> {
   let pending: LedgerEntry[] = [];
   for (let attempt = 1; ; attempt++) {
     try {
       // The files a tenant lacks follow from its version: tenants are always at a prefix of the ledger.
       const at = prefixes.get(tenant.version) ?? -1;
-      if (at < 0) throw new Error(`tenant is at ${tenant.version}, which is not a version of this template; provision it again or restore it`);
+      if (at < 0)
+        throw new Error(
+          `tenant is at ${tenant.version}, which is not a version of this template; provision it again or restore it`,
+        );
       pending = ledger.slice(at + 1);
       const statements = [
         `select set_config('lock_timeout', '${Math.round(options.lockTimeoutMs)}ms', true)`,
@@ -179,9 +248,18 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
         `set local role ${ROLES.owner}`,
       ];
       for (const m of pending) {
-        if (!m.tenant_plan) throw new Error(`${m.name} has no tenant plan (it was applied to the template before tenant plans existed); provision the tenant again`);
-        statements.push(...renderClonePlan({ templateVersion: target, tables: [], hypertables: [], steps: loadedPlan(m.tenant_plan).steps }, tenant));
-        if (m.tenant_plan.data) statements.push(...dataSection(m.tenant_plan.data, tenant.id, tenant), `set local role ${ROLES.owner}`);
+        if (!m.tenant_plan)
+          throw new Error(
+            `${m.name} has no tenant plan (it was applied to the template before tenant plans existed); provision the tenant again`,
+          );
+        statements.push(
+          ...renderClonePlan(
+            { templateVersion: target, tables: [], hypertables: [], steps: loadedPlan(m.tenant_plan).steps },
+            tenant,
+          ),
+        );
+        if (m.tenant_plan.data)
+          statements.push(...dataSection(m.tenant_plan.data, tenant.id, tenant), `set local role ${ROLES.owner}`);
       }
       statements.push(
         'reset role',
@@ -200,8 +278,20 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
         await new Promise((r) => setTimeout(r, base * 2 ** (attempt - 1) * (0.75 + Math.random() / 2)));
         continue;
       }
-      const hint = e.code === SQLSTATE.outOfMemory ? ' (raise max_locks_per_transaction, or lower TENANTFORGE_MIGRATE_CONCURRENCY)' : busy ? ` (still busy after ${attempt} attempts; rerun later)` : '';
-      return { tenantId: tenant.id, schema: tenant.schema, migration: pending[0]?.name ?? null, code: e.code ?? null, error: `${e.message ?? String(err)}${hint}`, attempts: attempt };
+      const hint =
+        e.code === SQLSTATE.outOfMemory
+          ? ' (raise max_locks_per_transaction, or lower TENANTFORGE_MIGRATE_CONCURRENCY)'
+          : busy
+            ? ` (still busy after ${attempt} attempts; rerun later)`
+            : '';
+      return {
+        tenantId: tenant.id,
+        schema: tenant.schema,
+        migration: pending[0]?.name ?? null,
+        code: e.code ?? null,
+        error: `${e.message ?? String(err)}${hint}`,
+        attempts: attempt,
+      };
     }
   }
 }
@@ -209,7 +299,8 @@ async function migrateOne(sql: Sql, tenant: BehindTenant, ledger: LedgerEntry[],
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
 function uuid(id: string): string {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) throw new Error(`unexpected tenant id ${id}`);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id))
+    throw new Error(`unexpected tenant id ${id}`);
   return id;
 }
 

@@ -11,7 +11,16 @@ import type { MigrationRunStatus } from '../db/schema.ts';
 import { countBehind } from './behind.ts';
 import { currentTemplateVersion } from './template.ts';
 
-export type MigrationFailure = { tenantId: string; slug: string; schema: string; migration: string | null; code: string | null; error: string; attempts: number; failedAt: string };
+export type MigrationFailure = {
+  tenantId: string;
+  slug: string;
+  schema: string;
+  migration: string | null;
+  code: string | null;
+  error: string;
+  attempts: number;
+  failedAt: string;
+};
 
 export type MigrationRun = {
   id: number;
@@ -42,7 +51,12 @@ export async function startRun(sql: Sql, targetVersion: string, actor: string, t
   return Number(run!.id);
 }
 
-export async function updateRun(sql: Sql, id: number, counts: { migrated: number; failed: number }, status?: MigrationRunStatus): Promise<void> {
+export async function updateRun(
+  sql: Sql,
+  id: number,
+  counts: { migrated: number; failed: number },
+  status?: MigrationRunStatus,
+): Promise<void> {
   await sql`
     update platform.migration_runs set migrated = ${counts.migrated}, failed = ${counts.failed},
       status = ${status ?? 'running'}, finished_at = ${status && status !== 'running' ? sql`now()` : null}
@@ -66,11 +80,34 @@ export async function migrationStatus(sql: Sql): Promise<MigrationStatus> {
   const targetVersion = await currentTemplateVersion(sql);
   const [tenantsBehind, [run]] = await Promise.all([
     countBehind(sql, targetVersion),
-    sql<{ id: string; status: MigrationRunStatus; target_version: string; actor: string; started_at: Date; finished_at: Date | null; total: number; migrated: number; failed: number }[]>`
+    sql<
+      {
+        id: string;
+        status: MigrationRunStatus;
+        target_version: string;
+        actor: string;
+        started_at: Date;
+        finished_at: Date | null;
+        total: number;
+        migrated: number;
+        failed: number;
+      }[]
+    >`
       select * from platform.migration_runs order by started_at desc, id desc limit 1`,
   ]);
   if (!run) return { targetVersion, tenantsBehind, run: null };
-  const failures = await sql<{ tenant_id: string; slug: string; schema_name: string; migration: string | null; code: string | null; error: string; attempts: number; failed_at: Date }[]>`
+  const failures = await sql<
+    {
+      tenant_id: string;
+      slug: string;
+      schema_name: string;
+      migration: string | null;
+      code: string | null;
+      error: string;
+      attempts: number;
+      failed_at: Date;
+    }[]
+  >`
     select f.tenant_id::text, t.slug, t.schema_name, f.migration, f.code, f.error, f.attempts, f.failed_at
     from platform.migration_failures f join platform.tenants t on t.id = f.tenant_id
     where f.run_id = ${run.id} order by f.failed_at, f.tenant_id limit ${FAILURES_SHOWN}`;
@@ -88,8 +125,14 @@ export async function migrationStatus(sql: Sql): Promise<MigrationStatus> {
       migrated: run.migrated,
       failed: run.failed,
       failures: failures.map((f) => ({
-        tenantId: f.tenant_id, slug: f.slug, schema: f.schema_name, migration: f.migration, code: f.code, error: f.error,
-        attempts: f.attempts, failedAt: f.failed_at.toISOString(),
+        tenantId: f.tenant_id,
+        slug: f.slug,
+        schema: f.schema_name,
+        migration: f.migration,
+        code: f.code,
+        error: f.error,
+        attempts: f.attempts,
+        failedAt: f.failed_at.toISOString(),
       })),
     },
   };

@@ -33,17 +33,23 @@ export async function migrateTemplate(
     await tx.unsafe(`set local role ${ROLES.owner}`);
     await tx.unsafe(`create schema if not exists ${TEMPLATE_SCHEMA}`);
     await tx.unsafe(`revoke all on schema ${TEMPLATE_SCHEMA} from public`);
-    const done = await tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations`;
+    const done = await tx<
+      { name: string; checksum: string }[]
+    >`select name, checksum from platform.template_migrations`;
     const unknown = done.filter((d) => !migrations.some((m) => m.name === d.name));
     if (unknown.length) {
-      throw new MigrationError(`the template has migrations this build does not know: ${unknown.map((u) => u.name).join(', ')} (is this an older build?)`);
+      throw new MigrationError(
+        `the template has migrations this build does not know: ${unknown.map((u) => u.name).join(', ')} (is this an older build?)`,
+      );
     }
     const pending: TenantMigration[] = [];
     for (const m of migrations) {
       const previous = done.find((d) => d.name === m.name);
       if (!previous) pending.push(m);
       else if (previous.checksum !== m.checksum) {
-        throw new MigrationError(`tenant migration sql/${m.name}.sql was edited after it was applied; revert it and add a new file instead`);
+        throw new MigrationError(
+          `tenant migration sql/${m.name}.sql was edited after it was applied; revert it and add a new file instead`,
+        );
       }
     }
     for (const m of pending) checkDataStatements(m);
@@ -87,7 +93,9 @@ async function runOnTemplate(tx: Tx, m: TenantMigration, text: string, offset: n
   } catch (err) {
     const e = err as { message: string; position?: string; code?: string };
     const where = e.position ? ` (line ${lineAt(m.sql, offset + Number(e.position) - 1)})` : '';
-    throw new MigrationError(`tenant migration sql/${m.name}.sql failed on the template${where}: ${e.message}; nothing was applied, no tenant was touched`);
+    throw new MigrationError(
+      `tenant migration sql/${m.name}.sql failed on the template${where}: ${e.message}; nothing was applied, no tenant was touched`,
+    );
   }
 }
 
@@ -105,6 +113,8 @@ function checkDataStatements(m: TenantMigration): void {
 
 /** The version the database's template is at (from its ledger). */
 export async function currentTemplateVersion(sql: Sql): Promise<string> {
-  const rows = await sql<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`;
+  const rows = await sql<
+    { name: string; checksum: string }[]
+  >`select name, checksum from platform.template_migrations order by name`;
   return templateVersionOf(rows);
 }

@@ -25,7 +25,15 @@ const SCHEMA = '\u0000schema\u0000';
 
 export type TenantPlan = { steps: PlanStep[]; data: string | null };
 
-type Column = { table_oid: number; relname: string; attnum: number; attname: string; type: string; notnull: boolean; default: string | null };
+type Column = {
+  table_oid: number;
+  relname: string;
+  attnum: number;
+  attname: string;
+  type: string;
+  notnull: boolean;
+  default: string | null;
+};
 type Check = { relname: string; conname: string; def: string };
 
 export type TemplateShape = { plan: ClonePlan | null; tables: Map<number, string>; columns: Column[]; checks: Check[] };
@@ -65,15 +73,20 @@ export function diffShapes(before: TemplateShape, after: TemplateShape): PlanSte
   for (const [oid, name] of after.tables) {
     const old = before.tables.get(oid);
     if (old === undefined) created.add(name);
-    else if (old !== name) problems.push(`table ${old} was renamed to ${name}: add the new table and copy the rows instead (expand/contract)`);
+    else if (old !== name)
+      problems.push(
+        `table ${old} was renamed to ${name}: add the new table and copy the rows instead (expand/contract)`,
+      );
     else existing.add(name);
   }
   for (const [oid, name] of before.tables) if (!after.tables.has(oid)) dropped.push(name);
-  if (problems.length) throw new TemplateError(`the template change cannot be applied to tenants: ${problems.join('; ')}`);
+  if (problems.length)
+    throw new TemplateError(`the template change cannot be applied to tenants: ${problems.join('; ')}`);
 
   const steps: PlanStep[] = [];
   const step = (name: string, sql: string) => steps.push({ name, sql });
-  const keyed = (shape: TemplateShape) => new Map((shape.plan?.steps ?? []).filter((s) => s.key && existing.has(s.table!)).map((s) => [s.key!, s]));
+  const keyed = (shape: TemplateShape) =>
+    new Map((shape.plan?.steps ?? []).filter((s) => s.key && existing.has(s.table!)).map((s) => [s.key!, s]));
   const was = keyed(before);
   const now = keyed(after);
 
@@ -82,16 +95,24 @@ export function diffShapes(before: TemplateShape, after: TemplateShape): PlanSte
     if (now.get(s.key!)?.sql === s.sql) continue;
     const [kind, table, name] = s.key!.split(':') as [string, string, string];
     if (kind === 'index') step(`drop index ${name}`, `drop index ${SCHEMA}.${ident(name)}`);
-    else if (kind === 'key' || kind === 'fk') step(`drop constraint ${table}.${name}`, `alter table ${inTenant(table)} drop constraint ${ident(name)}`);
-    else if (kind === 'trigger') step(`drop trigger ${table}.${name}`, `drop trigger ${ident(name)} on ${inTenant(table)}`);
-    else if (kind === 'policy') step(`drop policy ${table}.${name}`, `drop policy ${ident(name)} on ${inTenant(table)}`);
+    else if (kind === 'key' || kind === 'fk')
+      step(`drop constraint ${table}.${name}`, `alter table ${inTenant(table)} drop constraint ${ident(name)}`);
+    else if (kind === 'trigger')
+      step(`drop trigger ${table}.${name}`, `drop trigger ${ident(name)} on ${inTenant(table)}`);
+    else if (kind === 'policy')
+      step(`drop policy ${table}.${name}`, `drop policy ${ident(name)} on ${inTenant(table)}`);
     else if (kind === 'hypertable') problems.push(`${table} is no longer a hypertable: not supported`);
     else if (!now.has(s.key!)) problems.push(`${s.name} was removed from an existing table: not supported`);
   }
-  const checksBefore = new Map(before.checks.filter((c) => existing.has(c.relname)).map((c) => [`${c.relname}:${c.conname}`, c]));
-  const checksAfter = new Map(after.checks.filter((c) => existing.has(c.relname)).map((c) => [`${c.relname}:${c.conname}`, c]));
+  const checksBefore = new Map(
+    before.checks.filter((c) => existing.has(c.relname)).map((c) => [`${c.relname}:${c.conname}`, c]),
+  );
+  const checksAfter = new Map(
+    after.checks.filter((c) => existing.has(c.relname)).map((c) => [`${c.relname}:${c.conname}`, c]),
+  );
   for (const [key, c] of checksBefore) {
-    if (checksAfter.get(key)?.def !== c.def) step(`drop check ${key}`, `alter table ${inTenant(c.relname)} drop constraint ${ident(c.conname)}`);
+    if (checksAfter.get(key)?.def !== c.def)
+      step(`drop check ${key}`, `alter table ${inTenant(c.relname)} drop constraint ${ident(c.conname)}`);
   }
 
   // 2. Columns of existing tables, matched by table oid and attnum.
@@ -99,21 +120,36 @@ export function diffShapes(before: TemplateShape, after: TemplateShape): PlanSte
   const oldColumns = new Map(before.columns.filter((c) => existing.has(c.relname)).map((c) => [columnKey(c), c]));
   const newColumns = new Map(after.columns.filter((c) => existing.has(c.relname)).map((c) => [columnKey(c), c]));
   for (const [key, c] of oldColumns) {
-    if (!newColumns.has(key)) step(`drop column ${c.relname}.${c.attname}`, `alter table ${inTenant(c.relname)} drop column ${ident(c.attname)}`);
+    if (!newColumns.has(key))
+      step(
+        `drop column ${c.relname}.${c.attname}`,
+        `alter table ${inTenant(c.relname)} drop column ${ident(c.attname)}`,
+      );
   }
   for (const [key, c] of newColumns) {
     const table = inTenant(c.relname);
     const old = oldColumns.get(key);
     if (!old) {
-      step(`add column ${c.relname}.${c.attname}`,
-        `alter table ${table} add column ${ident(c.attname)} ${c.type}${c.default !== null ? ` default ${c.default}` : ''}${c.notnull ? ' not null' : ''}`);
+      step(
+        `add column ${c.relname}.${c.attname}`,
+        `alter table ${table} add column ${ident(c.attname)} ${c.type}${c.default !== null ? ` default ${c.default}` : ''}${c.notnull ? ' not null' : ''}`,
+      );
       continue;
     }
-    if (old.attname !== c.attname) step(`rename column ${c.relname}.${old.attname}`, `alter table ${table} rename column ${ident(old.attname)} to ${ident(c.attname)}`);
+    if (old.attname !== c.attname)
+      step(
+        `rename column ${c.relname}.${old.attname}`,
+        `alter table ${table} rename column ${ident(old.attname)} to ${ident(c.attname)}`,
+      );
     const column = `alter table ${table} alter column ${ident(c.attname)}`;
     if (old.type !== c.type) step(`type of ${c.relname}.${c.attname}`, `${column} type ${c.type}`);
-    if (old.default !== c.default) step(`default of ${c.relname}.${c.attname}`, c.default === null ? `${column} drop default` : `${column} set default ${c.default}`);
-    if (old.notnull !== c.notnull) step(`not null of ${c.relname}.${c.attname}`, `${column} ${c.notnull ? 'set' : 'drop'} not null`);
+    if (old.default !== c.default)
+      step(
+        `default of ${c.relname}.${c.attname}`,
+        c.default === null ? `${column} drop default` : `${column} set default ${c.default}`,
+      );
+    if (old.notnull !== c.notnull)
+      step(`not null of ${c.relname}.${c.attname}`, `${column} ${c.notnull ? 'set' : 'drop'} not null`);
   }
 
   // 3. New tables: exactly the provisioner's steps for them.
@@ -127,18 +163,22 @@ export function diffShapes(before: TemplateShape, after: TemplateShape): PlanSte
 
   // 4. What is new (or changed) on existing tables, in plan order.
   for (const [key, c] of checksAfter) {
-    if (checksBefore.get(key)?.def !== c.def) step(`add check ${key}`, `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def}`);
+    if (checksBefore.get(key)?.def !== c.def)
+      step(`add check ${key}`, `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def}`);
   }
   for (const s of now.values()) {
     if (was.get(s.key!)?.sql === s.sql) continue;
-    if (s.key!.startsWith('hypertable:')) problems.push(`${s.table} became a hypertable: create a new hypertable and copy the rows instead`);
-    else if (was.has(s.key!) && !/^(index|key|fk|trigger|policy):/.test(s.key!)) problems.push(`${s.name} changed: not supported`);
+    if (s.key!.startsWith('hypertable:'))
+      problems.push(`${s.table} became a hypertable: create a new hypertable and copy the rows instead`);
+    else if (was.has(s.key!) && !/^(index|key|fk|trigger|policy):/.test(s.key!))
+      problems.push(`${s.name} changed: not supported`);
     else steps.push({ name: s.name, sql: s.sql });
   }
 
   // 5. Dropped tables, last: foreign keys to them went in step 1.
   for (const name of dropped) step(`drop table ${name}`, `drop table ${inTenant(name)}`);
-  if (problems.length) throw new TemplateError(`the template change cannot be applied to tenants: ${problems.join('; ')}`);
+  if (problems.length)
+    throw new TemplateError(`the template change cannot be applied to tenants: ${problems.join('; ')}`);
   return steps;
 }
 
@@ -146,8 +186,12 @@ export function diffShapes(before: TemplateShape, after: TemplateShape): PlanSte
 function createTable(table: string, shape: TemplateShape): string {
   const parts = shape.columns
     .filter((c) => c.relname === table)
-    .map((c) => `${ident(c.attname)} ${c.type}${c.default !== null ? ` default ${c.default}` : ''}${c.notnull ? ' not null' : ''}`);
-  for (const c of shape.checks.filter((c) => c.relname === table)) parts.push(`constraint ${ident(c.conname)} ${c.def}`);
+    .map(
+      (c) =>
+        `${ident(c.attname)} ${c.type}${c.default !== null ? ` default ${c.default}` : ''}${c.notnull ? ' not null' : ''}`,
+    );
+  for (const c of shape.checks.filter((c) => c.relname === table))
+    parts.push(`constraint ${ident(c.conname)} ${c.def}`);
   return `create table ${inTenant(table)} (${parts.join(', ')})`;
 }
 

@@ -42,7 +42,6 @@ export class TemplateError extends Error {
   override name = 'TemplateError';
 }
 
-
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const inTenant = (table: string) => `${SCHEMA}.${ident(table)}`;
@@ -52,7 +51,14 @@ type ConstraintRow = { relname: string; conname: string; def: string; target: st
 type KeyRow = { relname: string; conname: string; def: string };
 type IndexRow = { relname: string; indexname: string; def: string };
 type TriggerRow = { relname: string; tgname: string; def: string };
-type PolicyRow = { relname: string; polname: string; cmd: string; permissive: boolean; qual: string | null; check: string | null };
+type PolicyRow = {
+  relname: string;
+  polname: string;
+  cmd: string;
+  permissive: boolean;
+  qual: string | null;
+  check: string | null;
+};
 type DimensionRow = { table_name: string; column_name: string; time_interval: string | null; dimension_type: string };
 
 const COMMANDS: Record<string, string> = { '*': 'all', r: 'select', a: 'insert', w: 'update', d: 'delete' };
@@ -68,7 +74,8 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     // An empty search_path makes every deparsed name schema-qualified, so rewriting is exact.
     await tx`select set_config('search_path', '', true)`;
     const [ns] = await tx<{ oid: number }[]>`select oid from pg_namespace where nspname = ${TEMPLATE_SCHEMA}`;
-    if (!ns) throw new TemplateError(`template schema ${TEMPLATE_SCHEMA} does not exist; run the template migrations first`);
+    if (!ns)
+      throw new TemplateError(`template schema ${TEMPLATE_SCHEMA} does not exist; run the template migrations first`);
 
     const tables = await tx<TableRow[]>`
       select c.oid, c.relname, c.relrowsecurity as rls, c.relforcerowsecurity as forced,
@@ -105,11 +112,14 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     const dimensions = await tx<DimensionRow[]>`
       select hypertable_name as table_name, column_name, time_interval::text, dimension_type
       from timescaledb_information.dimensions where hypertable_schema = ${TEMPLATE_SCHEMA} order by hypertable_name, dimension_number`;
-    const [ts] = await tx<{ schema: string }[]>`select extnamespace::regnamespace::text as schema from pg_extension where extname = 'timescaledb'`;
+    const [ts] = await tx<
+      { schema: string }[]
+    >`select extnamespace::regnamespace::text as schema from pg_extension where extname = 'timescaledb'`;
 
     const problems: string[] = [];
     if (tables.length === 0) problems.push('the template has no tables');
-    for (const s of sequences) problems.push(`sequence ${s.relname}: use uuid keys (granting sequences per tenant needs catalog scans)`);
+    for (const s of sequences)
+      problems.push(`sequence ${s.relname}: use uuid keys (granting sequences per tenant needs catalog scans)`);
     for (const v of views) problems.push(`view ${v.relname}: views are not cloned`);
     for (const t of tables) {
       if (!t.tenant_col) problems.push(`table ${t.relname} has no "tenant_id uuid not null" column`);
@@ -120,41 +130,78 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
       if (!c.target_in_template) problems.push(`foreign key ${c.conname} on ${c.relname} points outside the template`);
     }
     for (const d of dimensions) {
-      if (d.dimension_type !== 'Time' || !d.time_interval) problems.push(`hypertable ${d.table_name}: only one time dimension is supported`);
+      if (d.dimension_type !== 'Time' || !d.time_interval)
+        problems.push(`hypertable ${d.table_name}: only one time dimension is supported`);
     }
     if (dimensions.length && !ts) problems.push('the template has hypertables but timescaledb is not installed');
     if (problems.length) throw new TemplateError(`the template cannot be cloned: ${problems.join('; ')}`);
 
     const steps: PlanStep[] = [];
-    const step = (name: string, text: string, table?: string, key?: string) => steps.push({ name, sql: text, ...(table ? { table, key } : {}) });
+    const step = (name: string, text: string, table?: string, key?: string) =>
+      steps.push({ name, sql: text, ...(table ? { table, key } : {}) });
     const qualifiedTemplate = (t: string) => `${TEMPLATE_SCHEMA}.${t}`;
 
     step('create schema', `create schema ${SCHEMA}`);
     step('revoke schema from public', `revoke all on schema ${SCHEMA} from public`);
     for (const t of tables) {
-      step(`create table ${t.relname}`, `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all excluding indexes)`, t.relname, `table:${t.relname}`);
+      step(
+        `create table ${t.relname}`,
+        `create table ${inTenant(t.relname)} (like ${ident(TEMPLATE_SCHEMA)}.${ident(t.relname)} including all excluding indexes)`,
+        t.relname,
+        `table:${t.relname}`,
+      );
     }
     for (const k of keys) {
-      step(`key ${k.relname}.${k.conname}`, `alter table ${inTenant(k.relname)} add constraint ${ident(k.conname)} ${k.def}`, k.relname, `key:${k.relname}:${k.conname}`);
+      step(
+        `key ${k.relname}.${k.conname}`,
+        `alter table ${inTenant(k.relname)} add constraint ${ident(k.conname)} ${k.def}`,
+        k.relname,
+        `key:${k.relname}:${k.conname}`,
+      );
     }
     for (const i of indexes) {
       const on = ` ON ${qualifiedTemplate(i.relname)} `;
       if (i.def.split(on).length !== 2) throw new TemplateError(`cannot rewrite index: ${i.def}`);
-      step(`index on ${i.relname}`, i.def.replace(on, ` ON ${inTenant(i.relname)} `), i.relname, `index:${i.relname}:${i.indexname}`);
+      step(
+        `index on ${i.relname}`,
+        i.def.replace(on, ` ON ${inTenant(i.relname)} `),
+        i.relname,
+        `index:${i.relname}:${i.indexname}`,
+      );
     }
     for (const c of constraints) {
       const from = `REFERENCES ${qualifiedTemplate(c.target)}(`;
       if (!c.def.includes(from)) throw new TemplateError(`cannot rewrite foreign key ${c.conname}: ${c.def}`);
-      step(`foreign key ${c.relname}.${c.conname}`, `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def.replace(from, `REFERENCES ${inTenant(c.target)}(`)}`, c.relname, `fk:${c.relname}:${c.conname}`);
+      step(
+        `foreign key ${c.relname}.${c.conname}`,
+        `alter table ${inTenant(c.relname)} add constraint ${ident(c.conname)} ${c.def.replace(from, `REFERENCES ${inTenant(c.target)}(`)}`,
+        c.relname,
+        `fk:${c.relname}:${c.conname}`,
+      );
     }
     for (const g of triggers) {
       const on = ` ON ${qualifiedTemplate(g.relname)} `;
       if (g.def.split(on).length !== 2) throw new TemplateError(`cannot rewrite trigger: ${g.def}`);
-      step(`trigger on ${g.relname}`, g.def.replace(on, ` ON ${inTenant(g.relname)} `), g.relname, `trigger:${g.relname}:${g.tgname}`);
+      step(
+        `trigger on ${g.relname}`,
+        g.def.replace(on, ` ON ${inTenant(g.relname)} `),
+        g.relname,
+        `trigger:${g.relname}:${g.tgname}`,
+      );
     }
     for (const t of tables) {
-      step(`enable rls ${t.relname}`, `alter table ${inTenant(t.relname)} enable row level security`, t.relname, `rls:${t.relname}`);
-      step(`force rls ${t.relname}`, `alter table ${inTenant(t.relname)} force row level security`, t.relname, `force-rls:${t.relname}`);
+      step(
+        `enable rls ${t.relname}`,
+        `alter table ${inTenant(t.relname)} enable row level security`,
+        t.relname,
+        `rls:${t.relname}`,
+      );
+      step(
+        `force rls ${t.relname}`,
+        `alter table ${inTenant(t.relname)} force row level security`,
+        t.relname,
+        `force-rls:${t.relname}`,
+      );
     }
     for (const d of dimensions) {
       // Chunks go to the tenant's schema, which only the tenant role may use, and not to
@@ -171,7 +218,10 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     // Role DDL and grants on shared catalog rows can fail with "tuple concurrently updated"
     // when run concurrently: serialise this last part of the transaction.
     step('lock role ddl', ROLE_DDL_LOCK);
-    step('create role', `create role ${ROLE} nologin noinherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls`);
+    step(
+      'create role',
+      `create role ${ROLE} nologin noinherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls`,
+    );
     for (const p of policies) {
       step(
         `policy ${p.relname}.${p.polname}`,
@@ -183,8 +233,18 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     }
     step('grant schema usage', `grant usage on schema ${SCHEMA} to ${ROLE}`);
     for (const t of tables) {
-      step(`revoke ${t.relname} from public`, `revoke all on table ${inTenant(t.relname)} from public`, t.relname, `revoke:${t.relname}`);
-      step(`grant ${t.relname}`, `grant select, insert, update, delete on table ${inTenant(t.relname)} to ${ROLE}`, t.relname, `grant:${t.relname}`);
+      step(
+        `revoke ${t.relname} from public`,
+        `revoke all on table ${inTenant(t.relname)} from public`,
+        t.relname,
+        `revoke:${t.relname}`,
+      );
+      step(
+        `grant ${t.relname}`,
+        `grant select, insert, update, delete on table ${inTenant(t.relname)} to ${ROLE}`,
+        t.relname,
+        `grant:${t.relname}`,
+      );
     }
     step('grant role to runtime', `grant ${ROLE} to ${ROLES.app}`);
 
@@ -202,5 +262,7 @@ export function renderClonePlan(plan: ClonePlan, names: { schema: string; role: 
   const schemaName = assertTenantSchemaName(names.schema);
   const schema = ident(schemaName);
   const role = ident(assertTenantRoleName(names.role));
-  return plan.steps.map((s) => s.sql.replaceAll(SCHEMA, schema).replaceAll(SCHEMA_NAME, schemaName).replaceAll(ROLE, role));
+  return plan.steps.map((s) =>
+    s.sql.replaceAll(SCHEMA, schema).replaceAll(SCHEMA_NAME, schemaName).replaceAll(ROLE, role),
+  );
 }

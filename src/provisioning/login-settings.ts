@@ -41,7 +41,9 @@ export function pinLoginSettings(login: string, tenant: LoginOwner): string[] {
     `alter role ${role} reset all`,
     ...Object.entries(loginSettings(tenant)).map(([k, v]) =>
       // search_path is a list of names: one quoted literal would be one schema named "a, b".
-      k === 'search_path' ? `alter role ${role} set search_path = "${tenant.schema}", ${EXTENSIONS_SCHEMA}` : `alter role ${role} set ${k} = '${v.replaceAll("'", "''")}'`,
+      k === 'search_path'
+        ? `alter role ${role} set search_path = "${tenant.schema}", ${EXTENSIONS_SCHEMA}`
+        : `alter role ${role} set ${k} = '${v.replaceAll("'", "''")}'`,
     ),
   ];
 }

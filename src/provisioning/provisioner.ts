@@ -13,9 +13,20 @@ import { templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import { compileClonePlan, renderClonePlan, type ClonePlan } from './clone-plan.ts';
 import { pinLoginSettings, type LoginOwner } from './login-settings.ts';
-import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from '../db/names.ts';
+import {
+  assertTenantRoleName,
+  assertTenantSchemaName,
+  tenantLoginName,
+  tenantRoleName,
+  tenantSchemaName,
+} from '../db/names.ts';
 
-export type ProvisionedTenant = { schema: string; role: string; templateVersion: string; migrations: { name: string; checksum: string }[] };
+export type ProvisionedTenant = {
+  schema: string;
+  role: string;
+  templateVersion: string;
+  migrations: { name: string; checksum: string }[];
+};
 
 export type ProvisionerOptions = {
   /** Rewrites the rendered statements before they run: used by tests to inject faults at step k. */
@@ -61,7 +72,12 @@ export class Provisioner {
    * before the transaction, as compiling needs a connection of its own). The whole plan goes to the server as
    * one multi-statement query: one round trip, and any failing statement aborts it all.
    */
-  async provision(tx: Tx, tenantId: string, plan: ClonePlan, options: ProvisionOptions = {}): Promise<ProvisionedTenant> {
+  async provision(
+    tx: Tx,
+    tenantId: string,
+    plan: ClonePlan,
+    options: ProvisionOptions = {},
+  ): Promise<ProvisionedTenant> {
     const names = this.namesFor(tenantId);
     const rendered = renderClonePlan(plan, names);
     // With a load step, the tables are filled before the role part of the plan, which
@@ -85,7 +101,8 @@ export class Provisioner {
       await options.load(tx, { id: tenantId, ...names });
       if (after.length) await tx.unsafe([`set local role ${ROLES.owner}`, ...after, 'reset role'].join(';\n'));
     }
-    if (templateVersionOf(migrations) !== plan.templateVersion) throw new StaleTemplateError('the template changed while provisioning; retry');
+    if (templateVersionOf(migrations) !== plan.templateVersion)
+      throw new StaleTemplateError('the template changed while provisioning; retry');
 
     // Read the names back from the catalog rather than trusting what we meant to create.
     const [created] = await tx<{ schema: string | null; role: string | null }[]>`

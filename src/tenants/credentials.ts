@@ -44,7 +44,12 @@ export class CredentialService {
   async rotate(idOrSlug: string, who: Actor): Promise<Credentials> {
     const tenant = await this.tenants.get(idOrSlug);
     if (tenant.status !== 'active') {
-      throw new AppError(409, 'tenant_not_active', 'Tenant is not active', `tenant ${tenant.slug} is ${tenant.status}; logins are issued to active tenants only`);
+      throw new AppError(
+        409,
+        'tenant_not_active',
+        'Tenant is not active',
+        `tenant ${tenant.slug} is ${tenant.status}; logins are issued to active tenants only`,
+      );
     }
     const plan = PLANS[tenant.plan as PlanName];
     const username = tenantLoginName(tenant.schema);
@@ -80,7 +85,11 @@ export class CredentialService {
     });
     const { host, port, database } = this.server;
     return {
-      username, password, host, port, database,
+      username,
+      password,
+      host,
+      port,
+      database,
       url: `postgres://${username}:${password}@${host}:${port}/${database}`,
       connectionLimit: plan.connectionLimit,
       statementTimeoutMs: plan.statementTimeoutMs,

@@ -16,7 +16,13 @@ import { isUuid } from '../ids.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
 
-export type ApiKeyView = { id: string; name: string | null; prefix: string; createdAt: string; revokedAt: string | null };
+export type ApiKeyView = {
+  id: string;
+  name: string | null;
+  prefix: string;
+  createdAt: string;
+  revokedAt: string | null;
+};
 
 const KEY_PATTERN = /^tf_[A-Za-z0-9_-]{40}$/;
 /** Well inside the promised "revocation takes effect within one second". */
@@ -38,7 +44,12 @@ export class ApiKeyService {
   async issue(idOrSlug: string, options: { name?: string }, who: Actor): Promise<ApiKeyView & { key: string }> {
     const tenant = await this.tenants.get(idOrSlug);
     if (tenant.status !== 'active') {
-      throw new AppError(409, 'tenant_not_active', 'Tenant is not active', `tenant ${tenant.slug} is ${tenant.status}; keys are issued to active tenants only`);
+      throw new AppError(
+        409,
+        'tenant_not_active',
+        'Tenant is not active',
+        `tenant ${tenant.slug} is ${tenant.status}; keys are issued to active tenants only`,
+      );
     }
     const key = `tf_${randomBytes(30).toString('base64url')}`;
     const prefix = key.slice(0, 11);
@@ -57,7 +68,9 @@ export class ApiKeyService {
 
   async list(idOrSlug: string): Promise<ApiKeyView[]> {
     const tenant = await this.tenants.get(idOrSlug);
-    const rows = await this.sql<KeyRow[]>`select * from platform.api_keys where tenant_id = ${tenant.id} order by created_at, id`;
+    const rows = await this.sql<
+      KeyRow[]
+    >`select * from platform.api_keys where tenant_id = ${tenant.id} order by created_at, id`;
     return rows.map(toView);
   }
 
@@ -92,22 +105,49 @@ export class ApiKeyService {
   }
 
   async #lookup(keyHash: string): Promise<TenantContext | AppError> {
-    const [row] = await this.sql<{ id: string; schema_name: string; role_name: string; status: string; plan: PlanName }[]>`
+    const [row] = await this.sql<
+      { id: string; schema_name: string; role_name: string; status: string; plan: PlanName }[]
+    >`
       select t.id, t.schema_name, t.role_name, t.status, t.plan
       from platform.api_keys k join platform.tenants t on t.id = k.tenant_id
       where k.key_hash = ${keyHash} and k.revoked_at is null`;
     if (!row) return invalidKey();
-    if (row.status === 'suspended') return new AppError(403, 'tenant_suspended', 'Tenant suspended', 'this tenant is suspended; contact the platform operator');
-    if (row.status !== 'active') return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
+    if (row.status === 'suspended')
+      return new AppError(
+        403,
+        'tenant_suspended',
+        'Tenant suspended',
+        'this tenant is suspended; contact the platform operator',
+      );
+    if (row.status !== 'active')
+      return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
     const plan = PLANS[row.plan];
-    return { id: row.id, schema: row.schema_name, role: row.role_name, statementTimeoutMs: plan.statementTimeoutMs, chunkQuota: plan.chunkQuota };
+    return {
+      id: row.id,
+      schema: row.schema_name,
+      role: row.role_name,
+      statementTimeoutMs: plan.statementTimeoutMs,
+      chunkQuota: plan.chunkQuota,
+    };
   }
 }
 
-const invalidKey = () => new AppError(401, 'invalid_api_key', 'Invalid API key', 'send a valid tenant API key as "Authorization: Bearer <key>"');
+const invalidKey = () =>
+  new AppError(
+    401,
+    'invalid_api_key',
+    'Invalid API key',
+    'send a valid tenant API key as "Authorization: Bearer <key>"',
+  );
 
 type KeyRow = { id: string; name: string | null; prefix: string; created_at: Date; revoked_at: Date | null };
 
 function toView(row: KeyRow): ApiKeyView {
-  return { id: row.id, name: row.name, prefix: row.prefix, createdAt: row.created_at.toISOString(), revokedAt: row.revoked_at?.toISOString() ?? null };
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    createdAt: row.created_at.toISOString(),
+    revokedAt: row.revoked_at?.toISOString() ?? null,
+  };
 }

@@ -21,9 +21,23 @@ import { PLANS, type PlanName } from './plans.ts';
 /** A statement is cancelled once it has run this long past its plan's timeout. */
 const GRACE_MS = 250;
 
-export type WatchdogAction = { pid: number; tenantId: string; login: string; action: 'statement_cancelled' | 'idle_transaction_ended'; ms: number };
+export type WatchdogAction = {
+  pid: number;
+  tenantId: string;
+  login: string;
+  action: 'statement_cancelled' | 'idle_transaction_ended';
+  ms: number;
+};
 
-type Session = { pid: number; tenant_id: string; login: string; plan: PlanName; state: string; running_ms: number; state_ms: number };
+type Session = {
+  pid: number;
+  tenant_id: string;
+  login: string;
+  plan: PlanName;
+  state: string;
+  running_ms: number;
+  state_ms: number;
+};
 
 /** Looks once, acts on what is over its plan, and says what it did. */
 export async function sweepLogins(sql: Sql): Promise<WatchdogAction[]> {
@@ -42,9 +56,21 @@ export async function sweepLogins(sql: Sql): Promise<WatchdogAction[]> {
   for (const s of sessions) {
     const plan = PLANS[s.plan] ?? PLANS.free;
     if (s.state === 'active' && s.running_ms > plan.statementTimeoutMs + GRACE_MS) {
-      actions.push({ pid: s.pid, tenantId: s.tenant_id, login: s.login, action: 'statement_cancelled', ms: Math.round(s.running_ms) });
+      actions.push({
+        pid: s.pid,
+        tenantId: s.tenant_id,
+        login: s.login,
+        action: 'statement_cancelled',
+        ms: Math.round(s.running_ms),
+      });
     } else if (s.state.startsWith('idle in transaction') && s.state_ms > plan.idleInTransactionMs) {
-      actions.push({ pid: s.pid, tenantId: s.tenant_id, login: s.login, action: 'idle_transaction_ended', ms: Math.round(s.state_ms) });
+      actions.push({
+        pid: s.pid,
+        tenantId: s.tenant_id,
+        login: s.login,
+        action: 'idle_transaction_ended',
+        ms: Math.round(s.state_ms),
+      });
     }
   }
   if (actions.length === 0) return actions;
@@ -75,7 +101,12 @@ export function startLoginWatchdog(options: { sql: Sql; intervalMs: number; log:
     log,
     run: async () => {
       for (const a of await sweepLogins(sql)) {
-        log.warn(a, a.action === 'statement_cancelled' ? 'login statement over its plan cancelled' : 'login idle transaction ended');
+        log.warn(
+          a,
+          a.action === 'statement_cancelled'
+            ? 'login statement over its plan cancelled'
+            : 'login idle transaction ended',
+        );
       }
     },
   });

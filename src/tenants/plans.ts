@@ -10,15 +10,27 @@ const HOUR = 3_600_000;
 /** `backups`: how often a scheduled backup runs (0 = never) and how many backups are kept. */
 export const PLANS = {
   free: {
-    statementTimeoutMs: 2_000, connectionLimit: 2, idleInTransactionMs: 10_000, tempFileLimitKb: 256 * 1024, chunkQuota: 2_000,
+    statementTimeoutMs: 2_000,
+    connectionLimit: 2,
+    idleInTransactionMs: 10_000,
+    tempFileLimitKb: 256 * 1024,
+    chunkQuota: 2_000,
     backups: { intervalMs: 0, keep: 3 },
   },
   pro: {
-    statementTimeoutMs: 10_000, connectionLimit: 10, idleInTransactionMs: 30_000, tempFileLimitKb: 2 * 1024 * 1024, chunkQuota: 20_000,
+    statementTimeoutMs: 10_000,
+    connectionLimit: 10,
+    idleInTransactionMs: 30_000,
+    tempFileLimitKb: 2 * 1024 * 1024,
+    chunkQuota: 20_000,
     backups: { intervalMs: 24 * HOUR, keep: 7 },
   },
   enterprise: {
-    statementTimeoutMs: 60_000, connectionLimit: 50, idleInTransactionMs: 60_000, tempFileLimitKb: 16 * 1024 * 1024, chunkQuota: 100_000,
+    statementTimeoutMs: 60_000,
+    connectionLimit: 50,
+    idleInTransactionMs: 60_000,
+    tempFileLimitKb: 16 * 1024 * 1024,
+    chunkQuota: 100_000,
     backups: { intervalMs: HOUR, keep: 48 },
   },
 } as const;

@@ -9,10 +9,41 @@ import { DEFAULT_PLAN, PLAN_NAMES } from './plans.ts';
 
 /** Names that would confuse people, URLs or PostgreSQL if used as a tenant slug. */
 export const RESERVED_SLUGS = new Set([
-  'admin', 'administrator', 'api', 'app', 'assets', 'auth', 'billing', 'dashboard', 'default', 'docs',
-  'extensions', 'ftp', 'help', 'internal', 'localhost', 'login', 'mail', 'metrics', 'null', 'pg',
-  'platform', 'postgres', 'public', 'root', 'security', 'static', 'status', 'support', 'system',
-  'template', 'tenant', 'tenants', 'test', 'undefined', 'www',
+  'admin',
+  'administrator',
+  'api',
+  'app',
+  'assets',
+  'auth',
+  'billing',
+  'dashboard',
+  'default',
+  'docs',
+  'extensions',
+  'ftp',
+  'help',
+  'internal',
+  'localhost',
+  'login',
+  'mail',
+  'metrics',
+  'null',
+  'pg',
+  'platform',
+  'postgres',
+  'public',
+  'root',
+  'security',
+  'static',
+  'status',
+  'support',
+  'system',
+  'template',
+  'tenant',
+  'tenants',
+  'test',
+  'undefined',
+  'www',
 ]);
 
 export const slug = z
@@ -23,7 +54,10 @@ export const slug = z
       .string()
       .min(2, 'must be at least 2 characters')
       .max(50, 'must be at most 50 characters')
-      .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be lowercase letters and digits in words joined by single hyphens (e.g. acme-capital)')
+      .regex(
+        /^[a-z0-9]+(-[a-z0-9]+)*$/,
+        'must be lowercase letters and digits in words joined by single hyphens (e.g. acme-capital)',
+      )
       .refine((s) => !RESERVED_SLUGS.has(s), 'is reserved; choose another')
       .refine((s) => !s.startsWith('pg-') && !s.startsWith('tf-'), 'must not start with pg- or tf-'),
   );

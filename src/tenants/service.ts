@@ -86,10 +86,21 @@ export class TenantService {
    * Provisions a tenant. With an idempotency key, a retry with the same key and body
    * returns the tenant the first call made (`replayed: true`), never a second one.
    */
-  async create(input: CreateTenantInput, who: Actor, idempotencyKey?: string, options: CreateOptions = {}): Promise<{ tenant: Tenant; replayed: boolean }> {
+  async create(
+    input: CreateTenantInput,
+    who: Actor,
+    idempotencyKey?: string,
+    options: CreateOptions = {},
+  ): Promise<{ tenant: Tenant; replayed: boolean }> {
     const { sql, provisioner, log } = this.deps;
     const requestHash = createHash('sha256')
-      .update(JSON.stringify(options.requestExtra === undefined ? [input.slug, input.name, input.plan] : [input.slug, input.name, input.plan, options.requestExtra]))
+      .update(
+        JSON.stringify(
+          options.requestExtra === undefined
+            ? [input.slug, input.name, input.plan]
+            : [input.slug, input.name, input.plan, options.requestExtra],
+        ),
+      )
       .digest('hex');
     if (idempotencyKey) {
       const replay = await this.#replay(idempotencyKey, requestHash);
@@ -117,30 +128,64 @@ export class TenantService {
             values (${id}, ${input.slug}, ${input.name}, ${input.plan}, 'active', ${names.schema}, ${names.role}, ${plan.templateVersion})`;
           let loaded: Record<string, unknown> | undefined;
           const load = options.load;
-          const provisioned = await provisioner.provision(tx, id, plan, load ? { load: async (ltx, t) => void (loaded = (await load(ltx, t)) ?? undefined) } : {});
+          const provisioned = await provisioner.provision(
+            tx,
+            id,
+            plan,
+            load ? { load: async (ltx, t) => void (loaded = (await load(ltx, t)) ?? undefined) } : {},
+          );
           const ms = performance.now() - started;
           // Pipelined: these go to the server together, one round trip.
           const [[inserted]] = await Promise.all([
             tx<TenantRow[]>`update platform.tenants set provisioning_ms = ${ms} where id = ${id} returning *`,
             tx`insert into platform.tenant_migrations ${sql(provisioned.migrations.map((m) => ({ tenant_id: id, name: m.name, checksum: m.checksum })))}`,
-            idempotencyKey ? tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${id})` : undefined,
-            this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, { slug: input.slug, schema: provisioned.schema, ...options.auditDetail, ...(loaded ? { loaded } : {}) }),
+            idempotencyKey
+              ? tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${id})`
+              : undefined,
+            this.#audit(tx, who, 'tenant.create', id, 'succeeded', ms, {
+              slug: input.slug,
+              schema: provisioned.schema,
+              ...options.auditDetail,
+              ...(loaded ? { loaded } : {}),
+            }),
           ]);
           return { row: inserted! } as const;
         });
       });
-      if ('replayOf' in row) return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
+      if ('replayOf' in row)
+        return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
       const tenant = toTenant(row.row);
-      log.info({ tenantId: id, slug: input.slug, schema: tenant.schema, durationMs: round(tenant.provisioningMs!), requestId: who.requestId }, 'tenant provisioned');
+      log.info(
+        {
+          tenantId: id,
+          slug: input.slug,
+          schema: tenant.schema,
+          durationMs: round(tenant.provisioningMs!),
+          requestId: who.requestId,
+        },
+        'tenant provisioned',
+      );
       return { tenant, replayed: false };
     } catch (err) {
       const ms = performance.now() - started;
       const mapped = mapCreateError(err, input.slug);
       // The failure itself is the answer: an audit row that cannot be written (the
       // database went away) is logged, not allowed to replace it.
-      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, { slug: input.slug, attemptedId: id, error: (err as Error).message, ...options.auditDetail })
-        .catch((auditErr) => log.warn({ err: (auditErr as Error).message, requestId: who.requestId }, 'could not audit a failed provisioning'));
-      log.warn({ slug: input.slug, durationMs: round(ms), err: (err as Error).message, requestId: who.requestId }, 'tenant provisioning failed');
+      await this.#audit(sql, who, 'tenant.create', null, 'failed', ms, {
+        slug: input.slug,
+        attemptedId: id,
+        error: (err as Error).message,
+        ...options.auditDetail,
+      }).catch((auditErr) =>
+        log.warn(
+          { err: (auditErr as Error).message, requestId: who.requestId },
+          'could not audit a failed provisioning',
+        ),
+      );
+      log.warn(
+        { slug: input.slug, durationMs: round(ms), err: (err as Error).message, requestId: who.requestId },
+        'tenant provisioning failed',
+      );
       throw mapped;
     }
   }
@@ -151,10 +196,18 @@ export class TenantService {
     return existing ? this.#replayed(existing, requestHash, key) : undefined;
   }
 
-  async #replayed(existing: { request_hash: string; tenant_id: string }, requestHash: string, key: string): Promise<Tenant> {
+  async #replayed(
+    existing: { request_hash: string; tenant_id: string },
+    requestHash: string,
+    key: string,
+  ): Promise<Tenant> {
     if (existing.request_hash !== requestHash) {
-      throw new AppError(422, 'idempotency_key_reused', 'Idempotency key reused with a different request',
-        `Idempotency-Key ${JSON.stringify(key)} was first used with another body; use a new key for a new request`);
+      throw new AppError(
+        422,
+        'idempotency_key_reused',
+        'Idempotency key reused with a different request',
+        `Idempotency-Key ${JSON.stringify(key)} was first used with another body; use a new key for a new request`,
+      );
     }
     return this.get(existing.tenant_id);
   }
@@ -168,7 +221,9 @@ export class TenantService {
     const byId = isUuid(idOrSlug);
     const [row] = byId
       ? await tx<TenantRow[]>`select * from platform.tenants where id = ${idOrSlug} ${lock ? tx`for update` : tx``}`
-      : await tx<TenantRow[]>`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
+      : await tx<
+          TenantRow[]
+        >`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
     if (!row) throw notFound('tenant', idOrSlug);
     return row;
   }
@@ -195,10 +250,19 @@ export class TenantService {
       sql.begin(async (tx) => {
         const current = await this.#row(idOrSlug, tx, true);
         if (current.status === 'deleted' || current.status === 'purged') {
-          throw new AppError(409, 'tenant_deleted', 'Tenant is deleted', `tenant ${current.slug} is ${current.status} and cannot be changed`);
+          throw new AppError(
+            409,
+            'tenant_deleted',
+            'Tenant is deleted',
+            `tenant ${current.slug} is ${current.status} and cannot be changed`,
+          );
         }
         if (patch.status && patch.status !== current.status) {
-          await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, patch.status === 'active');
+          await provisioner.setAccess(
+            tx,
+            { schema: current.schema_name, role: current.role_name },
+            patch.status === 'active',
+          );
         }
         if (patch.plan && patch.plan !== current.plan) {
           await provisioner.repinLogin(tx, { id: current.id, schema: current.schema_name, plan: patch.plan });
@@ -208,8 +272,15 @@ export class TenantService {
             name = ${patch.name ?? current.name}, plan = ${patch.plan ?? current.plan},
             status = ${patch.status ?? current.status}, updated_at = now()
           where id = ${current.id} returning *`;
-        await this.#audit(tx, who, patch.status === 'suspended' ? 'tenant.suspend' : 'tenant.update', current.id, 'succeeded',
-          performance.now() - started, { changes: patch });
+        await this.#audit(
+          tx,
+          who,
+          patch.status === 'suspended' ? 'tenant.suspend' : 'tenant.update',
+          current.id,
+          'succeeded',
+          performance.now() - started,
+          { changes: patch },
+        );
         return updated!;
       }),
     );
@@ -231,12 +302,15 @@ export class TenantService {
         if (current.status === 'purged') return current;
         if (options.purge) return this.#purge(tx, current, who, started);
         if (current.status === 'deleted') return current;
-        if (current.status === 'active') await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, false);
+        if (current.status === 'active')
+          await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, false);
         const [deleted] = await tx<TenantRow[]>`
           update platform.tenants set status = 'deleted', deleted_at = now(), updated_at = now(),
             purge_after = now() + ${`${deletedRetentionMs} milliseconds`}::interval
           where id = ${current.id} returning *`;
-        await this.#audit(tx, who, 'tenant.delete', current.id, 'succeeded', performance.now() - started, { purgeAfter: deleted!.purge_after });
+        await this.#audit(tx, who, 'tenant.delete', current.id, 'succeeded', performance.now() - started, {
+          purgeAfter: deleted!.purge_after,
+        });
         return deleted!;
       }),
     );
@@ -250,7 +324,9 @@ export class TenantService {
     const [purged] = await tx<TenantRow[]>`
       update platform.tenants set status = 'purged', deleted_at = coalesce(deleted_at, now()), purge_after = null, updated_at = now()
       where id = ${current.id} returning *`;
-    await this.#audit(tx, who, 'tenant.purge', current.id, 'succeeded', performance.now() - started, { schema: current.schema_name });
+    await this.#audit(tx, who, 'tenant.purge', current.id, 'succeeded', performance.now() - started, {
+      schema: current.schema_name,
+    });
     return purged!;
   }
 
@@ -280,7 +356,13 @@ export class TenantService {
 function mapCreateError(err: unknown, slug: string): unknown {
   const e = err as { code?: string; constraint_name?: string };
   if (e.code === SQLSTATE.uniqueViolation && e.constraint_name === 'tenants_slug_lower_key') {
-    return new AppError(409, 'slug_taken', 'Slug already in use', `slug ${JSON.stringify(slug)} is taken (slugs of deleted tenants stay reserved)`, { field: 'slug' });
+    return new AppError(
+      409,
+      'slug_taken',
+      'Slug already in use',
+      `slug ${JSON.stringify(slug)} is taken (slugs of deleted tenants stay reserved)`,
+      { field: 'slug' },
+    );
   }
   return err;
 }

@@ -16,13 +16,29 @@ beforeAll(async () => {
   acme = await tenantClient(source, 'acme');
   // Through the API: portfolios, orders and fills that move positions.
   const portfolios = [];
-  for (const name of ['Main', 'Hedge', 'Research']) portfolios.push((await acme.ok('POST', '/v1/portfolios', { name })).id as string);
+  for (const name of ['Main', 'Hedge', 'Research'])
+    portfolios.push((await acme.ok('POST', '/v1/portfolios', { name })).id as string);
   portfolio = portfolios[0]!;
   const orders = [];
   for (const [i, symbol] of ['AAPL', 'MSFT', 'NVDA'].entries()) {
-    const order = await acme.ok('POST', '/v1/orders', { portfolioId: portfolio, symbol, side: 'buy', type: 'limit', quantity: '10', limitPrice: `${100 + i}` });
+    const order = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio,
+      symbol,
+      side: 'buy',
+      type: 'limit',
+      quantity: '10',
+      limitPrice: `${100 + i}`,
+    });
     orders.push(order.id as string);
-    await acme.ok('POST', '/v1/trades', { portfolioId: portfolio, orderId: order.id, symbol, side: 'buy', quantity: '4', price: `${99 + i}.5`, executedAt: '2026-02-01T10:00:00Z' });
+    await acme.ok('POST', '/v1/trades', {
+      portfolioId: portfolio,
+      orderId: order.id,
+      symbol,
+      side: 'buy',
+      quantity: '4',
+      price: `${99 + i}.5`,
+      executedAt: '2026-02-01T10:00:00Z',
+    });
   }
   // In bulk, as the owner: 100,000 trades, 100,000 bars (and their hourly rollups), 10,000 embeddings.
   await seedBulk(source.su, acme, { portfolios, orders }, { trades: 100_000, bars: 100_000, embeddings: 10_000 });
@@ -36,7 +52,14 @@ describe('backup and restore of a tenant', () => {
   it('restores into a new tenant on another database, equal table by table, through the API and in vector search', async () => {
     const backup = await runBackup(source, acme.id);
     expect(backup).toMatchObject({ status: 'succeeded', tenantId: acme.id, attempts: 1 });
-    expect(backup.tables).toMatchObject({ trades: 100_003, market_data: 100_000, embeddings: 10_000, portfolios: 3, orders: 3, positions: 3 });
+    expect(backup.tables).toMatchObject({
+      trades: 100_003,
+      market_data: 100_000,
+      embeddings: 10_000,
+      portfolios: 3,
+      orders: 3,
+      positions: 3,
+    });
     expect(backup.sizeBytes).toBeGreaterThan(0);
     expect(backup.durationMs).toBeGreaterThan(0);
 
@@ -47,7 +70,10 @@ describe('backup and restore of a tenant', () => {
     expect(keys).toContain(`${prefix}/index/${backup.id}.json`);
     expect(keys.filter((k) => k.includes('_hyper_'))).toEqual([]);
 
-    const res = await target.http('/v1/tenants', { method: 'POST', json: { slug: 'acme-moved', name: 'Acme (moved)', plan: 'pro', restoreFrom: { backupId: backup.id } } });
+    const res = await target.http('/v1/tenants', {
+      method: 'POST',
+      json: { slug: 'acme-moved', name: 'Acme (moved)', plan: 'pro', restoreFrom: { backupId: backup.id } },
+    });
     const restored = await res.json();
     expect(res.status, JSON.stringify(restored)).toBe(201);
     expect(restored.id).not.toBe(acme.id);
@@ -59,7 +85,10 @@ describe('backup and restore of a tenant', () => {
     expect(before.trades!.rows).toBe(100_003);
     // Every restored row carries the new tenant's id (else RLS would hide it).
     for (const table of Object.keys(before)) {
-      const [row] = await target.su.unsafe(`select count(*) filter (where tenant_id <> $1) as foreign from "${restored.schema}"."${table}"`, [restored.id]);
+      const [row] = await target.su.unsafe(
+        `select count(*) filter (where tenant_id <> $1) as foreign from "${restored.schema}"."${table}"`,
+        [restored.id],
+      );
       expect(Number(row!.foreign), table).toBe(0);
     }
     // Hypertables are hypertables again, with chunks in the tenant's schema.
@@ -68,13 +97,17 @@ describe('backup and restore of a tenant', () => {
     expect(Number(chunks!.n)).toBeGreaterThan(10);
 
     // Through the API: the same positions, candles and search answers.
-    const issued = await (await target.http(`/v1/tenants/${restored.id}/keys`, { method: 'POST', json: { name: 'tests' } })).json();
+    const issued = await (
+      await target.http(`/v1/tenants/${restored.id}/keys`, { method: 'POST', json: { name: 'tests' } })
+    ).json();
     const call = async (path: string, init: { method?: string; json?: unknown } = {}) => {
       const r = await target.http(path, { ...init, token: issued.key });
       expect(r.status, path).toBeLessThan(300);
       return r.json();
     };
-    expect(await call(`/v1/portfolios/${portfolio}/positions`)).toEqual(await acme.ok('GET', `/v1/portfolios/${portfolio}/positions`));
+    expect(await call(`/v1/portfolios/${portfolio}/positions`)).toEqual(
+      await acme.ok('GET', `/v1/portfolios/${portfolio}/positions`),
+    );
     const candles = '/v1/market-data/candles?symbol=AAPL&from=2026-03-01T00:00:00Z&to=2026-03-20T00:00:00Z&bucket=1d';
     const sourceCandles = await acme.ok('GET', candles);
     expect(sourceCandles.items.length).toBeGreaterThan(10);
@@ -83,13 +116,17 @@ describe('backup and restore of a tenant', () => {
     expect(await call(hourly)).toEqual(await acme.ok('GET', hourly));
 
     // The HNSW index answers: an exact stored vector comes back first, k results.
-    const [doc] = await target.su.unsafe(`select id, embedding::text as v from "${restored.schema}".embeddings where external_id = 'doc-777'`);
+    const [doc] = await target.su.unsafe(
+      `select id, embedding::text as v from "${restored.schema}".embeddings where external_id = 'doc-777'`,
+    );
     const search = await call('/v1/embeddings/search', { method: 'POST', json: { vector: JSON.parse(doc!.v), k: 10 } });
     expect(search.items).toHaveLength(10);
     expect(search.items.map((i: { id: string }) => i.id)).toContain(doc!.id);
     const plan = await target.su.begin(async (tx) => {
       await tx.unsafe(`set local search_path = "${restored.schema}", extensions`);
-      return tx.unsafe(`explain select id from embeddings order by embedding <=> '${JSON.stringify(vector(3))}' limit 10`);
+      return tx.unsafe(
+        `explain select id from embeddings order by embedding <=> '${JSON.stringify(vector(3))}' limit 10`,
+      );
     });
     expect(plan.map((p) => p['QUERY PLAN']).join('\n')).toMatch(/embeddings_embedding_hnsw_idx/);
 

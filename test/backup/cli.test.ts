@@ -27,7 +27,9 @@ afterAll(() => db?.drop());
 
 describe('tenantforge backups and restore (command line)', () => {
   it('backs up with --wait, lists, and restores into a new tenant', async () => {
-    expect((await runCli(['tenants', 'create', '--slug', 'desk', '--name', 'Desk', '--plan', 'pro'], env)).code).toBe(0);
+    expect((await runCli(['tenants', 'create', '--slug', 'desk', '--name', 'Desk', '--plan', 'pro'], env)).code).toBe(
+      0,
+    );
     const created = await runCli(['backups', 'create', 'desk', '--wait', '--json'], env, 60_000);
     expect(created.code, created.stderr).toBe(0);
     const backup = JSON.parse(created.stdout);
@@ -40,7 +42,11 @@ describe('tenantforge backups and restore (command line)', () => {
 
     const restored = await runCli(['restore', backup.id, '--into', 'desk-copy', '--json'], env, 60_000);
     expect(restored.code, restored.stderr).toBe(0);
-    expect(JSON.parse(restored.stdout)).toMatchObject({ slug: 'desk-copy', status: 'active', restoredRows: { portfolios: 0 } });
+    expect(JSON.parse(restored.stdout)).toMatchObject({
+      slug: 'desk-copy',
+      status: 'active',
+      restoredRows: { portfolios: 0 },
+    });
   });
 
   it('restores in place only with --confirm <slug>', async () => {
@@ -55,12 +61,24 @@ describe('tenantforge backups and restore (command line)', () => {
     expect(other.stderr).toMatch(/--allow-other-tenant.*\[backup_tenant_mismatch\]/);
     const done = await runCli(['restore', backupId, '--in-place', 'desk', '--confirm', 'desk', '--json'], env, 60_000);
     expect(done.code, done.stderr).toBe(0);
-    expect(JSON.parse(done.stdout)).toMatchObject({ slug: 'desk', restoredFrom: backupId, restoredRows: { portfolios: 0 } });
+    expect(JSON.parse(done.stdout)).toMatchObject({
+      slug: 'desk',
+      restoredFrom: backupId,
+      restoredRows: { portfolios: 0 },
+    });
   });
 
   it.each([
-    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11', '--into', 'nope'], 1, /Backup not found|no backup .*\[backup_not_found\]/],
-    [['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11'], 2, /restore needs --into <new-slug> \(a new tenant\) or --in-place <tenant>/],
+    [
+      ['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11', '--into', 'nope'],
+      1,
+      /Backup not found|no backup .*\[backup_not_found\]/,
+    ],
+    [
+      ['restore', '5b0c2a3e-9a53-4c1e-9a7e-2b9b6b7e0f11'],
+      2,
+      /restore needs --into <new-slug> \(a new tenant\) or --in-place <tenant>/,
+    ],
     [['backups', 'create'], 2, /needs a <tenant>/],
     [['backups', 'create', 'no-such-tenant'], 1, /\[tenant_not_found\]/],
   ])('%j exits %i with a message that says what to do', async (args, code, message) => {

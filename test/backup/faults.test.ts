@@ -3,14 +3,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
 import type { TestPlatform } from '../support/platform.ts';
-import { backupPlatform, damagedCopy, flipByte, runBackup, seedBulk, tableDigests, testPrefix, testStore } from './support.ts';
+import {
+  backupPlatform,
+  damagedCopy,
+  flipByte,
+  runBackup,
+  seedBulk,
+  tableDigests,
+  testPrefix,
+  testStore,
+} from './support.ts';
 
 /**
  * A TCP proxy on loopback in front of the store: it can cut every connection that has
  * carried more than N request bytes (a store failing mid-upload), and it notes the
  * request lines it forwards (to see multipart uploads started and aborted).
  */
-async function faultyProxy(target: URL): Promise<{ url: string; cutAfter: number | null; requests: string[]; close(): Promise<void> }> {
+async function faultyProxy(
+  target: URL,
+): Promise<{ url: string; cutAfter: number | null; requests: string[]; close(): Promise<void> }> {
   const state = { cutAfter: null as number | null, requests: [] as string[] };
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -18,7 +29,8 @@ async function faultyProxy(target: URL): Promise<{ url: string; cutAfter: number
     sockets.add(client).add(upstream);
     let sent = 0;
     client.on('data', (chunk: Buffer) => {
-      for (const m of chunk.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/gm)) state.requests.push(`${m[1]} ${m[2]}`);
+      for (const m of chunk.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/gm))
+        state.requests.push(`${m[1]} ${m[2]}`);
       sent += chunk.length;
       if (state.cutAfter !== null && sent > state.cutAfter) {
         client.destroy();
@@ -117,7 +129,10 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
     const list = await (await t.http(`/v1/tenants/acme/backups`)).json();
     expect(list.items.map((b: { id: string }) => b.id)).toContain(good.id);
     const shown = await (await t.http(`/v1/tenants/acme/backups/${good.id}`)).json();
-    expect(shown).toMatchObject({ status: 'succeeded', tables: { embeddings: 7_000, trades: 2_000, market_data: 2_000, portfolios: 1 } });
+    expect(shown).toMatchObject({
+      status: 'succeeded',
+      tables: { embeddings: 7_000, trades: 2_000, market_data: 2_000, portfolios: 1 },
+    });
     expect(shown.sizeBytes).toBeGreaterThan(8 * 1024 * 1024);
     expect(shown.durationMs).toBeGreaterThan(0);
   });
@@ -132,11 +147,36 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
   };
 
   it.each([
-    ['an incomplete backup (no manifest)', (o: Map<string, Buffer>) => void o.delete('manifest.json'), 409, 'backup_incomplete'],
-    ['an object whose bytes do not match its checksum (one byte flipped)', flipByte('trades.bin.gz'), 422, 'backup_corrupt'],
-    ['a manifest whose row count does not match the object', editManifest((m) => (m.tables.find((x: any) => x.name === 'market_data').rows += 1)), 422, 'backup_corrupt'],
-    ['a backup from a newer template version', editManifest((m) => m.templateMigrations.push({ name: '9999_future', checksum: 'f'.repeat(64) })), 422, 'backup_template_newer'],
-    ['a manifest that claims an older template version than its tables', editManifest((m) => (m.templateMigrations = [])), 422, 'backup_incompatible'],
+    [
+      'an incomplete backup (no manifest)',
+      (o: Map<string, Buffer>) => void o.delete('manifest.json'),
+      409,
+      'backup_incomplete',
+    ],
+    [
+      'an object whose bytes do not match its checksum (one byte flipped)',
+      flipByte('trades.bin.gz'),
+      422,
+      'backup_corrupt',
+    ],
+    [
+      'a manifest whose row count does not match the object',
+      editManifest((m) => (m.tables.find((x: any) => x.name === 'market_data').rows += 1)),
+      422,
+      'backup_corrupt',
+    ],
+    [
+      'a backup from a newer template version',
+      editManifest((m) => m.templateMigrations.push({ name: '9999_future', checksum: 'f'.repeat(64) })),
+      422,
+      'backup_template_newer',
+    ],
+    [
+      'a manifest that claims an older template version than its tables',
+      editManifest((m) => (m.templateMigrations = [])),
+      422,
+      'backup_incompatible',
+    ],
     ['a missing table object', (o: Map<string, Buffer>) => void o.delete('orders.bin.gz'), 409, 'backup_incomplete'],
   ])('%s', async (_name, damage, status, code) => {
     const id = await copyOfGood(damage);
@@ -150,7 +190,8 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
   });
 
   it('a backup that failed is never offered for restore', async () => {
-    const [row] = await t.su`insert into platform.backups (tenant_id, status, error) values (${acme.id}, 'failed', 'test') returning id`;
+    const [row] =
+      await t.su`insert into platform.backups (tenant_id, status, error) values (${acme.id}, 'failed', 'test') returning id`;
     const res = await restore({ slug: 'copy-d', name: 'Copy', restoreFrom: { backupId: row!.id } });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('backup_incomplete');
@@ -190,7 +231,10 @@ describe('the store failing mid-upload', () => {
   });
 
   it('the store unreachable: the backup fails with the cause, the tenant is untouched', async () => {
-    const closed = await backupPlatform(prefix, { endpoint: 'http://127.0.0.1:9', backupJobs: { retryDelayMs: 0, maxAttempts: 1 } });
+    const closed = await backupPlatform(prefix, {
+      endpoint: 'http://127.0.0.1:9',
+      backupJobs: { retryDelayMs: 0, maxAttempts: 1 },
+    });
     try {
       const tenant = await tenantClient(closed, 'lonely');
       const started = await (await closed.http(`/v1/tenants/${tenant.id}/backups`, { method: 'POST' })).json();
@@ -202,4 +246,3 @@ describe('the store failing mid-upload', () => {
     }
   });
 });
-

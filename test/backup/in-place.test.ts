@@ -10,7 +10,16 @@ import { validate } from '../../src/isolation/validator.ts';
 import { shape } from '../support/shape.ts';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
 import type { TestPlatform } from '../support/platform.ts';
-import { backupPlatform, damagedCopy, flipByte, runBackup, seedBulk, tableDigests, testPrefix, type TableDigest } from './support.ts';
+import {
+  backupPlatform,
+  damagedCopy,
+  flipByte,
+  runBackup,
+  seedBulk,
+  tableDigests,
+  testPrefix,
+  type TableDigest,
+} from './support.ts';
 
 const prefix = testPrefix('in-place');
 let t: TestPlatform;
@@ -43,7 +52,14 @@ beforeAll(async () => {
   acme = await tenantClient(t, 'acme');
   other = await tenantClient(t, 'other');
   portfolio = (await acme.ok('POST', '/v1/portfolios', { name: 'Main' })).id;
-  await acme.ok('POST', '/v1/trades', { portfolioId: portfolio, symbol: 'AAPL', side: 'buy', quantity: '4', price: '99.5', executedAt: '2026-02-01T10:00:00Z' });
+  await acme.ok('POST', '/v1/trades', {
+    portfolioId: portfolio,
+    symbol: 'AAPL',
+    side: 'buy',
+    quantity: '4',
+    price: '99.5',
+    executedAt: '2026-02-01T10:00:00Z',
+  });
   await seedBulk(t.su, acme, { portfolios: [portfolio], orders: [] }, { trades: 5_000, bars: 3_000, embeddings: 400 });
   const op = (await other.ok('POST', '/v1/portfolios', { name: 'Other' })).id;
   await seedBulk(t.su, other, { portfolios: [op], orders: [] }, { trades: 700, bars: 100, embeddings: 20 });
@@ -52,7 +68,14 @@ beforeAll(async () => {
   atBackup = await tableDigests(t.su, acme.schema);
   otherAtBackup = await tableDigests(t.su, other.schema);
   // Life goes on after the backup: more trades, a position changed, a portfolio gone.
-  await acme.ok('POST', '/v1/trades', { portfolioId: portfolio, symbol: 'MSFT', side: 'buy', quantity: '7', price: '410', executedAt: '2026-02-02T10:00:00Z' });
+  await acme.ok('POST', '/v1/trades', {
+    portfolioId: portfolio,
+    symbol: 'MSFT',
+    side: 'buy',
+    quantity: '7',
+    price: '410',
+    executedAt: '2026-02-02T10:00:00Z',
+  });
   await acme.ok('POST', '/v1/portfolios', { name: 'Later' });
   await t.su.unsafe(`delete from "${acme.schema}".trades where symbol = 'TSLA'`);
 }, 180_000);
@@ -105,7 +128,13 @@ describe('in-place restore', () => {
     const before = await state(acme);
     const res = await restoreInPlace('acme', { backupId: acmeBackup.id, confirm: 'acme' });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body).toMatchObject({ id: acme.id, slug: 'acme', status: 'active', restoredFrom: acmeBackup.id, restoredRows: { trades: 5_001, portfolios: 1 } });
+    expect(res.body).toMatchObject({
+      id: acme.id,
+      slug: 'acme',
+      status: 'active',
+      restoredFrom: acmeBackup.id,
+      restoredRows: { trades: 5_001, portfolios: 1 },
+    });
     const after = await state(acme);
     expect(after.digests).toEqual(atBackup);
     expect(after.shape).toEqual(before.shape);
@@ -117,7 +146,8 @@ describe('in-place restore', () => {
     expect(JSON.stringify(positions)).not.toContain('MSFT');
     expect((await acme.ok('GET', '/v1/portfolios')).items).toHaveLength(1);
     expect((await validate(t.control)).violations).toEqual([]);
-    const [audit] = await t.su`select detail from platform.audit_log where action = 'tenant.restore' and tenant_id = ${acme.id}`;
+    const [audit] =
+      await t.su`select detail from platform.audit_log where action = 'tenant.restore' and tenant_id = ${acme.id}`;
     expect(audit!.detail).toMatchObject({ backupId: acmeBackup.id, sourceTenant: acme.id });
   });
 
@@ -125,7 +155,10 @@ describe('in-place restore', () => {
     const res = await restoreInPlace('acme', { backupId: otherBackup.id, confirm: 'acme', allowOtherTenant: true });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(await tableDigests(t.su, acme.schema)).toEqual(otherAtBackup);
-    const [row] = await t.su.unsafe(`select count(*) filter (where tenant_id <> $1)::int as foreign, count(*)::int as n from "${acme.schema}".trades`, [acme.id]);
+    const [row] = await t.su.unsafe(
+      `select count(*) filter (where tenant_id <> $1)::int as foreign, count(*)::int as n from "${acme.schema}".trades`,
+      [acme.id],
+    );
     expect(row).toEqual({ foreign: 0, n: 700 });
     // The other tenant is untouched.
     expect(await tableDigests(t.su, other.schema)).toEqual(otherAtBackup);

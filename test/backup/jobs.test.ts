@@ -12,7 +12,11 @@ let free: TenantClient;
 
 beforeAll(async () => {
   t = await backupPlatform(prefix);
-  [pro, enterprise, free] = [await tenantClient(t, 'pro-desk', 'pro'), await tenantClient(t, 'big-desk', 'enterprise'), await tenantClient(t, 'small-desk', 'free')];
+  [pro, enterprise, free] = [
+    await tenantClient(t, 'pro-desk', 'pro'),
+    await tenantClient(t, 'big-desk', 'enterprise'),
+    await tenantClient(t, 'small-desk', 'free'),
+  ];
 });
 afterAll(() => t?.close());
 
@@ -20,7 +24,10 @@ describe('backup jobs', () => {
   it('several instances never run the same backup twice', async () => {
     const started = await t.backups.start(pro.id, { actor: 'test' });
     // Four "instances" (services of their own on the same control plane) race for it.
-    const instances = Array.from({ length: 4 }, () => new BackupService({ sql: t.control, store: t.backups.store, tenants: t.tenants, log: t.log }));
+    const instances = Array.from(
+      { length: 4 },
+      () => new BackupService({ sql: t.control, store: t.backups.store, tenants: t.tenants, log: t.log }),
+    );
     const results = await Promise.all(instances.map((i) => i.runNext(started.id)));
     expect(results.filter(Boolean)).toHaveLength(1);
     const [row] = await t.su`select status, attempts from platform.backups where id = ${started.id}`;
@@ -31,7 +38,9 @@ describe('backup jobs', () => {
     await t.su`delete from platform.backups`;
     expect(await t.backups.schedule()).toBe(2);
     expect(await t.backups.schedule()).toBe(0); // already queued
-    const queued = await t.su<{ tenant_id: string }[]>`select tenant_id from platform.backups where trigger = 'scheduled' and status = 'queued'`;
+    const queued = await t.su<
+      { tenant_id: string }[]
+    >`select tenant_id from platform.backups where trigger = 'scheduled' and status = 'queued'`;
     expect(queued.map((q) => q.tenant_id).sort()).toEqual([pro.id, enterprise.id].sort());
     while (await t.backups.runNext()) {}
     // An hour later, enterprise is due again; pro (daily) is not.
@@ -48,13 +57,18 @@ describe('backup jobs', () => {
       ids.push(b.id);
     }
     expect(await t.backups.expire()).toBe(2);
-    const rows = await t.su<{ id: string; status: string }[]>`select id, status from platform.backups where tenant_id = ${free.id} order by created_at`;
+    const rows = await t.su<
+      { id: string; status: string }[]
+    >`select id, status from platform.backups where tenant_id = ${free.id} order by created_at`;
     expect(rows.map((r) => r.status)).toEqual(['expired', 'expired', 'succeeded', 'succeeded', 'succeeded']);
     const keys = await testStore(prefix).list(`${prefix}/`);
     for (const gone of ids.slice(0, 2)) expect(keys.filter((k) => k.includes(gone))).toEqual([]);
     for (const kept of ids.slice(2)) expect(keys).toContain(`${prefix}/tenants/${free.id}/${kept}/manifest.json`);
     // An expired backup is no longer offered for restore.
-    const res = await t.http('/v1/tenants', { method: 'POST', json: { slug: 'from-expired', name: 'x', restoreFrom: { backupId: ids[0] } } });
+    const res = await t.http('/v1/tenants', {
+      method: 'POST',
+      json: { slug: 'from-expired', name: 'x', restoreFrom: { backupId: ids[0] } },
+    });
     expect(res.status).toBe(409);
     expect((await res.json()).code).toBe('backup_incomplete');
   });

@@ -21,12 +21,19 @@ import type { StartOptions } from '../../src/platform.ts';
 /** A unique prefix for one test file's backups. */
 export const testPrefix = (name: string) => `${name}-${randomBytes(4).toString('hex')}`;
 
-export async function backupPlatform(prefix: string, options: StartOptions & { env?: Record<string, string>; endpoint?: string } = {}): Promise<TestPlatform> {
+export async function backupPlatform(
+  prefix: string,
+  options: StartOptions & { env?: Record<string, string>; endpoint?: string } = {},
+): Promise<TestPlatform> {
   const s3 = inject('s3');
   return testPlatform({
     backupJobs: { retryDelayMs: 0, leaseMs: 30_000 },
     ...options,
-    env: { ...backupEnv(s3, prefix, options.endpoint), TENANTFORGE_BACKUP_SSE: s3.source === 's3rver' ? 'off' : 'AES256', ...options.env },
+    env: {
+      ...backupEnv(s3, prefix, options.endpoint),
+      TENANTFORGE_BACKUP_SSE: s3.source === 's3rver' ? 'off' : 'AES256',
+      ...options.env,
+    },
   });
 }
 
@@ -34,8 +41,16 @@ export async function backupPlatform(prefix: string, options: StartOptions & { e
 export function testStore(prefix: string): BackupStore {
   const s3 = inject('s3');
   return new BackupStore({
-    bucket: s3.bucket, prefix, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey,
-    endpoint: s3.endpoint, forcePathStyle: true, sse: 'off', scheduleIntervalMs: 0, workers: 0,
+    bucket: s3.bucket,
+    prefix,
+    region: s3.region,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    sse: 'off',
+    scheduleIntervalMs: 0,
+    workers: 0,
   });
 }
 
@@ -46,7 +61,12 @@ export type Seed = { portfolios: string[]; orders: string[] };
  * portfolios and orders, one-minute bars with their hourly rollups, and clustered
  * embeddings (so the HNSW index has neighbourhoods to find).
  */
-export async function seedBulk(su: Sql, tenant: { id: string; schema: string }, seed: Seed, counts: { trades: number; bars: number; embeddings: number }): Promise<void> {
+export async function seedBulk(
+  su: Sql,
+  tenant: { id: string; schema: string },
+  seed: Seed,
+  counts: { trades: number; bars: number; embeddings: number },
+): Promise<void> {
   const s = `"${tenant.schema}"`;
   await su.begin(async (tx) => {
     await tx.unsafe(`set local search_path = ${s}, extensions`);
@@ -94,7 +114,11 @@ export type TableDigest = { rows: number; digest: string };
  * Per table: row count and an order-independent digest of every column but tenant_id
  * (or of the tables and columns of `layout`: a schema's layout at an older version).
  */
-export async function tableDigests(su: Sql, schema: string, layout?: TableLayout[]): Promise<Record<string, TableDigest>> {
+export async function tableDigests(
+  su: Sql,
+  schema: string,
+  layout?: TableLayout[],
+): Promise<Record<string, TableDigest>> {
   layout ??= await tableLayout(su, schema);
   const out: Record<string, TableDigest> = {};
   for (const t of layout) {
@@ -121,7 +145,12 @@ export async function runBackup(t: TestPlatform, tenantId: string): Promise<any>
  * A copy of a backup's objects under a new backup id (found through the store's index,
  * as a backup made elsewhere is), after `damage` edits them: how tests corrupt a backup.
  */
-export async function damagedCopy(prefix: string, tenantId: string, backupId: string, damage: (objects: Map<string, Buffer>) => void): Promise<string> {
+export async function damagedCopy(
+  prefix: string,
+  tenantId: string,
+  backupId: string,
+  damage: (objects: Map<string, Buffer>) => void,
+): Promise<string> {
   const store = testStore(prefix);
   const id = randomUUID();
   const from = `${prefix}/tenants/${tenantId}/${backupId}/`;
@@ -135,9 +164,21 @@ export async function damagedCopy(prefix: string, tenantId: string, backupId: st
   objects.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
   damage(objects);
   for (const [name, body] of objects) {
-    await store.client.send(new PutObjectCommand({ Bucket: store.config.bucket, Key: `${prefix}/tenants/${tenantId}/${id}/${name}`, Body: body }));
+    await store.client.send(
+      new PutObjectCommand({
+        Bucket: store.config.bucket,
+        Key: `${prefix}/tenants/${tenantId}/${id}/${name}`,
+        Body: body,
+      }),
+    );
   }
-  await store.client.send(new PutObjectCommand({ Bucket: store.config.bucket, Key: `${prefix}/index/${id}.json`, Body: JSON.stringify({ backupId: id, tenantId }) }));
+  await store.client.send(
+    new PutObjectCommand({
+      Bucket: store.config.bucket,
+      Key: `${prefix}/index/${id}.json`,
+      Body: JSON.stringify({ backupId: id, tenantId }),
+    }),
+  );
   return id;
 }
 

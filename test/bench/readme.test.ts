@@ -36,7 +36,15 @@ describe('README performance table', () => {
 });
 
 describe('CI noise margin', () => {
-  const check = (over: Partial<Check>): Check => ({ name: 't', kind: 'strict', value: 1, limit: 1.2, op: '<=', unit: 'x', ...over });
+  const check = (over: Partial<Check>): Check => ({
+    name: 't',
+    kind: 'strict',
+    value: 1,
+    limit: 1.2,
+    op: '<=',
+    unit: 'x',
+    ...over,
+  });
 
   it('widens a ratio on its overhead only: 1.2x becomes 1.23x, not 1.38x', () => {
     const c = withNoiseMargin(check({ value: 1.3 }), 0.15);

@@ -9,12 +9,16 @@ const slo = JSON.parse(readFileSync(join(projectRoot, 'bench', 'slo.json'), 'utf
 
 /** Runs the bench runner as CI does, against the run's database server. */
 function bench(args: string[], sloFile: string, out: string) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'bench', 'run.ts'), ...args, '--slo', sloFile, '--out', out], {
-    cwd: projectRoot,
-    encoding: 'utf8',
-    timeout: 400_000,
-    env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
-  });
+  return spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(projectRoot, 'bench', 'run.ts'), ...args, '--slo', sloFile, '--out', out],
+    {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      timeout: 400_000,
+      env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
+    },
+  );
 }
 
 describe('bench runner', () => {
@@ -35,21 +39,34 @@ describe('bench runner', () => {
     const result = JSON.parse(readFileSync(join(out, 'provisioning.json'), 'utf8'));
     expect(result.passed).toBe(false);
     expect(result.unconfirmedMisses).toHaveLength(1);
-    expect(result.unconfirmedMisses[0].checks.find((c: { name: string }) => c.name === 'p99').value).toBeGreaterThan(0.001);
+    expect(result.unconfirmedMisses[0].checks.find((c: { name: string }) => c.name === 'p99').value).toBeGreaterThan(
+      0.001,
+    );
     // Provenance: the commit, the server's settings and the configuration the run used.
     const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: projectRoot, encoding: 'utf8' }).stdout.trim();
     expect(result.commit.sha).toBe(head);
-    for (const name of ['fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers']) expect(result.server.settings[name], name).toMatch(/\S/);
+    for (const name of ['fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers'])
+      expect(result.server.settings[name], name).toMatch(/\S/);
     expect(result.server.version).toMatch(/^15\./);
     expect(Object.keys(result.server.extensions)).toEqual(expect.arrayContaining(['timescaledb', 'vector']));
-    expect(result.configuration).toMatchObject({ ci: true, tenants: 200, slo: { provisioning: { seed: { p99Ms: 0.001 } } } });
-    expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'seed').limit).toBe(0.001);
+    expect(result.configuration).toMatchObject({
+      ci: true,
+      tenants: 200,
+      slo: { provisioning: { seed: { p99Ms: 0.001 } } },
+    });
+    expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'seed').limit).toBe(
+      0.001,
+    );
     // One verdict: the summary names the same misses the exit code and the file report.
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
     expect(summary).toContain('**MISS**');
     expect(summary).toMatch(/\*\*\d+ target\(s\) missed\.\*\*/);
-    const missed = result.checks.filter((c: { value: number; limit: number; op: string }) => (c.op === '<=' ? c.value > c.limit : c.value < c.limit));
-    expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(missed.filter((c: { knownMiss?: string }) => !c.knownMiss).length);
+    const missed = result.checks.filter((c: { value: number; limit: number; op: string }) =>
+      c.op === '<=' ? c.value > c.limit : c.value < c.limit,
+    );
+    expect(summary.match(/\*\*MISS\*\*/g)!.length).toBe(
+      missed.filter((c: { knownMiss?: string }) => !c.knownMiss).length,
+    );
     expect(summary).toContain('**KNOWN MISS** (issue 0)');
     expect(summary).toContain('this is the confirming second run');
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);

@@ -14,7 +14,13 @@ beforeAll(async () => {
 afterAll(() => t?.close());
 
 const fill = (portfolioId: string, extra: Record<string, unknown> = {}) => ({
-  portfolioId, symbol: 'AAPL', side: 'buy', quantity: '1', price: '100', executedAt: '2026-11-30T10:00:00Z', ...extra,
+  portfolioId,
+  symbol: 'AAPL',
+  side: 'buy',
+  quantity: '1',
+  price: '100',
+  executedAt: '2026-11-30T10:00:00Z',
+  ...extra,
 });
 
 describe('tenant authentication', () => {
@@ -36,7 +42,10 @@ describe('tenant authentication', () => {
     const issued = await (await t.http(`/v1/tenants/${acme.id}/keys`, { method: 'POST', json: {} })).json();
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(200);
     const listed = await (await t.http(`/v1/tenants/${acme.id}/keys`)).json();
-    expect(listed.items.find((k: { id: string }) => k.id === issued.id)).toMatchObject({ prefix: issued.key.slice(0, 11), revokedAt: null });
+    expect(listed.items.find((k: { id: string }) => k.id === issued.id)).toMatchObject({
+      prefix: issued.key.slice(0, 11),
+      revokedAt: null,
+    });
     expect(JSON.stringify(listed)).not.toContain(issued.key);
     expect((await t.http(`/v1/tenants/${acme.id}/keys/${issued.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(401);
@@ -75,7 +84,10 @@ describe('portfolios', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { items: { id: string }[]; nextCursor: string | null } = await acme.ok('GET', `/v1/portfolios?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: { items: { id: string }[]; nextCursor: string | null } = await acme.ok(
+        'GET',
+        `/v1/portfolios?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       seen.push(...page.items.map((p) => p.id));
       cursor = page.nextCursor;
     } while (cursor);
@@ -105,7 +117,9 @@ describe('portfolios', () => {
     const extra = await acme.call('POST', '/v1/portfolios', { name: 'x', tenantId: other.id });
     expect(extra.status).toBe(400);
     expect(extra.body.code).toBe('validation_failed');
-    expect((await acme.call('POST', '/v1/portfolios', { name: 'x', baseCurrency: 'usd' })).body.field).toBe('baseCurrency');
+    expect((await acme.call('POST', '/v1/portfolios', { name: 'x', baseCurrency: 'usd' })).body.field).toBe(
+      'baseCurrency',
+    );
     expect((await acme.call('GET', '/v1/portfolios?cursor=abc')).body.code).toBe('invalid_cursor');
   });
 });
@@ -117,9 +131,29 @@ describe('orders', () => {
   });
 
   it('places market and limit orders, filters the list, and cancels', async () => {
-    const limit = await acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'MSFT', side: 'buy', type: 'limit', quantity: '10.5', limitPrice: '410.25', clientOrderId: 'c-1' });
-    expect(limit).toMatchObject({ status: 'open', quantity: '10.5', limitPrice: '410.25', filledQuantity: '0', clientOrderId: 'c-1' });
-    const market = await acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'MSFT', side: 'sell', type: 'market', quantity: '1' });
+    const limit = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'MSFT',
+      side: 'buy',
+      type: 'limit',
+      quantity: '10.5',
+      limitPrice: '410.25',
+      clientOrderId: 'c-1',
+    });
+    expect(limit).toMatchObject({
+      status: 'open',
+      quantity: '10.5',
+      limitPrice: '410.25',
+      filledQuantity: '0',
+      clientOrderId: 'c-1',
+    });
+    const market = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'MSFT',
+      side: 'sell',
+      type: 'market',
+      quantity: '1',
+    });
     expect(market.limitPrice).toBeNull();
     const sells = await acme.ok('GET', `/v1/orders?portfolioId=${portfolio.id}&side=sell`);
     expect(sells.items.map((o: { id: string }) => o.id)).toEqual([market.id]);
@@ -140,23 +174,56 @@ describe('orders', () => {
     ['a symbol with SQL in it', { symbol: "AAPL'; drop table orders;--" }, 'symbol'],
     ['too many decimals', { quantity: '1.12345678901' }, 'quantity'],
   ])('rejects %s with 400 naming the field', async (_, change, field) => {
-    const res = await acme.call('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'X', side: 'buy', type: 'market', quantity: '1', ...change });
+    const res = await acme.call('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'X',
+      side: 'buy',
+      type: 'market',
+      quantity: '1',
+      ...change,
+    });
     expect(res.status).toBe(400);
     expect(res.body.field).toBe(field);
   });
 
   it('404s an unknown portfolio and 409s a reused client order id', async () => {
-    const unknown = await acme.call('POST', '/v1/orders', { portfolioId: '00000000-0000-4000-8000-000000000000', symbol: 'X', side: 'buy', type: 'market', quantity: '1' });
+    const unknown = await acme.call('POST', '/v1/orders', {
+      portfolioId: '00000000-0000-4000-8000-000000000000',
+      symbol: 'X',
+      side: 'buy',
+      type: 'market',
+      quantity: '1',
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('portfolio_not_found');
-    await acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'X', side: 'buy', type: 'market', quantity: '1', clientOrderId: 'dup' });
-    const dup = await acme.call('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'X', side: 'buy', type: 'market', quantity: '1', clientOrderId: 'dup' });
+    await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'X',
+      side: 'buy',
+      type: 'market',
+      quantity: '1',
+      clientOrderId: 'dup',
+    });
+    const dup = await acme.call('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'X',
+      side: 'buy',
+      type: 'market',
+      quantity: '1',
+      clientOrderId: 'dup',
+    });
     expect(dup.status).toBe(409);
     expect(dup.body.code).toBe('duplicate_client_order_id');
   });
 
   it("cannot place an order in another tenant's portfolio", async () => {
-    const res = await other.call('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'X', side: 'buy', type: 'market', quantity: '1' });
+    const res = await other.call('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'X',
+      side: 'buy',
+      type: 'market',
+      quantity: '1',
+    });
     expect(res.status).toBe(404);
   });
 });
@@ -168,22 +235,56 @@ describe('trades and positions', () => {
   });
 
   it('moves the order through partially filled to filled and the position with it', async () => {
-    const order = await acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'NVDA', side: 'buy', type: 'limit', quantity: '10', limitPrice: '130' });
-    const first = await acme.ok('POST', '/v1/trades', fill(portfolio.id, { orderId: order.id, symbol: 'NVDA', quantity: '4', price: '129.5' }));
+    const order = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'NVDA',
+      side: 'buy',
+      type: 'limit',
+      quantity: '10',
+      limitPrice: '130',
+    });
+    const first = await acme.ok(
+      'POST',
+      '/v1/trades',
+      fill(portfolio.id, { orderId: order.id, symbol: 'NVDA', quantity: '4', price: '129.5' }),
+    );
     expect(first.trade).toMatchObject({ quantity: '4', price: '129.5', fee: '0', orderId: order.id });
     expect(first.position).toMatchObject({ quantity: '4', averagePrice: '129.5' });
     expect((await acme.ok('GET', `/v1/orders/${order.id}`)).status).toBe('partially_filled');
-    await acme.ok('POST', '/v1/trades:batch', { trades: [fill(portfolio.id, { orderId: order.id, symbol: 'NVDA', quantity: '6', price: '130', executedAt: '2026-11-30T10:01:00Z' })] });
-    expect(await acme.ok('GET', `/v1/orders/${order.id}`)).toMatchObject({ status: 'filled', filledQuantity: '10', averageFillPrice: '129.8' });
+    await acme.ok('POST', '/v1/trades:batch', {
+      trades: [
+        fill(portfolio.id, {
+          orderId: order.id,
+          symbol: 'NVDA',
+          quantity: '6',
+          price: '130',
+          executedAt: '2026-11-30T10:01:00Z',
+        }),
+      ],
+    });
+    expect(await acme.ok('GET', `/v1/orders/${order.id}`)).toMatchObject({
+      status: 'filled',
+      filledQuantity: '10',
+      averageFillPrice: '129.8',
+    });
     const over = await acme.call('POST', '/v1/trades', fill(portfolio.id, { orderId: order.id, symbol: 'NVDA' }));
     expect(over.status).toBe(409);
     expect(over.body.code).toBe('illegal_transition');
   });
 
   it('refuses a fill that would overfill its order, storing nothing', async () => {
-    const order = await acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol: 'AMD', side: 'buy', type: 'market', quantity: '5' });
+    const order = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'AMD',
+      side: 'buy',
+      type: 'market',
+      quantity: '5',
+    });
     const res = await acme.call('POST', '/v1/trades:batch', {
-      trades: [fill(portfolio.id, { orderId: order.id, symbol: 'AMD', quantity: '3' }), fill(portfolio.id, { orderId: order.id, symbol: 'AMD', quantity: '3' })],
+      trades: [
+        fill(portfolio.id, { orderId: order.id, symbol: 'AMD', quantity: '3' }),
+        fill(portfolio.id, { orderId: order.id, symbol: 'AMD', quantity: '3' }),
+      ],
     });
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ code: 'overfill', index: 1, field: 'trades.1.quantity' });
@@ -196,18 +297,37 @@ describe('trades and positions', () => {
     await acme.ok('POST', '/v1/trades:batch', {
       trades: [
         fill(p.id, { symbol: 'TSLA', quantity: '10', price: '200', executedAt: '2026-11-30T09:00:00Z' }),
-        fill(p.id, { symbol: 'TSLA', side: 'sell', quantity: '4', price: '250', fee: '2', executedAt: '2026-11-30T09:30:00Z' }),
+        fill(p.id, {
+          symbol: 'TSLA',
+          side: 'sell',
+          quantity: '4',
+          price: '250',
+          fee: '2',
+          executedAt: '2026-11-30T09:30:00Z',
+        }),
       ],
     });
-    await acme.ok('POST', '/v1/market-data:batch', { bars: [{ symbol: 'TSLA', time: '2026-11-30T09:59:00Z', open: '240', high: '262', low: '239', close: '260' }] });
+    await acme.ok('POST', '/v1/market-data:batch', {
+      bars: [{ symbol: 'TSLA', time: '2026-11-30T09:59:00Z', open: '240', high: '262', low: '239', close: '260' }],
+    });
     const { items } = await acme.ok('GET', `/v1/portfolios/${p.id}/positions`);
     expect(items).toEqual([
-      expect.objectContaining({ symbol: 'TSLA', quantity: '6', averagePrice: '200', realizedPnl: '198', lastPrice: '260', marketValue: '1560', unrealizedPnl: '360' }),
+      expect.objectContaining({
+        symbol: 'TSLA',
+        quantity: '6',
+        averagePrice: '200',
+        realizedPnl: '198',
+        lastPrice: '260',
+        marketValue: '1560',
+        unrealizedPnl: '360',
+      }),
     ]);
   });
 
   it('rejects a batch with one bad row whole, naming the row', async () => {
-    const trades = Array.from({ length: 5 }, (_, i) => fill(portfolio.id, { symbol: 'BATCH', executedAt: `2026-11-30T11:0${i}:00Z` }));
+    const trades = Array.from({ length: 5 }, (_, i) =>
+      fill(portfolio.id, { symbol: 'BATCH', executedAt: `2026-11-30T11:0${i}:00Z` }),
+    );
     trades[3] = { ...trades[3]!, price: '-5' };
     const res = await acme.call('POST', '/v1/trades:batch', { trades });
     expect(res.status).toBe(400);
@@ -231,7 +351,13 @@ describe('trades and positions', () => {
 
   it('records 10,000 fills in one request', async () => {
     const p = await acme.ok('POST', '/v1/portfolios', { name: 'Bulk' });
-    const trades = Array.from({ length: 10_000 }, (_, i) => fill(p.id, { symbol: `S${i % 20}`, side: i % 3 ? 'buy' : 'sell', executedAt: new Date(Date.UTC(2026, 10, 1) + i * 1000).toISOString() }));
+    const trades = Array.from({ length: 10_000 }, (_, i) =>
+      fill(p.id, {
+        symbol: `S${i % 20}`,
+        side: i % 3 ? 'buy' : 'sell',
+        executedAt: new Date(Date.UTC(2026, 10, 1) + i * 1000).toISOString(),
+      }),
+    );
     const res = await acme.ok('POST', '/v1/trades:batch', { trades });
     expect(res.count).toBe(10_000);
     const { items } = await acme.ok('GET', `/v1/portfolios/${p.id}/positions`);
@@ -242,13 +368,24 @@ describe('trades and positions', () => {
 
 describe('market data', () => {
   const bar = (minute: number, close: string) => ({
-    symbol: 'ETH-USD', time: new Date(Date.UTC(2026, 10, 30, 12, minute)).toISOString(), open: '100', high: '200', low: '50', close, volume: '2',
+    symbol: 'ETH-USD',
+    time: new Date(Date.UTC(2026, 10, 30, 12, minute)).toISOString(),
+    open: '100',
+    high: '200',
+    low: '50',
+    close,
+    volume: '2',
   });
 
   it('ingests bars, upserts on symbol and time, and serves candles and the latest bar', async () => {
-    await acme.ok('POST', '/v1/market-data:batch', { bars: Array.from({ length: 30 }, (_, i) => bar(i, String(100 + i))) });
+    await acme.ok('POST', '/v1/market-data:batch', {
+      bars: Array.from({ length: 30 }, (_, i) => bar(i, String(100 + i))),
+    });
     await acme.ok('POST', '/v1/market-data:batch', { bars: [bar(29, '150')] });
-    const { items } = await acme.ok('GET', '/v1/market-data/candles?symbol=ETH-USD&from=2026-11-30T12:00:00Z&to=2026-11-30T13:00:00Z&bucket=15m');
+    const { items } = await acme.ok(
+      'GET',
+      '/v1/market-data/candles?symbol=ETH-USD&from=2026-11-30T12:00:00Z&to=2026-11-30T13:00:00Z&bucket=15m',
+    );
     expect(items).toEqual([
       { time: '2026-11-30T12:00:00.000Z', open: '100', high: '200', low: '50', close: '114', volume: '30', bars: 15 },
       { time: '2026-11-30T12:15:00.000Z', open: '100', high: '200', low: '50', close: '150', volume: '30', bars: 15 },
@@ -260,41 +397,121 @@ describe('market data', () => {
 
   it('serves hourly and daily candles from rollups that follow corrected bars', async () => {
     const hourBars = Array.from({ length: 180 }, (_, i) => ({
-      symbol: 'BTC-USD', time: new Date(Date.UTC(2026, 10, 29, 22) + i * 60_000).toISOString(), open: String(1000 + i), high: String(1001 + i), low: String(999 + i), close: String(1000.5 + i), volume: '1',
+      symbol: 'BTC-USD',
+      time: new Date(Date.UTC(2026, 10, 29, 22) + i * 60_000).toISOString(),
+      open: String(1000 + i),
+      high: String(1001 + i),
+      low: String(999 + i),
+      close: String(1000.5 + i),
+      volume: '1',
     }));
     await acme.ok('POST', '/v1/market-data:batch', { bars: hourBars });
-    const hourly = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:00:00Z&to=2026-11-30T01:00:00Z&bucket=1h');
+    const hourly = await acme.ok(
+      'GET',
+      '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:00:00Z&to=2026-11-30T01:00:00Z&bucket=1h',
+    );
     expect(hourly.items).toEqual([
-      { time: '2026-11-29T22:00:00.000Z', open: '1000', high: '1060', low: '999', close: '1059.5', volume: '60', bars: 60 },
-      { time: '2026-11-29T23:00:00.000Z', open: '1060', high: '1120', low: '1059', close: '1119.5', volume: '60', bars: 60 },
-      { time: '2026-11-30T00:00:00.000Z', open: '1120', high: '1180', low: '1119', close: '1179.5', volume: '60', bars: 60 },
+      {
+        time: '2026-11-29T22:00:00.000Z',
+        open: '1000',
+        high: '1060',
+        low: '999',
+        close: '1059.5',
+        volume: '60',
+        bars: 60,
+      },
+      {
+        time: '2026-11-29T23:00:00.000Z',
+        open: '1060',
+        high: '1120',
+        low: '1059',
+        close: '1119.5',
+        volume: '60',
+        bars: 60,
+      },
+      {
+        time: '2026-11-30T00:00:00.000Z',
+        open: '1120',
+        high: '1180',
+        low: '1119',
+        close: '1179.5',
+        volume: '60',
+        bars: 60,
+      },
     ]);
     // A corrected bar replaces its old values in the rollup, it is not added to them.
-    await acme.ok('POST', '/v1/market-data:batch', { bars: [{ ...hourBars[0]!, high: '5000', close: '4000', volume: '10' }] });
-    const daily = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T00:00:00Z&to=2026-12-01T00:00:00Z&bucket=1d');
+    await acme.ok('POST', '/v1/market-data:batch', {
+      bars: [{ ...hourBars[0]!, high: '5000', close: '4000', volume: '10' }],
+    });
+    const daily = await acme.ok(
+      'GET',
+      '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T00:00:00Z&to=2026-12-01T00:00:00Z&bucket=1d',
+    );
     expect(daily.items).toEqual([
-      { time: '2026-11-29T00:00:00.000Z', open: '1000', high: '5000', low: '999', close: '1119.5', volume: '129', bars: 120 },
-      { time: '2026-11-30T00:00:00.000Z', open: '1120', high: '1180', low: '1119', close: '1179.5', volume: '60', bars: 60 },
+      {
+        time: '2026-11-29T00:00:00.000Z',
+        open: '1000',
+        high: '5000',
+        low: '999',
+        close: '1119.5',
+        volume: '129',
+        bars: 120,
+      },
+      {
+        time: '2026-11-30T00:00:00.000Z',
+        open: '1120',
+        high: '1180',
+        low: '1119',
+        close: '1179.5',
+        volume: '60',
+        bars: 60,
+      },
     ]);
-    const minutes = await acme.ok('GET', '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:30:00Z&to=2026-11-29T22:45:00Z&bucket=5m');
+    const minutes = await acme.ok(
+      'GET',
+      '/v1/market-data/candles?symbol=BTC-USD&from=2026-11-29T22:30:00Z&to=2026-11-29T22:45:00Z&bucket=5m',
+    );
     expect(minutes.items.map((c: { bars: number }) => c.bars)).toEqual([5, 5, 5]);
   });
 
   it('rejects inconsistent bars, duplicate bars, bad buckets and huge ranges', async () => {
-    const bad = await acme.call('POST', '/v1/market-data:batch', { bars: [bar(0, '100'), { ...bar(1, '100'), high: '10' }] });
+    const bad = await acme.call('POST', '/v1/market-data:batch', {
+      bars: [bar(0, '100'), { ...bar(1, '100'), high: '10' }],
+    });
     expect(bad.body).toMatchObject({ code: 'validation_failed', index: 1 });
     const dup = await acme.call('POST', '/v1/market-data:batch', { bars: [bar(0, '100'), bar(0, '101')] });
     expect(dup.body).toMatchObject({ code: 'duplicate_bar', index: 1 });
-    expect((await acme.call('GET', '/v1/market-data/candles?symbol=X&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=2m')).body.field).toBe('bucket');
-    expect((await acme.call('GET', '/v1/market-data/candles?symbol=X&from=2020-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=1m')).body.code).toBe('range_too_large');
-    const over = await acme.call('POST', '/v1/market-data:batch', { bars: Array.from({ length: 50_001 }, () => bar(0, '1')) });
+    expect(
+      (
+        await acme.call(
+          'GET',
+          '/v1/market-data/candles?symbol=X&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=2m',
+        )
+      ).body.field,
+    ).toBe('bucket');
+    expect(
+      (
+        await acme.call(
+          'GET',
+          '/v1/market-data/candles?symbol=X&from=2020-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=1m',
+        )
+      ).body.code,
+    ).toBe('range_too_large');
+    const over = await acme.call('POST', '/v1/market-data:batch', {
+      bars: Array.from({ length: 50_001 }, () => bar(0, '1')),
+    });
     expect(over.status).toBe(413);
   });
 });
 
 describe('embeddings', () => {
   it('upserts by externalId, searches with and without a metadata filter, gets and deletes', async () => {
-    const items = Array.from({ length: 200 }, (_, i) => ({ externalId: `doc-${i}`, content: `document ${i}`, metadata: { group: i % 10 === 0 ? 'rare' : 'common' }, embedding: vector(i) }));
+    const items = Array.from({ length: 200 }, (_, i) => ({
+      externalId: `doc-${i}`,
+      content: `document ${i}`,
+      metadata: { group: i % 10 === 0 ? 'rare' : 'common' },
+      embedding: vector(i),
+    }));
     const { ids } = await acme.ok('POST', '/v1/embeddings:batch', { items });
     expect(ids).toHaveLength(200);
     const again = await acme.ok('POST', '/v1/embeddings:batch', { items: [{ ...items[5]!, content: 'updated' }] });
@@ -306,7 +523,11 @@ describe('embeddings', () => {
     expect(nearest.items).toHaveLength(3);
 
     // 20 of 200 rows match the filter: iterative scans still return k = 15 of them.
-    const filtered = await acme.ok('POST', '/v1/embeddings/search', { vector: vector(7), k: 15, filter: { group: 'rare' } });
+    const filtered = await acme.ok('POST', '/v1/embeddings/search', {
+      vector: vector(7),
+      k: 15,
+      filter: { group: 'rare' },
+    });
     expect(filtered.items).toHaveLength(15);
     expect(filtered.items.every((r: { metadata: { group: string } }) => r.metadata.group === 'rare')).toBe(true);
     const distances = filtered.items.map((r: { distance: number }) => r.distance);
@@ -320,7 +541,9 @@ describe('embeddings', () => {
   });
 
   it("never returns another tenant's embeddings", async () => {
-    const mine = await other.ok('POST', '/v1/embeddings:batch', { items: [{ content: 'only other', embedding: vector(5) }] });
+    const mine = await other.ok('POST', '/v1/embeddings:batch', {
+      items: [{ content: 'only other', embedding: vector(5) }],
+    });
     const found = await acme.ok('POST', '/v1/embeddings/search', { vector: vector(5), k: 100 });
     expect(found.items.map((r: { id: string }) => r.id)).not.toContain(mine.ids[0]);
   });
@@ -331,18 +554,36 @@ describe('embeddings', () => {
     const few = (i: number) => i % 130 === 0; // 40 rows
     const ids: string[] = [];
     for (let from = 0; from < rows; from += 1_000) {
-      const items = Array.from({ length: Math.min(1_000, rows - from) }, (_, j) => ({ content: `d${from + j}`, metadata: { group: few(from + j) ? 'few' : 'many' }, embedding: vector(from + j) }));
+      const items = Array.from({ length: Math.min(1_000, rows - from) }, (_, j) => ({
+        content: `d${from + j}`,
+        metadata: { group: few(from + j) ? 'few' : 'many' },
+        embedding: vector(from + j),
+      }));
       ids.push(...(await tenant.ok('POST', '/v1/embeddings:batch', { items })).ids);
     }
     const query = vector(123_456);
     const cosine = (v: number[]) => {
-      let dot = 0, a = 0, b = 0;
-      v.forEach((x, i) => { dot += x * query[i]!; a += x * x; b += query[i]! * query[i]!; });
+      let dot = 0,
+        a = 0,
+        b = 0;
+      v.forEach((x, i) => {
+        dot += x * query[i]!;
+        a += x * x;
+        b += query[i]! * query[i]!;
+      });
       return 1 - dot / Math.sqrt(a * b);
     };
-    const exactFew = ids.map((id, i) => ({ id, i, d: cosine(vector(i)) })).filter((r) => few(r.i)).sort((x, y) => x.d - y.d).slice(0, 10);
+    const exactFew = ids
+      .map((id, i) => ({ id, i, d: cosine(vector(i)) }))
+      .filter((r) => few(r.i))
+      .sort((x, y) => x.d - y.d)
+      .slice(0, 10);
 
-    const selective = await tenant.ok('POST', '/v1/embeddings/search', { vector: query, k: 10, filter: { group: 'few' } });
+    const selective = await tenant.ok('POST', '/v1/embeddings/search', {
+      vector: query,
+      k: 10,
+      filter: { group: 'few' },
+    });
     expect(selective.items.map((r: { id: string }) => r.id)).toEqual(exactFew.map((r) => r.id));
 
     const broad = await tenant.ok('POST', '/v1/embeddings/search', { vector: query, k: 10, filter: { group: 'many' } });
@@ -353,10 +594,17 @@ describe('embeddings', () => {
   }, 180_000);
 
   it('rejects a wrong dimension, a huge k and duplicate external ids', async () => {
-    expect((await acme.call('POST', '/v1/embeddings:batch', { items: [{ content: 'x', embedding: vector(1, 3) }] })).body).toMatchObject({ index: 0, field: 'items.0.embedding' });
+    expect(
+      (await acme.call('POST', '/v1/embeddings:batch', { items: [{ content: 'x', embedding: vector(1, 3) }] })).body,
+    ).toMatchObject({ index: 0, field: 'items.0.embedding' });
     expect((await acme.call('POST', '/v1/embeddings/search', { vector: vector(1, 385) })).body.field).toBe('vector');
     expect((await acme.call('POST', '/v1/embeddings/search', { vector: vector(1), k: 101 })).body.field).toBe('k');
-    const dup = await acme.call('POST', '/v1/embeddings:batch', { items: [{ externalId: 'd', content: 'x', embedding: vector(1) }, { externalId: 'd', content: 'y', embedding: vector(2) }] });
+    const dup = await acme.call('POST', '/v1/embeddings:batch', {
+      items: [
+        { externalId: 'd', content: 'x', embedding: vector(1) },
+        { externalId: 'd', content: 'y', embedding: vector(2) },
+      ],
+    });
     expect(dup.body).toMatchObject({ code: 'duplicate_external_id', index: 1 });
   });
 });
@@ -367,13 +615,16 @@ describe('the shared pool under interleaved tenants', () => {
     const owned = new Map<string, Set<string>>();
     for (const tenant of tenants) {
       const ids = new Set<string>();
-      for (let i = 0; i < 3; i++) ids.add((await tenant.ok('POST', '/v1/portfolios', { name: `h-${tenant.id}-${i}` })).id);
+      for (let i = 0; i < 3; i++)
+        ids.add((await tenant.ok('POST', '/v1/portfolios', { name: `h-${tenant.id}-${i}` })).id);
       owned.set(tenant.id, ids);
     }
     const all = new Set([...owned.values()].flatMap((s) => [...s]));
     // 600 requests from 6 tenants at once through one pool of 10 connections.
     const requests = Array.from({ length: 600 }, (_, i) => tenants[i % tenants.length]!);
-    const results = await Promise.all(requests.map(async (tenant) => ({ tenant, res: await tenant.call('GET', '/v1/portfolios?limit=500') })));
+    const results = await Promise.all(
+      requests.map(async (tenant) => ({ tenant, res: await tenant.call('GET', '/v1/portfolios?limit=500') })),
+    );
     for (const { tenant, res } of results) {
       expect(res.status).toBe(200);
       const ids = res.body.items.map((p: { id: string }) => p.id).filter((id: string) => all.has(id));
@@ -381,7 +632,8 @@ describe('the shared pool under interleaved tenants', () => {
       expect(ids.length).toBe(owned.get(tenant.id)!.size);
     }
     // After all that, a pooled connection carries no tenant context.
-    const leftover = await t.app`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
+    const leftover =
+      await t.app`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
     expect(leftover[0]).toMatchObject({ role: 'tf_app', tenant: expect.toSatisfy((v: string | null) => !v) });
   });
 });
@@ -397,7 +649,14 @@ describe('OpenAPI', () => {
     const res = await t.http('/openapi.json', { token: null });
     const doc = await res.json();
     expect(doc.openapi).toBe('3.1.0');
-    for (const path of ['/v1/portfolios', '/v1/orders/{id}/cancel', '/v1/trades:batch', '/v1/market-data/candles', '/v1/embeddings/search', '/v1/tenants/{idOrSlug}/credentials']) {
+    for (const path of [
+      '/v1/portfolios',
+      '/v1/orders/{id}/cancel',
+      '/v1/trades:batch',
+      '/v1/market-data/candles',
+      '/v1/embeddings/search',
+      '/v1/tenants/{idOrSlug}/credentials',
+    ]) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
     const order = doc.paths['/v1/orders'].post.requestBody.content['application/json'].schema;

@@ -23,7 +23,8 @@ const FEATURES = ['data', 'tenants', 'provisioning', 'backup', 'migrations', 'is
  * so the list only shrinks.
  */
 const ALLOWED: Record<string, string> = {
-  'http/health.ts -> migrations/files.ts': 'readiness reports template and tenant migration state: it composes features, like app.ts, and moves up beside it',
+  'http/health.ts -> migrations/files.ts':
+    'readiness reports template and tenant migration state: it composes features, like app.ts, and moves up beside it',
   'http/health.ts -> migrations/behind.ts': 'as above',
   'http/health.ts -> migrations/template.ts': 'as above',
 };
@@ -39,7 +40,11 @@ function sourceFiles(dir: string): string[] {
 /** Every module specifier a file imports or re-exports, static or dynamic. */
 function specifiers(source: string): string[] {
   const found: string[] = [];
-  const patterns = [/\b(?:import|export)\s[^'"`;]*?\bfrom\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g, /^\s*import\s+['"]([^'"]+)['"]/gm];
+  const patterns = [
+    /\b(?:import|export)\s[^'"`;]*?\bfrom\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+    /^\s*import\s+['"]([^'"]+)['"]/gm,
+  ];
   for (const pattern of patterns) for (const m of source.matchAll(pattern)) found.push(m[1]!);
   return found;
 }
@@ -62,7 +67,13 @@ function upwardImports(): string[] {
 describe('import direction', () => {
   it('finds imports of every form (so the check below can fail)', () => {
     const source = `import { a } from '../data/x.ts';\nimport type { B } from "../tenants/y.ts";\nexport * from '../backup/z.ts';\nconst m = await import('../isolation/w.ts');\nimport '../migrations/v.ts';`;
-    expect(specifiers(source).sort()).toEqual(['../backup/z.ts', '../data/x.ts', '../isolation/w.ts', '../migrations/v.ts', '../tenants/y.ts']);
+    expect(specifiers(source).sort()).toEqual([
+      '../backup/z.ts',
+      '../data/x.ts',
+      '../isolation/w.ts',
+      '../migrations/v.ts',
+      '../tenants/y.ts',
+    ]);
   });
 
   it('the toolkit folders (db/, http/ but app.ts) import no feature folder, except the allowlisted moves', () => {
@@ -77,7 +88,9 @@ describe('one place for names the database keys on', () => {
   const files = sourceFiles(SRC).map((path) => ({ path: relative(SRC, path), text: readFileSync(path, 'utf8') }));
 
   it('advisory lock keys are spelled only in db/locks.ts', () => {
-    const spelled = files.filter((f) => f.path !== 'db/locks.ts' && /hashtext\(\s*'|'tenantforge:(?!per-tenant)[a-z-]+(:[a-z-]+)*'/.test(f.text));
+    const spelled = files.filter(
+      (f) => f.path !== 'db/locks.ts' && /hashtext\(\s*'|'tenantforge:(?!per-tenant)[a-z-]+(:[a-z-]+)*'/.test(f.text),
+    );
     expect(spelled.map((f) => f.path)).toEqual([]);
   });
 

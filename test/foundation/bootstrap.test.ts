@@ -5,7 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.ts';
 
 const script = join(projectRoot, 'scripts', 'bootstrap-db.sh');
-const installed = ['/usr/share/postgresql/15/extension/vector.control', '/usr/share/postgresql/15/extension/timescaledb.control', '/usr/lib/postgresql/15/lib/vector.so'];
+const installed = [
+  '/usr/share/postgresql/15/extension/vector.control',
+  '/usr/share/postgresql/15/extension/timescaledb.control',
+  '/usr/lib/postgresql/15/lib/vector.so',
+];
 const asRoot = process.getuid?.() === 0;
 
 describe('database bootstrap (scripts/bootstrap-db.sh)', () => {
@@ -24,7 +28,11 @@ describe('database bootstrap (scripts/bootstrap-db.sh)', () => {
   it('reads the installed pgvector version from vector.control and reports an older build as an upgrade needing root', () => {
     const version = /default_version = '([^']+)'/.exec(readFileSync(installed[0]!, 'utf8'))![1]!;
     const asUser = (env: string[]) =>
-      spawnSync(asRoot ? 'runuser' : 'env', asRoot ? ['-u', 'postgres', '--', 'env', ...env, 'bash', '-s'] : [...env, 'bash', '-s'], { input: readFileSync(script), encoding: 'utf8', cwd: '/' });
+      spawnSync(
+        asRoot ? 'runuser' : 'env',
+        asRoot ? ['-u', 'postgres', '--', 'env', ...env, 'bash', '-s'] : [...env, 'bash', '-s'],
+        { input: readFileSync(script), encoding: 'utf8', cwd: '/' },
+      );
     const current = asUser([`PGVECTOR_MIN=${version}`]);
     expect(current.status).toBe(0);
     expect(current.stdout).toContain(`pgvector ${version} and TimescaleDB`);
@@ -38,8 +46,14 @@ describe('database bootstrap (scripts/bootstrap-db.sh)', () => {
 
   it('stops, naming what is missing and the Docker route, where it may not install (no root)', () => {
     // PG_MAJOR=99 is never installed; run as the unprivileged postgres user (or ourselves when not root).
-    const command = asRoot ? ['runuser', ['-u', 'postgres', '--', 'env', 'PG_MAJOR=99', 'bash', '-s']] : ['env', ['PG_MAJOR=99', 'bash', '-s']];
-    const run = spawnSync(command[0] as string, command[1] as string[], { input: readFileSync(script), encoding: 'utf8', cwd: '/' });
+    const command = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', 'env', 'PG_MAJOR=99', 'bash', '-s']]
+      : ['env', ['PG_MAJOR=99', 'bash', '-s']];
+    const run = spawnSync(command[0] as string, command[1] as string[], {
+      input: readFileSync(script),
+      encoding: 'utf8',
+      cwd: '/',
+    });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('missing: postgresql-99 pgvector timescaledb');
     expect(run.stderr).toContain('Debian as root only');

@@ -14,7 +14,11 @@ describe('configuration', () => {
     ['PORT', 'abc', /PORT="abc": .*number/i],
     ['PORT', '70000', /PORT="70000": .*65535/],
     ['DATABASE_URL', 'mysql://x', /DATABASE_URL="mysql:\/\/x": must be a postgres:\/\/ or postgresql:\/\/ URL/],
-    ['TENANTFORGE_STATEMENT_TIMEOUT', '5 seconds', /TENANTFORGE_STATEMENT_TIMEOUT="5 seconds": must be a whole number with a unit/],
+    [
+      'TENANTFORGE_STATEMENT_TIMEOUT',
+      '5 seconds',
+      /TENANTFORGE_STATEMENT_TIMEOUT="5 seconds": must be a whole number with a unit/,
+    ],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud": .*info/],
   ])('names %s, the bad value and the accepted form', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
@@ -22,7 +26,9 @@ describe('configuration', () => {
   });
 
   it('never echoes a secret or a password in a URL', () => {
-    expect(() => loadConfig({ TENANTFORGE_ADMIN_TOKEN: 'short' })).toThrow(/TENANTFORGE_ADMIN_TOKEN="<redacted>": must be at least 16/);
+    expect(() => loadConfig({ TENANTFORGE_ADMIN_TOKEN: 'short' })).toThrow(
+      /TENANTFORGE_ADMIN_TOKEN="<redacted>": must be at least 16/,
+    );
     let message: string | undefined;
     try {
       loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h/db', PORT: 'x' });

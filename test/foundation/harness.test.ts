@@ -17,7 +17,8 @@ describe('test harness database choice', () => {
   it('hands tests a server that has TimescaleDB, pgvector and pgcrypto available', async () => {
     expect(['environment', 'testcontainers', 'local-cluster']).toContain(inject('databaseSource'));
     const sql = openPool(inject('databaseUrl'), { max: 1 });
-    const rows = await sql`select name from pg_available_extensions where name in ('timescaledb', 'vector', 'pgcrypto') order by name`;
+    const rows =
+      await sql`select name from pg_available_extensions where name in ('timescaledb', 'vector', 'pgcrypto') order by name`;
     const [preload] = await sql`select current_setting('shared_preload_libraries') as libs`;
     await sql.end();
     expect(rows.map((r) => r.name)).toEqual(['pgcrypto', 'timescaledb', 'vector']);

@@ -12,10 +12,12 @@ beforeAll(async () => {
 afterAll(() => t?.close());
 
 function appWithCapturedLogs() {
-  const sink = new Writable({ write: (chunk, _, done) => {
-    lines.push(String(chunk));
-    done();
-  } });
+  const sink = new Writable({
+    write: (chunk, _, done) => {
+      lines.push(String(chunk));
+      done();
+    },
+  });
   return createApp({ ...t, log: createLogger('info', sink) });
 }
 
@@ -37,12 +39,19 @@ describe('HTTP skeleton', () => {
     const res = await t.http('/v2/nothing', { token: null });
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
-    expect(await res.json()).toMatchObject({ status: 404, code: 'route_not_found', instance: '/v2/nothing', requestId: expect.any(String) });
+    expect(await res.json()).toMatchObject({
+      status: 404,
+      code: 'route_not_found',
+      instance: '/v2/nothing',
+      requestId: expect.any(String),
+    });
   });
 
   it('logs each request as structured JSON, without the bearer token', async () => {
     const app = appWithCapturedLogs();
-    await app.request('/v1/tenants', { headers: { authorization: `Bearer ${t.adminToken}`, 'x-request-id': 'log-check-1' } });
+    await app.request('/v1/tenants', {
+      headers: { authorization: `Bearer ${t.adminToken}`, 'x-request-id': 'log-check-1' },
+    });
     const entry = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'log-check-1');
     expect(entry).toMatchObject({ msg: 'request', method: 'GET', path: '/v1/tenants', status: 200 });
     expect(lines.join('\n')).not.toContain(t.adminToken);
@@ -50,11 +59,23 @@ describe('HTTP skeleton', () => {
 
   it('redacts secrets wherever they are logged', () => {
     const captured: string[] = [];
-    const log = createLogger('info', new Writable({ write: (c, _, done) => {
-      captured.push(String(c));
-      done();
-    } }));
-    log.info({ password: 'p4ss', config: { databaseUrl: 'postgres://u:p4ss@h/db', token: 'tok3n' }, headers: { authorization: 'Bearer tok3n' } }, 'x');
+    const log = createLogger(
+      'info',
+      new Writable({
+        write: (c, _, done) => {
+          captured.push(String(c));
+          done();
+        },
+      }),
+    );
+    log.info(
+      {
+        password: 'p4ss',
+        config: { databaseUrl: 'postgres://u:p4ss@h/db', token: 'tok3n' },
+        headers: { authorization: 'Bearer tok3n' },
+      },
+      'x',
+    );
     expect(captured.join('')).not.toMatch(/p4ss|tok3n/);
     expect(captured.join('')).toContain('<redacted>');
   });

@@ -12,7 +12,9 @@ import { freshDatabase } from '../support/platform.ts';
 /** Readiness; with the admin token (from the data dir's generated secrets) it has the details. */
 async function readyz(port: number, dataDir?: string) {
   const token = dataDir && JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')).adminToken;
-  const res = await fetch(`http://127.0.0.1:${port}/readyz`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -21,7 +23,12 @@ describe('the service with an external DATABASE_URL', () => {
     const db = await freshDatabase();
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'tf-data-'));
-    const server = startCli(['serve'], { DATABASE_URL: db.url, PORT: String(port), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_APP_PASSWORD: inject('appPassword') });
+    const server = startCli(['serve'], {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      TENANTFORGE_DATA_DIR: dataDir,
+      TENANTFORGE_APP_PASSWORD: inject('appPassword'),
+    });
     const holder = openPool(db.url, { max: 2, name: 'test-lock-holder' });
     let release = () => {};
     try {
@@ -48,7 +55,10 @@ describe('the service with an external DATABASE_URL', () => {
       // It has reached the server and is waiting on the lock.
       let waiting = 0;
       for (let i = 0; i < 200 && waiting === 0; i++) {
-        [{ n: waiting }] = (await holder`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`) as unknown as [{ n: number }];
+        [{ n: waiting }] =
+          (await holder`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`) as unknown as [
+            { n: number },
+          ];
         if (waiting === 0) await new Promise((r) => setTimeout(r, 50));
       }
       expect(waiting).toBe(1);
@@ -83,12 +93,30 @@ describe('the service on its embedded cluster', () => {
   afterAll(() => {
     // Stop whatever a failed assertion left running, then remove the cluster.
     try {
-      execFileSync('runuser', ['-u', 'postgres', '--', '/usr/lib/postgresql/15/bin/pg_ctl', 'stop', '-m', 'immediate', '-D', join(dataDir, 'pg')], { stdio: 'ignore' });
+      execFileSync(
+        'runuser',
+        [
+          '-u',
+          'postgres',
+          '--',
+          '/usr/lib/postgresql/15/bin/pg_ctl',
+          'stop',
+          '-m',
+          'immediate',
+          '-D',
+          join(dataDir, 'pg'),
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {}
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const env = async () => ({ PORT: String(await freePort()), TENANTFORGE_DATA_DIR: dataDir, TENANTFORGE_LOCAL_PG_PORT: String(pgPort) });
+  const env = async () => ({
+    PORT: String(await freePort()),
+    TENANTFORGE_DATA_DIR: dataDir,
+    TENANTFORGE_LOCAL_PG_PORT: String(pgPort),
+  });
   let pgPort: number;
 
   it('creates the cluster, serves, stops it on Ctrl-C, reuses it next time, and survives a crash', async () => {
@@ -114,7 +142,9 @@ describe('the service on its embedded cluster', () => {
     e = await env();
     server = startCli(['serve'], e);
     await server.waitForLog(/tenantforge is serving/);
-    const listed = await (await fetch(`http://127.0.0.1:${e.PORT}/v1/tenants/survivor`, { headers: { authorization: `Bearer ${token}` } })).json();
+    const listed = await (
+      await fetch(`http://127.0.0.1:${e.PORT}/v1/tenants/survivor`, { headers: { authorization: `Bearer ${token}` } })
+    ).json();
     expect(listed.status).toBe('active');
 
     // A crash: the service and the postmaster die without cleaning up (stale pid file).
@@ -131,7 +161,7 @@ describe('the service on its embedded cluster', () => {
     expect((await readyz(Number(e.PORT))).status).toBe(200);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
-  // initdb, three start-ups and a crash recovery: about 40 s alone, over 60 s while the
-  // whole suite (and other runs) share the two cores.
+    // initdb, three start-ups and a crash recovery: about 40 s alone, over 60 s while the
+    // whole suite (and other runs) share the two cores.
   }, 150_000);
 });

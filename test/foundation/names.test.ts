@@ -11,7 +11,14 @@ describe('tenant names', () => {
   });
 
   it.each([
-    'tenant_ABC', 'tenant_', 'tenant_12"; drop schema x; --', "tenant_1'", 'tenant_12 3', 'tenant_١٢٣', `tenant_${'a'.repeat(57)}`, 'public',
+    'tenant_ABC',
+    'tenant_',
+    'tenant_12"; drop schema x; --',
+    "tenant_1'",
+    'tenant_12 3',
+    'tenant_١٢٣',
+    `tenant_${'a'.repeat(57)}`,
+    'public',
   ])('refuses %j before any DDL could use it', (name) => {
     expect(() => assertTenantSchemaName(name)).toThrow(/refusing tenant schema name/);
   });

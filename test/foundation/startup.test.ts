@@ -31,7 +31,9 @@ describe('start-up failures', () => {
       url.password = 'definitely-wrong-password';
       const result = await runCli(['migrate'], { DATABASE_URL: url.toString() });
       expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(/cannot connect to PostgreSQL at postgres@127\.0\.0\.1:\d+\/tf_test_\w+: password authentication failed/);
+      expect(result.stderr).toMatch(
+        /cannot connect to PostgreSQL at postgres@127\.0\.0\.1:\d+\/tf_test_\w+: password authentication failed/,
+      );
       expect(result.stderr).not.toContain('definitely-wrong-password');
       noStack(result.stderr);
     } finally {
@@ -55,10 +57,15 @@ describe('start-up failures', () => {
       const url = new URL(db.url);
       url.username = role;
       url.password = 'plain-password-123';
-      const result = await runCli(['migrate'], { DATABASE_URL: url.toString(), TENANTFORGE_APP_PASSWORD: 'x'.repeat(16) });
+      const result = await runCli(['migrate'], {
+        DATABASE_URL: url.toString(),
+        TENANTFORGE_APP_PASSWORD: 'x'.repeat(16),
+      });
       expect(result.code).toBe(2);
       for (const ext of ['timescaledb', 'vector', 'pgcrypto']) {
-        expect(result.stderr).toContain(`extension ${ext} is missing (a superuser runs: create schema if not exists extensions; create extension ${ext}`);
+        expect(result.stderr).toContain(
+          `extension ${ext} is missing (a superuser runs: create schema if not exists extensions; create extension ${ext}`,
+        );
       }
       noStack(result.stderr);
     } finally {
@@ -79,7 +86,9 @@ describe('readiness', () => {
       expect(anonymous.status).toBe(200);
       // Versions tell an attacker which known bug to aim at: an anonymous probe gets the verdict only.
       expect(await anonymous.json()).toEqual({ status: 'ready' });
-      expect(await (await t.http('/readyz', { token: 'not-the-admin-token-at-all' })).json()).toEqual({ status: 'ready' });
+      expect(await (await t.http('/readyz', { token: 'not-the-admin-token-at-all' })).json()).toEqual({
+        status: 'ready',
+      });
 
       const ready = await t.http('/readyz');
       const body = await ready.json();
@@ -121,11 +130,14 @@ describe('concurrent start-up', () => {
   it('applies every migration exactly once when four instances start together', async () => {
     const config = testConfig(db.url);
     const log = createLogger('silent');
-    const platforms = await Promise.all(Array.from({ length: 4 }, () => startPlatform(config, log, { runPurgeSweeper: false })));
+    const platforms = await Promise.all(
+      Array.from({ length: 4 }, () => startPlatform(config, log, { runPurgeSweeper: false })),
+    );
     try {
       const su = platforms[0]!.control;
       const files = readMigrationFiles({ migrationsFolder: CONTROL_PLANE_FOLDER }).length;
-      const [control] = await su`select count(*)::int as n, count(distinct created_at)::int as distinct from drizzle.__drizzle_migrations`;
+      const [control] =
+        await su`select count(*)::int as n, count(distinct created_at)::int as distinct from drizzle.__drizzle_migrations`;
       expect(control).toEqual({ n: files, distinct: files });
       const template = await su`select name from platform.template_migrations`;
       expect(template.map((r) => r.name)).toEqual(['0001_trading_and_vectors']);

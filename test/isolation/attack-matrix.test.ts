@@ -27,25 +27,64 @@ import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { chunkOf, loginFor, newTenant, seed, SEED_TIME, type Login, type TestTenant } from './support.ts';
 
 type Outcome = 'own' | 'none' | 'ok' | 'denied' | 'unsupported';
-type Command = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'COPY TO' | 'COPY FROM' | 'DDL' | 'SET ROLE' | 'RESET ROLE' | 'set_config';
+type Command =
+  | 'SELECT'
+  | 'INSERT'
+  | 'UPDATE'
+  | 'DELETE'
+  | 'TRUNCATE'
+  | 'COPY TO'
+  | 'COPY FROM'
+  | 'DDL'
+  | 'SET ROLE'
+  | 'RESET ROLE'
+  | 'set_config';
 type ObjectKind = 'table' | 'hypertable' | 'chunk' | 'control plane' | 'functions';
 type Whose = 'own' | 'other' | null;
 
-const COMMANDS: Command[] = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'COPY TO', 'COPY FROM', 'DDL', 'SET ROLE', 'RESET ROLE', 'set_config'];
+const COMMANDS: Command[] = [
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'TRUNCATE',
+  'COPY TO',
+  'COPY FROM',
+  'DDL',
+  'SET ROLE',
+  'RESET ROLE',
+  'set_config',
+];
 
 /** Expected outcomes for a tenant's login, by object and command (the columns are COMMANDS). */
 const TENANT_EXPECTED: [Whose, ObjectKind, Outcome[]][] = [
   //                       SELECT  INSERT UPDATE DELETE TRUNCATE  COPY TO  COPY FROM      DDL       SET ROLE  RESET ROLE set_config
-  ['own', 'table',        ['own', 'own', 'own', 'own', 'denied', 'own', 'unsupported', 'denied', 'own',    'own',     'none']],
+  ['own', 'table', ['own', 'own', 'own', 'own', 'denied', 'own', 'unsupported', 'denied', 'own', 'own', 'none']],
   // COPY hypertable TO copies the (empty) parent only, as for any inheritance parent.
-  ['own', 'hypertable',   ['own', 'own', 'own', 'own', 'denied', 'none', 'unsupported', 'denied', 'own',    'own',     'none']],
+  ['own', 'hypertable', ['own', 'own', 'own', 'own', 'denied', 'none', 'unsupported', 'denied', 'own', 'own', 'none']],
   // Chunks have no RLS (TimescaleDB refuses it): the tenant reads and writes its own
   // chunk directly, whatever the tenant setting says. Only its own rows live there.
-  ['own', 'chunk',        ['own', 'own', 'own', 'own', 'denied', 'own', 'ok',          'denied', 'own',    'own',     'own']],
-  ['other', 'table',      ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied']],
-  ['other', 'hypertable', ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied']],
-  ['other', 'chunk',      ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied']],
-  [null, 'control plane', ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied']],
+  ['own', 'chunk', ['own', 'own', 'own', 'own', 'denied', 'own', 'ok', 'denied', 'own', 'own', 'own']],
+  [
+    'other',
+    'table',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'],
+  ],
+  [
+    'other',
+    'hypertable',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'],
+  ],
+  [
+    'other',
+    'chunk',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'],
+  ],
+  [
+    null,
+    'control plane',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'],
+  ],
 ];
 
 /** The runtime role, on its own (no SET ROLE, no setting), against tenant A's objects. */
@@ -53,10 +92,26 @@ const RUNTIME_EXPECTED: [Whose, ObjectKind, Outcome[]][] = [
   //                       SELECT    INSERT    UPDATE    DELETE    TRUNCATE  COPY TO   COPY FROM DDL       SET ROLE  RESET ROLE set_config
   // SET ROLE into an active tenant is how the service works; without the tenant
   // setting the policies show nothing, except on chunks, which have no RLS.
-  ['other', 'table',      ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'none',   'denied',  'denied']],
-  ['other', 'hypertable', ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'none',   'denied',  'denied']],
-  ['other', 'chunk',      ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'own',    'denied',  'denied']],
-  [null, 'control plane', ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied',  'denied']],
+  [
+    'other',
+    'table',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'none', 'denied', 'denied'],
+  ],
+  [
+    'other',
+    'hypertable',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'none', 'denied', 'denied'],
+  ],
+  [
+    'other',
+    'chunk',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'own', 'denied', 'denied'],
+  ],
+  [
+    null,
+    'control plane',
+    ['denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied', 'denied'],
+  ],
 ];
 
 /** Functions: calling TimescaleDB's drop_chunks and the template's trigger function, and creating functions. */
@@ -119,7 +174,8 @@ function statement(command: Command, target: Target): string {
     }[command as 'SELECT'];
   }
   const schema = `"${tenant!.schema}"`;
-  const table = kind === 'table' ? `${schema}.portfolios` : kind === 'hypertable' ? `${schema}.trades` : chunks.get(tenant!.id)!;
+  const table =
+    kind === 'table' ? `${schema}.portfolios` : kind === 'hypertable' ? `${schema}.trades` : chunks.get(tenant!.id)!;
   const timeSeries = kind !== 'table';
   return {
     SELECT: `select tenant_id from ${table}`,
@@ -140,7 +196,8 @@ function prelude(command: Command, target: Target, actor: Actor): string | undef
   if (command === 'SET ROLE') return target.tenant ? `set role "${target.tenant.role}"` : 'set role tf_owner';
   if (command === 'RESET ROLE') return 'reset role';
   // Spoofing: claim the other tenant's id (the runtime role: the tenant whose objects it tries).
-  if (command === 'set_config') return `select set_config('app.current_tenant_id', '${actor.setting ? actor.other().id : a.id}', false)`;
+  if (command === 'set_config')
+    return `select set_config('app.current_tenant_id', '${actor.setting ? actor.other().id : a.id}', false)`;
   return undefined;
 }
 
@@ -159,7 +216,10 @@ function functionStatement(cell: string, actor: Actor): string {
 const ROLLBACK = new Error('rollback');
 
 /** Runs `steps` as the actor in a transaction that is always rolled back; classifies what happened. */
-async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcome | string; tenantIds: string[]; reason?: string }> {
+async function attempt(
+  actor: Actor,
+  steps: string[],
+): Promise<{ outcome: Outcome | string; tenantIds: string[]; reason?: string }> {
   let tenantIds: string[] | undefined;
   try {
     await actor.sql().begin(async (tx) => {
@@ -177,7 +237,9 @@ async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcom
         await finished(stream);
       } else {
         const rows = await tx.unsafe(last);
-        tenantIds = /\breturning\b|^select tenant_id|^select id as tenant_id/.test(last) ? rows.map((r) => String(r.tenant_id)) : undefined;
+        tenantIds = /\breturning\b|^select tenant_id|^select id as tenant_id/.test(last)
+          ? rows.map((r) => String(r.tenant_id))
+          : undefined;
       }
       throw ROLLBACK;
     });
@@ -191,7 +253,10 @@ async function attempt(actor: Actor, steps: string[]): Promise<{ outcome: Outcom
   }
   if (tenantIds === undefined) return { outcome: 'ok', tenantIds: [] };
   if (tenantIds.length === 0) return { outcome: 'none', tenantIds };
-  return { outcome: tenantIds.every((id) => id === actor.own().id) ? 'own' : `rows of another tenant: ${tenantIds.join(', ')}`, tenantIds };
+  return {
+    outcome: tenantIds.every((id) => id === actor.own().id) ? 'own' : `rows of another tenant: ${tenantIds.join(', ')}`,
+    tenantIds,
+  };
 }
 
 /** The table name a denial names (a chunk's own name; a control-plane statement's table). */
@@ -231,7 +296,9 @@ function expectedFunctionDenial(what: string, actor: Actor): string {
   // use is refused there (always, for the NOINHERIT runtime role); its own, at the function.
   const ownSchemaUsable = actor.setting;
   return {
-    'drop_chunks on own hypertable': ownSchemaUsable ? 'permission denied for function drop_chunks' : `permission denied for schema ${actor.own().schema}`,
+    'drop_chunks on own hypertable': ownSchemaUsable
+      ? 'permission denied for function drop_chunks'
+      : `permission denied for schema ${actor.own().schema}`,
     "drop_chunks on other's hypertable": `permission denied for schema ${actor.other().schema}`,
     "the template's trigger function": 'permission denied for schema tf_template',
     'create function in own schema': `permission denied for schema ${actor.own().schema}`,
@@ -240,13 +307,25 @@ function expectedFunctionDenial(what: string, actor: Actor): string {
   }[what]!;
 }
 
-type Cell = { actor: keyof typeof ACTORS; whose: Whose; kind: ObjectKind; object: string; command: Command; expected: Outcome };
+type Cell = {
+  actor: keyof typeof ACTORS;
+  whose: Whose;
+  kind: ObjectKind;
+  object: string;
+  command: Command;
+  expected: Outcome;
+};
 
 function cells(actor: keyof typeof ACTORS, table: [Whose, ObjectKind, Outcome[]][]): Cell[] {
   return table.flatMap(([whose, kind, outcomes]) =>
     COMMANDS.map((command, i) => ({
-      actor, whose, kind, command,
-      object: whose ? `${actor === 'runtime' ? "tenant A's" : whose === 'own' ? 'own' : "other tenant's"} ${kind}` : kind,
+      actor,
+      whose,
+      kind,
+      command,
+      object: whose
+        ? `${actor === 'runtime' ? "tenant A's" : whose === 'own' ? 'own' : "other tenant's"} ${kind}`
+        : kind,
       expected: outcomes[i]!,
     })),
   );
@@ -255,11 +334,18 @@ function cells(actor: keyof typeof ACTORS, table: [Whose, ObjectKind, Outcome[]]
 /** The cell's object, once the tenants exist. */
 function targetOf(cell: Cell): Target {
   const actor = ACTORS[cell.actor];
-  return { kind: cell.kind, tenant: cell.whose === 'own' ? actor.own() : cell.whose === 'other' ? actor.other() : null };
+  return {
+    kind: cell.kind,
+    tenant: cell.whose === 'own' ? actor.own() : cell.whose === 'other' ? actor.other() : null,
+  };
 }
 
 describe('attack matrix: roles x objects x commands', () => {
-  const matrix = [...cells('A', TENANT_EXPECTED), ...cells('B', TENANT_EXPECTED), ...cells('runtime', RUNTIME_EXPECTED)];
+  const matrix = [
+    ...cells('A', TENANT_EXPECTED),
+    ...cells('B', TENANT_EXPECTED),
+    ...cells('runtime', RUNTIME_EXPECTED),
+  ];
 
   it.each(matrix)('$actor: $command on $object -> $expected', async (cell) => {
     const actor = ACTORS[cell.actor];
@@ -272,25 +358,35 @@ describe('attack matrix: roles x objects x commands', () => {
     if (cell.expected === 'denied') expect(reason, steps.join('; ')).toBe(expectedDenial(cell, target, actor));
   });
 
-  const controlPlane = [...new Set(COMMANDS.map((c) => (['SET ROLE', 'RESET ROLE', 'set_config'].includes(c) ? 'SELECT' : c)))];
-  it.each(controlPlane)('positive control: %s on the control plane is a valid statement (superuser, rolled back)', async (command) => {
-    const sql = statement(command, { kind: 'control plane', tenant: null });
-    const done = await t.su
-      .begin(async (tx) => {
-        if (/^copy .* to stdout$/.test(sql)) {
-          for await (const _ of await tx.unsafe(sql).readable()); // drain
-        } else if (/^copy .* from stdin$/.test(sql)) {
-          const stream = await tx.unsafe(sql).writable();
-          stream.end();
-          await finished(stream);
-        } else await tx.unsafe(sql);
-        throw ROLLBACK;
-      })
-      .then(() => 'committed', (err) => (err === ROLLBACK ? 'valid' : `error ${err.code}: ${err.message}`));
-    expect(done, sql).toBe('valid');
-  });
+  const controlPlane = [
+    ...new Set(COMMANDS.map((c) => (['SET ROLE', 'RESET ROLE', 'set_config'].includes(c) ? 'SELECT' : c))),
+  ];
+  it.each(controlPlane)(
+    'positive control: %s on the control plane is a valid statement (superuser, rolled back)',
+    async (command) => {
+      const sql = statement(command, { kind: 'control plane', tenant: null });
+      const done = await t.su
+        .begin(async (tx) => {
+          if (/^copy .* to stdout$/.test(sql)) {
+            for await (const _ of await tx.unsafe(sql).readable()); // drain
+          } else if (/^copy .* from stdin$/.test(sql)) {
+            const stream = await tx.unsafe(sql).writable();
+            stream.end();
+            await finished(stream);
+          } else await tx.unsafe(sql);
+          throw ROLLBACK;
+        })
+        .then(
+          () => 'committed',
+          (err) => (err === ROLLBACK ? 'valid' : `error ${err.code}: ${err.message}`),
+        );
+      expect(done, sql).toBe('valid');
+    },
+  );
 
-  const functionCells = (['A', 'B', 'runtime'] as const).flatMap((actor) => FUNCTION_CELLS.map(([command, what, expected]) => ({ actor, command, what, expected })));
+  const functionCells = (['A', 'B', 'runtime'] as const).flatMap((actor) =>
+    FUNCTION_CELLS.map(([command, what, expected]) => ({ actor, command, what, expected })),
+  );
   it.each(functionCells)('$actor: $command functions ($what) -> $expected', async ({ actor, what, expected }) => {
     const { outcome, reason } = await attempt(ACTORS[actor], [functionStatement(what, ACTORS[actor])]);
     expect(outcome).toBe(expected);

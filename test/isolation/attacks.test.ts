@@ -10,7 +10,12 @@ import { withTenant } from '../../src/db/with-tenant.ts';
 import { inspect, validate } from '../../src/isolation/validator.ts';
 import type { Tx } from '../../src/db/connect.ts';
 import { renderClonePlan } from '../../src/provisioning/clone-plan.ts';
-import { assertTenantRoleName, assertTenantSchemaName, InvalidTenantNameError, tenantSchemaName } from '../../src/db/names.ts';
+import {
+  assertTenantRoleName,
+  assertTenantSchemaName,
+  InvalidTenantNameError,
+  tenantSchemaName,
+} from '../../src/db/names.ts';
 import { createTenantInput } from '../../src/tenants/schemas.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { chunkOf, loginFor, newTenant, seed, vector, type Login, type TestTenant } from './support.ts';
@@ -64,16 +69,22 @@ describe('spoofing app.current_tenant_id', () => {
   ])("with %s, tenant A sees none of its rows and still none of B's", async (_, spoof) => {
     for (const table of ['portfolios', 'trades', 'market_data', 'embeddings']) {
       expect(await tryAs(asA, a.id, spoof(b.id), `select * from ${q(a, table)}`)).toEqual([]);
-      await expect(tryAs(asA, a.id, spoof(b.id), `select * from ${q(b, table)}`)).rejects.toMatchObject({ code: '42501' });
+      await expect(tryAs(asA, a.id, spoof(b.id), `select * from ${q(b, table)}`)).rejects.toMatchObject({
+        code: '42501',
+      });
     }
   });
 
   it("refuses a row claiming another tenant's id (WITH CHECK)", async () => {
-    await expect(tryAs(asA, a.id, `insert into ${q(a, 'portfolios')} (tenant_id, name) values ('${b.id}', 'x')`)).rejects.toMatchObject({
+    await expect(
+      tryAs(asA, a.id, `insert into ${q(a, 'portfolios')} (tenant_id, name) values ('${b.id}', 'x')`),
+    ).rejects.toMatchObject({
       code: '42501',
       message: expect.stringContaining('row-level security'),
     });
-    await expect(tryAs(asA, a.id, `update ${q(a, 'portfolios')} set tenant_id = '${b.id}'`)).rejects.toMatchObject({ code: '42501' });
+    await expect(tryAs(asA, a.id, `update ${q(a, 'portfolios')} set tenant_id = '${b.id}'`)).rejects.toMatchObject({
+      code: '42501',
+    });
   });
 
   it("a row written under a spoofed id lands in A's own schema: B never sees it", async () => {
@@ -82,7 +93,11 @@ describe('spoofing app.current_tenant_id', () => {
       await tx.unsafe(`insert into ${q(a, 'portfolios')} (name) values ('planted')`);
     });
     try {
-      const seenByB = await withTenant(t.app, b.context, (tx) => tx`select name from portfolios where name = 'planted'`);
+      const seenByB = await withTenant(
+        t.app,
+        b.context,
+        (tx) => tx`select name from portfolios where name = 'planted'`,
+      );
       expect(seenByB).toEqual([]);
       expect(await tryAs(asB, b.id, `select name from ${q(b, 'portfolios')} where name = 'planted'`)).toEqual([]);
     } finally {
@@ -104,7 +119,10 @@ describe('the runtime pool after a tenant transaction', () => {
       await conn.unsafe(`set local role "${a.role}"`);
       const visible = await conn.unsafe(`select count(*)::int as n from ${q(a, 'portfolios')}`);
       await conn`rollback`;
-      const denied = await conn.unsafe(`select 1 from ${q(a, 'portfolios')}`).then(() => 'allowed', (err) => err.code);
+      const denied = await conn.unsafe(`select 1 from ${q(a, 'portfolios')}`).then(
+        () => 'allowed',
+        (err) => err.code,
+      );
       return { ...state!, visibleAfterSetRole: visible[0]!.n, withoutRole: denied };
     } finally {
       conn.release();
@@ -114,9 +132,20 @@ describe('the runtime pool after a tenant transaction', () => {
   it('carries no tenant: role back to tf_app, setting empty, no rows visible, never another tenant', async () => {
     const served = new Set<number>();
     for (let i = 0; i < 3; i++) {
-      served.add(await withTenant(t.app, a.context, async (tx) => (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid));
+      served.add(
+        await withTenant(
+          t.app,
+          a.context,
+          async (tx) => (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid,
+        ),
+      );
     }
-    expect(await reusedConnectionState(served)).toMatchObject({ role: 'tf_app', tenant: '', visibleAfterSetRole: 0, withoutRole: '42501' });
+    expect(await reusedConnectionState(served)).toMatchObject({
+      role: 'tf_app',
+      tenant: '',
+      visibleAfterSetRole: 0,
+      withoutRole: '42501',
+    });
   });
 
   it('nor after a tenant transaction that failed half-way', async () => {
@@ -143,7 +172,10 @@ describe('a tenant switching its own protections off', () => {
     ['take ownership of a hypertable', (x: TestTenant) => `alter table ${q(x, 'trades')} owner to "${x.role}"`],
     ['drop a table', (x: TestTenant) => `drop table ${q(x, 'orders')}`],
     ['create a table in its schema', (x: TestTenant) => `create table "${x.schema}".mine (id int)`],
-    ['switch row security off for its session', (x: TestTenant) => `set row_security = off; select * from ${q(x, 'portfolios')}`],
+    [
+      'switch row security off for its session',
+      (x: TestTenant) => `set row_security = off; select * from ${q(x, 'portfolios')}`,
+    ],
     ['become the owner role', () => 'set role tf_owner'],
     ['become another tenant by session authorization', () => `set session authorization "${b.role}"`],
     ['create an extension', () => 'create extension if not exists citext'],
@@ -161,27 +193,39 @@ describe('a tenant switching its own protections off', () => {
   });
 
   it('change default privileges in its schema: only its own future objects (it cannot create any), and the validator flags it', async () => {
-    await t.su.begin(async (tx) => {
-      await tx.unsafe(`set local role "${a.role}"`);
-      await tx.unsafe(`alter default privileges in schema "${a.schema}" grant select on tables to public`);
-      await tx.unsafe('reset role');
-      const { violations } = await inspect(tx as Tx, a.id);
-      expect(violations.map((v) => [v.check, v.object])).toEqual([['default_privileges', a.schema]]);
-      throw ROLLBACK;
-    }).catch((err) => {
-      if (err !== ROLLBACK) throw err;
-    });
+    await t.su
+      .begin(async (tx) => {
+        await tx.unsafe(`set local role "${a.role}"`);
+        await tx.unsafe(`alter default privileges in schema "${a.schema}" grant select on tables to public`);
+        await tx.unsafe('reset role');
+        const { violations } = await inspect(tx as Tx, a.id);
+        expect(violations.map((v) => [v.check, v.object])).toEqual([['default_privileges', a.schema]]);
+        throw ROLLBACK;
+      })
+      .catch((err) => {
+        if (err !== ROLLBACK) throw err;
+      });
   });
 });
 
 describe("another tenant's chunks, by name", () => {
-  it.each(['trades', 'market_data'])("%s: B cannot read, write or list A's chunk, by its login or through the service", async (hypertable) => {
-    const chunk = (await chunkOf(t, a, hypertable)).qualified;
-    for (const sql of [`select * from ${chunk}`, `delete from ${chunk}`, `copy ${chunk} to stdout`, `select * from extensions.show_chunks('${q(a, hypertable)}')`]) {
-      await expect(tryAs(asB, b.id, sql), sql).rejects.toMatchObject({ code: '42501' });
-    }
-    await expect(withTenant(t.app, b.context, (tx) => tx.unsafe(`select * from ${chunk}`))).rejects.toMatchObject({ code: '42501' });
-  });
+  it.each(['trades', 'market_data'])(
+    "%s: B cannot read, write or list A's chunk, by its login or through the service",
+    async (hypertable) => {
+      const chunk = (await chunkOf(t, a, hypertable)).qualified;
+      for (const sql of [
+        `select * from ${chunk}`,
+        `delete from ${chunk}`,
+        `copy ${chunk} to stdout`,
+        `select * from extensions.show_chunks('${q(a, hypertable)}')`,
+      ]) {
+        await expect(tryAs(asB, b.id, sql), sql).rejects.toMatchObject({ code: '42501' });
+      }
+      await expect(withTenant(t.app, b.context, (tx) => tx.unsafe(`select * from ${chunk}`))).rejects.toMatchObject({
+        code: '42501',
+      });
+    },
+  );
 
   it("A reads its own chunk directly, skipping RLS: accepted, as only A's rows are there", async () => {
     const chunk = (await chunkOf(t, a)).qualified;
@@ -203,8 +247,13 @@ describe('vector search', () => {
     return withTenant(t.app, tenant.context, async (tx) => {
       await tx.unsafe('set local enable_seqscan = off');
       await tx.unsafe("set local hnsw.iterative_scan = 'relaxed_order'");
-      const plan = await tx.unsafe(`explain select id from embeddings ${where} order by embedding <=> $1 limit 5`, [query]);
-      const rows = await tx.unsafe(`select content, tenant_id from embeddings ${where} order by embedding <=> $1 limit 5`, [query]);
+      const plan = await tx.unsafe(`explain select id from embeddings ${where} order by embedding <=> $1 limit 5`, [
+        query,
+      ]);
+      const rows = await tx.unsafe(
+        `select content, tenant_id from embeddings ${where} order by embedding <=> $1 limit 5`,
+        [query],
+      );
       return { plan: plan.map((line) => String(Object.values(line)[0])).join('\n'), rows };
     });
   }
@@ -214,16 +263,24 @@ describe('vector search', () => {
   });
 
   beforeAll(async () => {
-    const [row] = await t.su.unsafe(`insert into ${q(a, 'embeddings')} (tenant_id, content, embedding) values ($1, 'planted attack-b', $2) returning id`, [b.id, query]);
+    const [row] = await t.su.unsafe(
+      `insert into ${q(a, 'embeddings')} (tenant_id, content, embedding) values ($1, 'planted attack-b', $2) returning id`,
+      [b.id, query],
+    );
     planted = row!.id;
     await withTenant(t.app, a.context, (tx) =>
-      tx.unsafe(`insert into embeddings (content, embedding) select 'more of A ' || i, ('[' || array_to_string(array_fill(0.001, array[383]) || (i * 0.01)::numeric, ',') || ']')::vector from generate_series(1, 20) i`),
+      tx.unsafe(
+        `insert into embeddings (content, embedding) select 'more of A ' || i, ('[' || array_to_string(array_fill(0.001, array[383]) || (i * 0.01)::numeric, ',') || ']')::vector from generate_series(1, 20) i`,
+      ),
     );
   });
 
   it("A's nearest neighbours of B's exact vector are A's own rows, through the HNSW index, though B's row is the nearest in A's table", async () => {
     // Positive control: without RLS (the owner), the planted row of B's is the very nearest.
-    const [first] = await t.su.unsafe(`select id, tenant_id from ${q(a, 'embeddings')} order by embedding operator(extensions.<=>) $1::extensions.vector limit 1`, [query]);
+    const [first] = await t.su.unsafe(
+      `select id, tenant_id from ${q(a, 'embeddings')} order by embedding operator(extensions.<=>) $1::extensions.vector limit 1`,
+      [query],
+    );
     expect(first).toEqual({ id: planted, tenant_id: b.id });
     const { plan, rows } = await nearest(a);
     expect(plan).toMatch(/Index Scan using \w+ on embeddings[\s\S]*Order By: \(embedding <=>/);
@@ -234,39 +291,66 @@ describe('vector search', () => {
 
   it("asking for B's tenant id finds nothing; B's table is out of reach", async () => {
     expect((await nearest(a, `where tenant_id = '${b.id}'`)).rows).toEqual([]);
-    const knn = (tenant: TestTenant) => `select content from ${q(tenant, 'embeddings')} order by embedding operator(extensions.<=>) '${query}' limit 5`;
+    const knn = (tenant: TestTenant) =>
+      `select content from ${q(tenant, 'embeddings')} order by embedding operator(extensions.<=>) '${query}' limit 5`;
     await expect(tryAs(asA, a.id, knn(b))).rejects.toMatchObject({ code: '42501' });
     expect(await tryAs(asA, a.id, knn(a))).not.toEqual([]);
     // A direct login can claim B's id, but that only selects rows carrying B's id in A's
     // own table (here, the planted one); B's real rows are behind B's schema.
-    expect(await tryAs(asA, a.id, `set app.current_tenant_id = '${b.id}'`, knn(a))).toEqual([{ content: 'planted attack-b' }]);
+    expect(await tryAs(asA, a.id, `set app.current_tenant_id = '${b.id}'`, knn(a))).toEqual([
+      { content: 'planted attack-b' },
+    ]);
   });
 });
 
 describe('what is knowingly not isolated', () => {
   it("catalog names: B sees the names of A's tables, not their rows or statistics (pg_stats hides RLS tables' from RLS-bound roles)", async () => {
     await t.su.unsafe(`analyze ${q(a, 'portfolios')}`);
-    const names = await tryAs(asB, b.id, `select relname from pg_class where relnamespace = '${a.schema}'::regnamespace and relname = 'portfolios'`);
+    const names = await tryAs(
+      asB,
+      b.id,
+      `select relname from pg_class where relnamespace = '${a.schema}'::regnamespace and relname = 'portfolios'`,
+    );
     expect(names).toEqual([{ relname: 'portfolios' }]);
     expect(await tryAs(asB, b.id, `select * from pg_stats where schemaname = '${a.schema}'`)).toEqual([]);
     expect(await tryAs(asA, a.id, `select * from pg_stats where schemaname = '${a.schema}'`)).toEqual([]);
-    expect((await t.su`select count(*)::int as n from pg_stats where schemaname = ${a.schema}`)[0]!.n).toBeGreaterThan(0);
-    await expect(tryAs(asB, b.id, `explain select * from ${q(a, 'portfolios')}`)).rejects.toMatchObject({ code: '42501' });
+    expect((await t.su`select count(*)::int as n from pg_stats where schemaname = ${a.schema}`)[0]!.n).toBeGreaterThan(
+      0,
+    );
+    await expect(tryAs(asB, b.id, `explain select * from ${q(a, 'portfolios')}`)).rejects.toMatchObject({
+      code: '42501',
+    });
   });
 
   it("catalog metadata: B sees A's activity counters and chunk time ranges, never a row", async () => {
-    const counters = await tryAs(asB, b.id, `select relname from pg_stat_user_tables where schemaname = '${a.schema}' and relname = 'portfolios'`);
+    const counters = await tryAs(
+      asB,
+      b.id,
+      `select relname from pg_stat_user_tables where schemaname = '${a.schema}' and relname = 'portfolios'`,
+    );
     expect(counters).toEqual([{ relname: 'portfolios' }]);
     // TimescaleDB's catalog tables stay readable (its planner reads them as the caller)...
-    const ranges = await tryAs(asB, b.id, `
+    const ranges = await tryAs(
+      asB,
+      b.id,
+      `
       select s.range_start from _timescaledb_catalog.hypertable h
       join _timescaledb_catalog.dimension d on d.hypertable_id = h.id
       join _timescaledb_catalog.dimension_slice s on s.dimension_id = d.id
-      where h.schema_name = '${a.schema}' and h.table_name = 'trades'`);
+      where h.schema_name = '${a.schema}' and h.table_name = 'trades'`,
+    );
     expect(ranges).toHaveLength(1);
     // ...its information views call internal functions no tenant may execute any more.
-    await expect(tryAs(asB, b.id, `select range_start from timescaledb_information.chunks where hypertable_schema = '${a.schema}'`)).rejects.toMatchObject({ code: '42501' });
-    await expect(tryAs(asB, b.id, `select * from ${(await chunkOf(t, a)).qualified}`)).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      tryAs(
+        asB,
+        b.id,
+        `select range_start from timescaledb_information.chunks where hypertable_schema = '${a.schema}'`,
+      ),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(tryAs(asB, b.id, `select * from ${(await chunkOf(t, a)).qualified}`)).rejects.toMatchObject({
+      code: '42501',
+    });
   });
 });
 
@@ -293,24 +377,45 @@ describe('hostile names at provisioning', () => {
 
   it('a name of exactly 63 bytes is accepted; names come from a keyed hash of the id, whatever the id holds', () => {
     expect(assertTenantSchemaName(`tenant_${'a'.repeat(56)}`)).toHaveLength(63);
-    for (const id of ['"; drop table x; --', 'ünï©ødé 🚀', 'x'.repeat(500)]) expect(tenantSchemaName(id, 'secret-0123456789abcdef')).toMatch(/^tenant_[0-9a-f]{20}$/);
+    for (const id of ['"; drop table x; --', 'ünï©ødé 🚀', 'x'.repeat(500)])
+      expect(tenantSchemaName(id, 'secret-0123456789abcdef')).toMatch(/^tenant_[0-9a-f]{20}$/);
   });
 
   it('the clone plan refuses to render for a hostile name', async () => {
     const plan = await t.provisioner.plan();
-    expect(() => renderClonePlan(plan, { schema: hostile[0]!, role: 'tenant_abc_role' })).toThrow(InvalidTenantNameError);
-    expect(() => renderClonePlan(plan, { schema: 'tenant_abc', role: 'tenant_abc_role"; drop role tf_app; --' })).toThrow(InvalidTenantNameError);
+    expect(() => renderClonePlan(plan, { schema: hostile[0]!, role: 'tenant_abc_role' })).toThrow(
+      InvalidTenantNameError,
+    );
+    expect(() =>
+      renderClonePlan(plan, { schema: 'tenant_abc', role: 'tenant_abc_role"; drop role tf_app; --' }),
+    ).toThrow(InvalidTenantNameError);
   });
 
-  const hostileSlugs = ['acme"', 'acme;drop', "o'brien", 'açme', 'ａｃｍｅ', 'acme-🚀', 'a'.repeat(51), 'pg-acme', 'tf-acme', 'platform', 'acme capital', 'acme--x', '-acme'];
+  const hostileSlugs = [
+    'acme"',
+    'acme;drop',
+    "o'brien",
+    'açme',
+    'ａｃｍｅ',
+    'acme-🚀',
+    'a'.repeat(51),
+    'pg-acme',
+    'tf-acme',
+    'platform',
+    'acme capital',
+    'acme--x',
+    '-acme',
+  ];
 
   it.each(hostileSlugs)('slug %j is refused (400) and nothing is created', async (bad) => {
     expect(createTenantInput.safeParse({ slug: bad, name: 'x' }).success).toBe(false);
-    const before = await t.su`select (select count(*)::int from platform.tenants) as tenants, (select count(*)::int from pg_namespace where nspname like 'tenant\\_%') as schemas`;
+    const before =
+      await t.su`select (select count(*)::int from platform.tenants) as tenants, (select count(*)::int from pg_namespace where nspname like 'tenant\\_%') as schemas`;
     const res = await t.http('/v1/tenants', { method: 'POST', json: { slug: bad, name: 'x' } });
     expect(res.status).toBe(400);
     expect((await res.json()).code).toBe('validation_failed');
-    const after = await t.su`select (select count(*)::int from platform.tenants) as tenants, (select count(*)::int from pg_namespace where nspname like 'tenant\\_%') as schemas`;
+    const after =
+      await t.su`select (select count(*)::int from platform.tenants) as tenants, (select count(*)::int from pg_namespace where nspname like 'tenant\\_%') as schemas`;
     expect(after).toEqual(before);
   });
 

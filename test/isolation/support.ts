@@ -24,7 +24,17 @@ const admin = { actor: 'test:isolation' };
 export async function newTenant(t: TestPlatform, slug: string): Promise<TestTenant> {
   const { tenant } = await t.tenants.create({ slug, name: slug, plan: 'free' }, admin);
   const role = `${tenant.schema}_role`;
-  return { ...tenant, role, context: { id: tenant.id, schema: tenant.schema, role, statementTimeoutMs: 5_000, chunkQuota: PLANS.free.chunkQuota } };
+  return {
+    ...tenant,
+    role,
+    context: {
+      id: tenant.id,
+      schema: tenant.schema,
+      role,
+      statementTimeoutMs: 5_000,
+      chunkQuota: PLANS.free.chunkQuota,
+    },
+  };
 }
 
 /** Drops tenants (schema, chunks, role) through the service; the first ones first, so grants others hold on them go with them. */
@@ -53,7 +63,11 @@ export async function seed(t: TestPlatform, tenant: TestTenant, embeddingAt = 0)
 }
 
 /** The (only) chunk of a tenant's hypertable, schema-qualified and quoted. */
-export async function chunkOf(t: TestPlatform, tenant: TestTenant, hypertable = 'trades'): Promise<{ schema: string; name: string; qualified: string }> {
+export async function chunkOf(
+  t: TestPlatform,
+  tenant: TestTenant,
+  hypertable = 'trades',
+): Promise<{ schema: string; name: string; qualified: string }> {
   const [chunk] = await t.su<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_namespace n on n.oid = c.relnamespace
@@ -72,7 +86,9 @@ export type Login = { sql: Sql; role: string; drop(): Promise<void> };
 export async function loginFor(t: TestPlatform, tenant: TestTenant): Promise<Login> {
   const role = `tf_test_login_${randomBytes(5).toString('hex')}`;
   const password = randomBytes(18).toString('base64url');
-  await t.su.unsafe(`create role ${role} login inherit password '${password}' in role "${tenant.role}", ${ROLES.tenantLogins}`);
+  await t.su.unsafe(
+    `create role ${role} login inherit password '${password}' in role "${tenant.role}", ${ROLES.tenantLogins}`,
+  );
   const url = new URL(t.db.url);
   url.username = role;
   url.password = password;
@@ -86,4 +102,3 @@ export async function loginFor(t: TestPlatform, tenant: TestTenant): Promise<Log
     },
   };
 }
-

@@ -36,7 +36,9 @@ describe('configuration', () => {
     expect(loadConfig({ TENANTFORGE_VALIDATOR_INTERVAL: 'off' }).validatorIntervalMs).toBe(0);
     expect(loadConfig({ TENANTFORGE_VALIDATOR_INTERVAL: '0' }).validatorIntervalMs).toBe(0);
     expect(() => loadConfig({ TENANTFORGE_VALIDATOR_INTERVAL: 'hourly' })).toThrow(ConfigError);
-    expect(() => loadConfig({ TENANTFORGE_VALIDATOR_INTERVAL: 'hourly' })).toThrow(/TENANTFORGE_VALIDATOR_INTERVAL="hourly": must be off/);
+    expect(() => loadConfig({ TENANTFORGE_VALIDATOR_INTERVAL: 'hourly' })).toThrow(
+      /TENANTFORGE_VALIDATOR_INTERVAL="hourly": must be off/,
+    );
   });
 });
 
@@ -66,12 +68,22 @@ describe('admin API and metrics', () => {
       expect(res.status).toBe(200);
       const body = await res.json();
       expect(body).toMatchObject({ id, outcome: 'violations', tenantsChecked: 1, counts: { rls_forced: 1 } });
-      expect(body.violations).toEqual([expect.objectContaining({ check: 'rls_forced', tenantId: tenant.id, tenantSlug: 'surfaces', object: `${tenant.schema}.orders` })]);
+      expect(body.violations).toEqual([
+        expect.objectContaining({
+          check: 'rls_forced',
+          tenantId: tenant.id,
+          tenantSlug: 'surfaces',
+          object: `${tenant.schema}.orders`,
+        }),
+      ]);
 
       const metrics = await t.http('/metrics');
       expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
       const text = await metrics.text();
-      for (const check of CHECK_NAMES) expect(text).toMatch(new RegExp(`^tenantforge_isolation_violations\\{check="${check}"\\} ${check === 'rls_forced' ? 1 : 0}$`, 'm'));
+      for (const check of CHECK_NAMES)
+        expect(text).toMatch(
+          new RegExp(`^tenantforge_isolation_violations\\{check="${check}"\\} ${check === 'rls_forced' ? 1 : 0}$`, 'm'),
+        );
       expect(text).toMatch(/^tenantforge_isolation_last_run_ok 1$/m);
       expect(text).toMatch(/^tenantforge_isolation_tenants_checked 1$/m);
       expect(text).toMatch(/^tenantforge_isolation_last_run_timestamp_seconds \d+(\.\d+)?$/m);
@@ -82,7 +94,15 @@ describe('admin API and metrics', () => {
 
   it('a run that could not complete shows as last_run_ok 0, without per-check samples', async () => {
     const now = new Date().toISOString();
-    await saveReport(t.control, { outcome: 'error', scope: { tenant: null }, startedAt: now, finishedAt: now, durationMs: 1, tenantsChecked: 0, error: 'boom' });
+    await saveReport(t.control, {
+      outcome: 'error',
+      scope: { tenant: null },
+      startedAt: now,
+      finishedAt: now,
+      durationMs: 1,
+      tenantsChecked: 0,
+      error: 'boom',
+    });
     const text = renderMetrics(await latestSummary(t.control));
     expect(text).toMatch(/^tenantforge_isolation_last_run_ok 0$/m);
     expect(text).not.toMatch(/^tenantforge_isolation_violations\{/m);
@@ -94,7 +114,9 @@ describe('a run racing a lock and a purge', () => {
   it('does not wait on a tenant whose table is locked: it names it as not checked, and the purge under it goes through', async () => {
     const doomed = await newTenant(t, 'doomed');
     // A policy shape of its own: had the validator deparsed it, policy_canonical would report it.
-    await t.su.unsafe(`alter policy tenant_isolation on "${doomed.schema}".orders using (tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid) and true)`);
+    await t.su.unsafe(
+      `alter policy tenant_isolation on "${doomed.schema}".orders using (tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid) and true)`,
+    );
     const purger = await t.su.reserve();
     try {
       await purger`begin`;
@@ -105,7 +127,9 @@ describe('a run racing a lock and a purge', () => {
       expect(performance.now() - started).toBeLessThan(5_000); // the validator's lock_timeout would say 1 s per wait
       expect(locked.violations).toEqual([]);
       expect(locked.tenantsChecked).toBe(2);
-      expect(locked.notChecked).toEqual([{ tenantId: doomed.id, tenantSlug: 'doomed', reason: `policies not checked: a table is locked by pid ${pid}` }]);
+      expect(locked.notChecked).toEqual([
+        { tenantId: doomed.id, tenantSlug: 'doomed', reason: `policies not checked: a table is locked by pid ${pid}` },
+      ]);
 
       await purger.unsafe(`drop schema "${doomed.schema}" cascade`);
       await purger`update platform.tenants set status = 'purged' where id = ${doomed.id}`;
@@ -156,7 +180,7 @@ describe('scheduled job', () => {
     expect((await latestSummary(t.control))!.id).toBe(latest);
   });
 
-  it('is started by the service with TENANTFORGE_VALIDATOR_INTERVAL (this file\'s platform, with off, stored nothing by itself)', async () => {
+  it("is started by the service with TENANTFORGE_VALIDATOR_INTERVAL (this file's platform, with off, stored nothing by itself)", async () => {
     const on = await testPlatform({ env: { TENANTFORGE_VALIDATOR_INTERVAL: '1h' } });
     try {
       expect(await waitFor(() => latestSummary(on.control))).toMatchObject({ outcome: 'clean' });
@@ -202,7 +226,10 @@ describe('command line', () => {
   });
 
   it('exits 2 when it cannot run: no database, unknown tenant, bad option, bad setting', async () => {
-    const nowhere = await runCli(['validate'], { ...env(), DATABASE_URL: `postgres://x:y@127.0.0.1:${await freePort()}/db` });
+    const nowhere = await runCli(['validate'], {
+      ...env(),
+      DATABASE_URL: `postgres://x:y@127.0.0.1:${await freePort()}/db`,
+    });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('cannot connect to PostgreSQL');
     const unknown = await runCli(['validate', '--tenant', 'nobody'], env(), 60_000);

@@ -8,7 +8,11 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { EXTENSION_ROUTINE_SCHEMAS, RISKY_CATALOG_ROUTINE_PATTERN, TIMESCALEDB_ALLOWED } from '../../src/db/public-privileges.ts';
+import {
+  EXTENSION_ROUTINE_SCHEMAS,
+  RISKY_CATALOG_ROUTINE_PATTERN,
+  TIMESCALEDB_ALLOWED,
+} from '../../src/db/public-privileges.ts';
 import { ROLES } from '../../src/db/roles.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { assertChunkBudget } from '../../src/data/chunk-budget.ts';
@@ -55,15 +59,26 @@ async function holdLocks(login: Sql, tables: string): Promise<{ pid: number; rel
 }
 
 const contextOf = (tenant: TenantClient, plan: keyof typeof PLANS = 'pro') => ({
-  id: tenant.id, schema: tenant.schema, role: role(tenant), statementTimeoutMs: 5_000, chunkQuota: PLANS[plan].chunkQuota,
+  id: tenant.id,
+  schema: tenant.schema,
+  role: role(tenant),
+  statementTimeoutMs: 5_000,
+  chunkQuota: PLANS[plan].chunkQuota,
 });
 
 async function seedBars(tenant: TenantClient, day: string): Promise<void> {
-  await tenant.ok('POST', '/v1/market-data:batch', { bars: [{ symbol: 'AAPL', time: `${day}T10:00:00Z`, open: '1', high: '2', low: '1', close: '2' }] });
+  await tenant.ok('POST', '/v1/market-data:batch', {
+    bars: [{ symbol: 'AAPL', time: `${day}T10:00:00Z`, open: '1', high: '2', low: '1', close: '2' }],
+  });
 }
 
 async function rowsOf(tenant: TenantClient, table: string): Promise<number> {
-  const [row] = await withTenant(t.app, contextOf(tenant), (tx) => tx.unsafe(`select count(*)::int as n from ${table}`), { readOnly: true });
+  const [row] = await withTenant(
+    t.app,
+    contextOf(tenant),
+    (tx) => tx.unsafe(`select count(*)::int as n from ${table}`),
+    { readOnly: true },
+  );
   return row!.n as number;
 }
 
@@ -76,7 +91,13 @@ async function chunksOf(tenant: TenantClient): Promise<{ oid: number; name: stri
 
 beforeAll(async () => {
   // A lock timeout long enough that "served meanwhile" below cannot be an accident of a slow machine.
-  t = await testPlatform({ env: { TENANTFORGE_VALIDATOR_INTERVAL: 'off', TENANTFORGE_WATCHDOG_INTERVAL: `${WATCHDOG_MS}ms`, TENANTFORGE_LOCK_TIMEOUT: '3s' } });
+  t = await testPlatform({
+    env: {
+      TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+      TENANTFORGE_WATCHDOG_INTERVAL: `${WATCHDOG_MS}ms`,
+      TENANTFORGE_LOCK_TIMEOUT: '3s',
+    },
+  });
   attacker = await tenantClient(t, 'attacker', 'free');
   victim = await tenantClient(t, 'victim');
   bystander = await tenantClient(t, 'bystander');
@@ -118,10 +139,14 @@ describe("1. destroying another tenant's chunks", () => {
              or p.proname ~ ${RISKY_CATALOG_ROUTINE_PATTERN})
         and has_function_privilege(current_user, p.oid, 'execute')`;
     const allowed = new Set<string>(TIMESCALEDB_ALLOWED);
-    const outside = executable.filter((r) => !(r.extension === 'vector' || (r.extension === 'timescaledb' && allowed.has(r.name))));
+    const outside = executable.filter(
+      (r) => !(r.extension === 'vector' || (r.extension === 'timescaledb' && allowed.has(r.name))),
+    );
     expect(outside).toEqual([]);
     // The positive control: what the allowlist keeps is there (names print unqualified: extensions is on the login's path).
-    expect(executable.map((r) => r.routine)).toEqual(expect.arrayContaining(['time_bucket(interval,timestamp with time zone)', 'cosine_distance(vector,vector)']));
+    expect(executable.map((r) => r.routine)).toEqual(
+      expect.arrayContaining(['time_bucket(interval,timestamp with time zone)', 'cosine_distance(vector,vector)']),
+    );
   });
 
   it('start-up revokes again what an extension update grants PUBLIC', async () => {
@@ -130,18 +155,34 @@ describe("1. destroying another tenant's chunks", () => {
     expect((await validate(t.control)).counts.routine_privileges).toBeGreaterThan(100);
     const { startPlatform } = await import('../../src/platform.ts');
     const { createLogger } = await import('../../src/log.ts');
-    const restarted = await startPlatform(t.config, createLogger('silent'), { runPurgeSweeper: false, runValidatorJob: false, runLoginWatchdog: false });
+    const restarted = await startPlatform(t.config, createLogger('silent'), {
+      runPurgeSweeper: false,
+      runValidatorJob: false,
+      runLoginWatchdog: false,
+    });
     await restarted.close();
     expect((await validate(t.control)).counts.routine_privileges).toBe(0);
-    await expect(asAttacker.unsafe(`select _timescaledb_functions.drop_chunk(${(await chunksOf(victim))[0]!.oid}::regclass)`)).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      asAttacker.unsafe(`select _timescaledb_functions.drop_chunk(${(await chunksOf(victim))[0]!.oid}::regclass)`),
+    ).rejects.toMatchObject({ code: '42501' });
   });
 
   it('the data plane still writes new chunks and reads with time_bucket, first/last and vector operators', async () => {
     await seedBars(victim, '2024-02-20'); // a new day: a new chunk, made as the tenant role
-    const candles = await victim.ok('GET', '/v1/market-data/candles?symbol=AAPL&from=2024-01-01T00:00:00Z&to=2024-03-01T00:00:00Z&bucket=1d');
+    const candles = await victim.ok(
+      'GET',
+      '/v1/market-data/candles?symbol=AAPL&from=2024-01-01T00:00:00Z&to=2024-03-01T00:00:00Z&bucket=1d',
+    );
     expect(candles.items).toHaveLength(3);
-    await victim.ok('POST', '/v1/embeddings:batch', { items: [{ externalId: 'e1', content: 'x', embedding: Array.from({ length: 384 }, (_, i) => (i === 3 ? 1 : 0.01)) }] });
-    const found = await victim.ok('POST', '/v1/embeddings/search', { vector: Array.from({ length: 384 }, (_, i) => (i === 3 ? 1 : 0.01)), k: 1 });
+    await victim.ok('POST', '/v1/embeddings:batch', {
+      items: [
+        { externalId: 'e1', content: 'x', embedding: Array.from({ length: 384 }, (_, i) => (i === 3 ? 1 : 0.01)) },
+      ],
+    });
+    const found = await victim.ok('POST', '/v1/embeddings/search', {
+      vector: Array.from({ length: 384 }, (_, i) => (i === 3 ? 1 : 0.01)),
+      k: 1,
+    });
     expect(found.items).toHaveLength(1);
   });
 });
@@ -160,23 +201,40 @@ describe('2. crashing the server', () => {
       const { createLogger } = await import('../../src/log.ts');
       const { startPlatform } = await import('../../src/platform.ts');
       const config = loadConfig({
-        DATABASE_URL: cluster.superuserUrl('crash'), TENANTFORGE_DATA_DIR: '/tmp', LOG_LEVEL: 'silent',
-        TENANTFORGE_ADMIN_TOKEN: 'crash-admin-token-0123456789', TENANTFORGE_SCHEMA_SECRET: 'crash-schema-secret-0123',
-        TENANTFORGE_APP_PASSWORD: 'crash-app-password-0123', TENANTFORGE_VALIDATOR_INTERVAL: 'off', TENANTFORGE_WATCHDOG_INTERVAL: 'off',
+        DATABASE_URL: cluster.superuserUrl('crash'),
+        TENANTFORGE_DATA_DIR: '/tmp',
+        LOG_LEVEL: 'silent',
+        TENANTFORGE_ADMIN_TOKEN: 'crash-admin-token-0123456789',
+        TENANTFORGE_SCHEMA_SECRET: 'crash-schema-secret-0123',
+        TENANTFORGE_APP_PASSWORD: 'crash-app-password-0123',
+        TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+        TENANTFORGE_WATCHDOG_INTERVAL: 'off',
       });
       const platform = await startPlatform(config, createLogger('silent'), { runPurgeSweeper: false });
       own = platform;
       const { tenant } = await platform.tenants.create({ slug: 'crasher', name: 'c', plan: 'free' }, who);
-      const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 5_000, chunkQuota: 100 };
-      await withTenant(platform.app, context, (tx) => tx`
-        insert into market_data (symbol, bar_time, open, high, low, close) values ('A', '2024-01-01', 1, 1, 1, 1), ('A', '2024-01-02', 1, 1, 1, 1)`);
+      const context = {
+        id: tenant.id,
+        schema: tenant.schema,
+        role: `${tenant.schema}_role`,
+        statementTimeoutMs: 5_000,
+        chunkQuota: 100,
+      };
+      await withTenant(
+        platform.app,
+        context,
+        (tx) => tx`
+        insert into market_data (symbol, bar_time, open, high, low, close) values ('A', '2024-01-01', 1, 1, 1, 1), ('A', '2024-01-02', 1, 1, 1, 1)`,
+      );
       const chunks = await platform.control<{ oid: number }[]>`
         select inhrelid::int as oid from pg_inherits where inhparent = ${`"${tenant.schema}".market_data`}::regclass order by 1`;
       expect(chunks).toHaveLength(2);
       const started = (await admin<{ started: Date }[]>`select pg_postmaster_start_time() as started`)[0]!.started;
       const credentials = await platform.credentials.rotate(tenant.id, who);
       login = openPool(credentials.url, { max: 1, name: 'crash-login' });
-      await expect(login.unsafe(`call extensions.merge_chunks(${chunks[0]!.oid}::regclass, ${chunks[1]!.oid}::regclass)`)).rejects.toMatchObject({ code: '42501' });
+      await expect(
+        login.unsafe(`call extensions.merge_chunks(${chunks[0]!.oid}::regclass, ${chunks[1]!.oid}::regclass)`),
+      ).rejects.toMatchObject({ code: '42501' });
       const [after] = await admin<{ started: Date }[]>`select pg_postmaster_start_time() as started`;
       expect(after!.started).toEqual(started); // no crash, no restart of every backend
     } finally {
@@ -226,12 +284,26 @@ describe("3. the platform's advisory locks", () => {
 describe('4. exhausting the lock table and the catalog through the API', () => {
   it('refuses bars far in the past or the future, naming the bar, and makes no chunk', async () => {
     const before = (await chunksOf(attacker)).length;
-    const old = Array.from({ length: 500 }, (_, i) => ({ symbol: 'X', time: new Date(Date.UTC(1800, 0, 1 + i)).toISOString(), open: '1', high: '1', low: '1', close: '1' }));
+    const old = Array.from({ length: 500 }, (_, i) => ({
+      symbol: 'X',
+      time: new Date(Date.UTC(1800, 0, 1 + i)).toISOString(),
+      open: '1',
+      high: '1',
+      low: '1',
+      close: '1',
+    }));
     const res = await attacker.call('POST', '/v1/market-data:batch', { bars: old });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'time_out_of_range', field: 'bars.0.time', index: 0 });
     const future = new Date(Date.now() + 3 * 86_400_000).toISOString();
-    const ahead = await attacker.call('POST', '/v1/trades', { portfolioId: '00000000-0000-4000-8000-000000000000', symbol: 'X', side: 'buy', quantity: '1', price: '1', executedAt: future });
+    const ahead = await attacker.call('POST', '/v1/trades', {
+      portfolioId: '00000000-0000-4000-8000-000000000000',
+      symbol: 'X',
+      side: 'buy',
+      quantity: '1',
+      price: '1',
+      executedAt: future,
+    });
     expect(ahead.status).toBe(400);
     expect(ahead.body).toMatchObject({ code: 'time_out_of_range', field: 'executedAt' });
     expect((await chunksOf(attacker)).length).toBe(before);
@@ -240,7 +312,14 @@ describe('4. exhausting the lock table and the catalog through the API', () => {
   it('refuses one request that would spread over more chunks than allowed, and makes none of them', async () => {
     const before = (await chunksOf(attacker)).length;
     const start = Date.UTC(2020, 0, 1);
-    const spread = Array.from({ length: 200 }, (_, i) => ({ symbol: 'X', time: new Date(start + i * 86_400_000).toISOString(), open: '1', high: '1', low: '1', close: '1' }));
+    const spread = Array.from({ length: 200 }, (_, i) => ({
+      symbol: 'X',
+      time: new Date(start + i * 86_400_000).toISOString(),
+      open: '1',
+      high: '1',
+      low: '1',
+      close: '1',
+    }));
     const res = await attacker.call('POST', '/v1/market-data:batch', { bars: spread });
     expect(res.status).toBe(422);
     expect(res.body).toMatchObject({ code: 'too_many_chunks', limit: t.config.maxChunksPerRequest });
@@ -258,13 +337,25 @@ describe('4. exhausting the lock table and the catalog through the API', () => {
       // One new day's chunk: within the quota (existing + 1).
       await assertChunkBudget(tx, tenant, ['market_data', 'market_data_1h'], ['2024-01-09T11:00:00Z'], limits);
     });
-    const refused = withTenant(t.app, tenant, (tx) => assertChunkBudget(tx, tenant, ['market_data', 'market_data_1h'], ['2024-01-09T11:00:00Z', '2024-01-10T11:00:00Z'], limits));
-    await expect(refused).rejects.toMatchObject({ status: 409, code: 'chunk_quota_exceeded', extras: { quota: tenant.chunkQuota, adding: 2 } });
+    const refused = withTenant(t.app, tenant, (tx) =>
+      assertChunkBudget(
+        tx,
+        tenant,
+        ['market_data', 'market_data_1h'],
+        ['2024-01-09T11:00:00Z', '2024-01-10T11:00:00Z'],
+        limits,
+      ),
+    );
+    await expect(refused).rejects.toMatchObject({
+      status: 409,
+      code: 'chunk_quota_exceeded',
+      extras: { quota: tenant.chunkQuota, adding: 2 },
+    });
   });
 });
 
-describe("5. starving the shared pool", () => {
-  it("a tenant whose tables are locked gets 503 lock_timeout, and another tenant is served meanwhile, not after it", async () => {
+describe('5. starving the shared pool', () => {
+  it('a tenant whose tables are locked gets 503 lock_timeout, and another tenant is served meanwhile, not after it', async () => {
     // A pro tenant: its 10 s statement timeout is longer than the lock timeout.
     const login = await loginOf(bystander);
     const held = await holdLocks(login, 'portfolios');
@@ -272,7 +363,11 @@ describe("5. starving the shared pool", () => {
       let settled = 0;
       const blocked = Array.from({ length: 8 }, () => bystander.call('GET', '/v1/portfolios').finally(() => settled++));
       // The attacker's requests hold their share of the pool, waiting on the lock.
-      await waitUntil(async () => (await t.su`select 1 from pg_stat_activity where usename = ${ROLES.app} and wait_event_type = 'Lock'`).length > 0);
+      await waitUntil(
+        async () =>
+          (await t.su`select 1 from pg_stat_activity where usename = ${ROLES.app} and wait_event_type = 'Lock'`)
+            .length > 0,
+      );
       const other = await victim.call('GET', '/v1/portfolios');
       expect(other.status).toBe(200);
       // Served while all eight still wait (each waits out the 3 s lock timeout, five at a time).
@@ -322,14 +417,17 @@ describe('6. WAL and shared queues', () => {
 describe('7. limits a login could lift', () => {
   it('a statement past the plan timeout is cancelled even after SET statement_timeout = 0, and recorded', async () => {
     const started = performance.now();
-    await expect(asAttacker.begin(async (tx) => {
-      await tx.unsafe('set local statement_timeout = 0');
-      await tx.unsafe('select pg_sleep(30)');
-    })).rejects.toMatchObject({ code: '57014' });
+    await expect(
+      asAttacker.begin(async (tx) => {
+        await tx.unsafe('set local statement_timeout = 0');
+        await tx.unsafe('select pg_sleep(30)');
+      }),
+    ).rejects.toMatchObject({ code: '57014' });
     const ms = performance.now() - started;
     expect(ms).toBeGreaterThan(PLANS.free.statementTimeoutMs);
     expect(ms).toBeLessThan(PLANS.free.statementTimeoutMs + 2_000);
-    const [audit] = await t.su`select action, detail from platform.audit_log where tenant_id = ${attacker.id} and actor = 'system:watchdog' order by id desc limit 1`;
+    const [audit] =
+      await t.su`select action, detail from platform.audit_log where tenant_id = ${attacker.id} and actor = 'system:watchdog' order by id desc limit 1`;
     expect(audit).toMatchObject({ action: 'login.statement_cancelled' });
   });
 
@@ -344,7 +442,8 @@ describe('7. limits a login could lift', () => {
       const pid = (await session<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
       await new Promise((r) => setTimeout(r, PLANS.free.idleInTransactionMs + 1_500));
       expect(await t.su`select 1 from pg_stat_activity where pid = ${pid}`).toEqual([]);
-      const [audit] = await t.su`select action from platform.audit_log where tenant_id = ${idler.id} and actor = 'system:watchdog' order by id desc limit 1`;
+      const [audit] =
+        await t.su`select action from platform.audit_log where tenant_id = ${idler.id} and actor = 'system:watchdog' order by id desc limit 1`;
       expect(audit).toMatchObject({ action: 'login.idle_transaction_ended' });
     } finally {
       session.release();
@@ -356,7 +455,9 @@ describe('7. limits a login could lift', () => {
     const [limit] = await asAttacker`select current_setting('temp_file_limit') as v`;
     expect(limit!.v).toBe(`${PLANS.free.tempFileLimitKb / 1024}MB`);
     await expect(asAttacker.unsafe('set temp_file_limit = -1')).rejects.toMatchObject({ code: '42501' });
-    await expect(asAttacker.unsafe('alter role current_user set temp_file_limit = -1')).rejects.toMatchObject({ code: '42501' });
+    await expect(asAttacker.unsafe('alter role current_user set temp_file_limit = -1')).rejects.toMatchObject({
+      code: '42501',
+    });
   });
 
   it('settings a login gives itself are reported by the validator, undone by --fix, and by rotation', async () => {
@@ -371,15 +472,23 @@ describe('7. limits a login could lift', () => {
       ]);
       const fixed = await validate(t.control, { fix: true });
       expect(fixed.violations).toEqual([]);
-      const [settings] = await t.su<{ setconfig: string[] }[]>`select setconfig from pg_db_role_setting where setrole = ${username}::regrole`;
-      expect([...settings!.setconfig].sort()).toEqual(loginSettingStrings({ id: bystander.id, schema: bystander.schema, plan: 'pro' }));
+      const [settings] = await t.su<
+        { setconfig: string[] }[]
+      >`select setconfig from pg_db_role_setting where setrole = ${username}::regrole`;
+      expect([...settings!.setconfig].sort()).toEqual(
+        loginSettingStrings({ id: bystander.id, schema: bystander.schema, plan: 'pro' }),
+      );
 
       // Rotation drops them too (and the login can log in again after local_preload_libraries).
       await login.unsafe('alter role current_user set work_mem = 2000000');
       const again = await loginOf(bystander);
       try {
-        const [after] = await t.su<{ setconfig: string[] }[]>`select setconfig from pg_db_role_setting where setrole = ${username}::regrole`;
-        expect([...after!.setconfig].sort()).toEqual(loginSettingStrings({ id: bystander.id, schema: bystander.schema, plan: 'pro' }));
+        const [after] = await t.su<
+          { setconfig: string[] }[]
+        >`select setconfig from pg_db_role_setting where setrole = ${username}::regrole`;
+        expect([...after!.setconfig].sort()).toEqual(
+          loginSettingStrings({ id: bystander.id, schema: bystander.schema, plan: 'pro' }),
+        );
         expect(await again`select 1 as ok`).toEqual([{ ok: 1 }]);
       } finally {
         await again.end();
@@ -394,9 +503,13 @@ describe("8. blocking another tenant's purge", () => {
   it("default privileges naming the victim's role, in any schema, neither block its purge nor survive it", async () => {
     const target = await tenantClient(t, 'purge-target');
     const target2 = await tenantClient(t, 'purge-target-two');
-    await asAttacker.unsafe(`alter default privileges in schema "${attacker.schema}" grant select on tables to "${role(target)}"`);
+    await asAttacker.unsafe(
+      `alter default privileges in schema "${attacker.schema}" grant select on tables to "${role(target)}"`,
+    );
     await asAttacker.unsafe(`alter default privileges grant select on tables to "${role(target2)}"`);
-    await asAttacker.unsafe(`alter default privileges in schema "${victim.schema}" grant select on tables to "${role(target2)}"`);
+    await asAttacker.unsafe(
+      `alter default privileges in schema "${victim.schema}" grant select on tables to "${role(target2)}"`,
+    );
     const report = await validate(t.control);
     const seen = report.violations.map((v) => v.check).sort();
     // In a tenant's schema: default_privileges (of that schema); database-wide: tenant_default_privileges.
@@ -421,14 +534,23 @@ describe("8. blocking another tenant's purge", () => {
 });
 
 describe('9. switching off the validator', () => {
-  it("a tenant locking its own tables cannot stop the whole-platform run: it is named, everyone else is checked", async () => {
-    const held = await holdLocks(asAttacker, 'portfolios, orders, trades, market_data, market_data_1h, positions, embeddings');
+  it('a tenant locking its own tables cannot stop the whole-platform run: it is named, everyone else is checked', async () => {
+    const held = await holdLocks(
+      asAttacker,
+      'portfolios, orders, trades, market_data, market_data_1h, positions, embeddings',
+    );
     try {
       const started = performance.now();
       const report = await validate(t.control);
       expect(performance.now() - started).toBeLessThan(5_000);
       expect(report.violations).toEqual([]);
-      expect(report.notChecked).toEqual([{ tenantId: attacker.id, tenantSlug: 'attacker', reason: `policies not checked: a table is locked by pid ${held.pid}` }]);
+      expect(report.notChecked).toEqual([
+        {
+          tenantId: attacker.id,
+          tenantSlug: 'attacker',
+          reason: `policies not checked: a table is locked by pid ${held.pid}`,
+        },
+      ]);
     } finally {
       await held.release();
     }
@@ -451,7 +573,8 @@ describe('10. leaks', () => {
   });
 
   it('tenant ids of logins are visible in pg_db_role_setting (documented: an id is not a credential)', async () => {
-    const rows = await asAttacker`select 1 from pg_db_role_setting s where exists (select 1 from unnest(s.setconfig) c where c = ${`app.current_tenant_id=${bystander.id}`})`;
+    const rows =
+      await asAttacker`select 1 from pg_db_role_setting s where exists (select 1 from unnest(s.setconfig) c where c = ${`app.current_tenant_id=${bystander.id}`})`;
     expect(rows).toHaveLength(1);
   });
 });
@@ -459,7 +582,13 @@ describe('10. leaks', () => {
 describe('5b. a tenant flooding the service', () => {
   it('past its queue, its further requests are told to slow down (429) at once; another tenant is served', async () => {
     const small = await testPlatform({
-      env: { TENANTFORGE_VALIDATOR_INTERVAL: 'off', TENANTFORGE_WATCHDOG_INTERVAL: 'off', TENANTFORGE_TENANT_CONCURRENCY: '1', TENANTFORGE_TENANT_QUEUE: '2', TENANTFORGE_LOCK_TIMEOUT: '3s' },
+      env: {
+        TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+        TENANTFORGE_WATCHDOG_INTERVAL: 'off',
+        TENANTFORGE_TENANT_CONCURRENCY: '1',
+        TENANTFORGE_TENANT_QUEUE: '2',
+        TENANTFORGE_LOCK_TIMEOUT: '3s',
+      },
     });
     try {
       const flooder = await tenantClient(small, 'flooder', 'free');

@@ -41,7 +41,11 @@ type Scenario = {
 const asOwner = (sql: string) => `set role tf_owner; ${sql}; reset role`;
 
 const scenarios: Scenario[] = [
-  { rule: 'registry: a tenant schema is gone', breaks: (s) => `drop schema "${s.a.schema}" cascade`, expect: (s) => [['registry_schema', 'a', s.a.schema, false]] },
+  {
+    rule: 'registry: a tenant schema is gone',
+    breaks: (s) => `drop schema "${s.a.schema}" cascade`,
+    expect: (s) => [['registry_schema', 'a', s.a.schema, false]],
+  },
   {
     rule: 'registry: a tenant role is gone',
     breaks: (s) => `drop owned by "${s.a.role}"; drop role "${s.a.role}"`,
@@ -59,23 +63,56 @@ const scenarios: Scenario[] = [
     expect: (s) => [['orphan_role', null, `tenant_${s.suffix}_role`, false]],
     cleanup: (s) => `drop owned by tenant_${s.suffix}_role; drop role tenant_${s.suffix}_role`,
   },
-  { rule: 'a tenant role gets CREATEDB', breaks: (s) => `alter role "${s.a.role}" createdb`, expect: (s) => [['role_attributes', 'a', s.a.role, true]] },
-  { rule: 'a tenant role gets BYPASSRLS', breaks: (s) => `alter role "${s.a.role}" bypassrls`, expect: (s) => [['role_attributes', 'a', s.a.role, true]] },
-  { rule: 'a tenant role gets SUPERUSER', breaks: (s) => `alter role "${s.a.role}" superuser`, expect: (s) => [['role_attributes', 'a', s.a.role, true]] },
-  { rule: 'a tenant role gets CREATEROLE', breaks: (s) => `alter role "${s.a.role}" createrole`, expect: (s) => [['role_attributes', 'a', s.a.role, true]] },
-  { rule: 'a tenant role gets REPLICATION', breaks: (s) => `alter role "${s.a.role}" replication`, expect: (s) => [['role_attributes', 'a', s.a.role, true]] },
-  { rule: "a tenant role is granted another tenant's role", breaks: (s) => `grant "${s.b.role}" to "${s.a.role}"`, expect: (s) => [['role_membership', 'a', s.a.role, true]] },
-  { rule: 'a tenant role is granted pg_read_all_data', breaks: (s) => `grant pg_read_all_data to "${s.a.role}"`, expect: (s) => [['role_membership', 'a', s.a.role, true]] },
+  {
+    rule: 'a tenant role gets CREATEDB',
+    breaks: (s) => `alter role "${s.a.role}" createdb`,
+    expect: (s) => [['role_attributes', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a tenant role gets BYPASSRLS',
+    breaks: (s) => `alter role "${s.a.role}" bypassrls`,
+    expect: (s) => [['role_attributes', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a tenant role gets SUPERUSER',
+    breaks: (s) => `alter role "${s.a.role}" superuser`,
+    expect: (s) => [['role_attributes', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a tenant role gets CREATEROLE',
+    breaks: (s) => `alter role "${s.a.role}" createrole`,
+    expect: (s) => [['role_attributes', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a tenant role gets REPLICATION',
+    breaks: (s) => `alter role "${s.a.role}" replication`,
+    expect: (s) => [['role_attributes', 'a', s.a.role, true]],
+  },
+  {
+    rule: "a tenant role is granted another tenant's role",
+    breaks: (s) => `grant "${s.b.role}" to "${s.a.role}"`,
+    expect: (s) => [['role_membership', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a tenant role is granted pg_read_all_data',
+    breaks: (s) => `grant pg_read_all_data to "${s.a.role}"`,
+    expect: (s) => [['role_membership', 'a', s.a.role, true]],
+  },
   {
     rule: "a tenant role reaches another tenant's role through a group",
-    breaks: (s) => `create role tf_test_group_${s.suffix}; grant "${s.b.role}" to tf_test_group_${s.suffix}; grant tf_test_group_${s.suffix} to "${s.a.role}"`,
+    breaks: (s) =>
+      `create role tf_test_group_${s.suffix}; grant "${s.b.role}" to tf_test_group_${s.suffix}; grant tf_test_group_${s.suffix} to "${s.a.role}"`,
     expect: (s) => [['role_membership', 'a', s.a.role, true]],
     cleanup: (s) => `drop role tf_test_group_${s.suffix}`,
   },
   {
     rule: "a login holds two tenants' roles",
-    breaks: (s) => `create role tf_test_bridge_${s.suffix} login; grant "${s.a.role}", "${s.b.role}" to tf_test_bridge_${s.suffix}`,
-    expect: (s) => [['role_membership', 'a', `tf_test_bridge_${s.suffix}`, false], ['role_membership', 'b', `tf_test_bridge_${s.suffix}`, false]],
+    breaks: (s) =>
+      `create role tf_test_bridge_${s.suffix} login; grant "${s.a.role}", "${s.b.role}" to tf_test_bridge_${s.suffix}`,
+    expect: (s) => [
+      ['role_membership', 'a', `tf_test_bridge_${s.suffix}`, false],
+      ['role_membership', 'b', `tf_test_bridge_${s.suffix}`, false],
+    ],
     cleanup: (s) => `drop role tf_test_bridge_${s.suffix}`,
   },
   {
@@ -84,11 +121,31 @@ const scenarios: Scenario[] = [
     breaks: (s) => `grant "${s.a.role}" to tf_app`,
     expect: (s) => [['role_membership', 'a', s.a.role, true]],
   },
-  { rule: 'a tenant table is owned by the tenant role', breaks: (s) => `alter table "${s.a.schema}".orders owner to "${s.a.role}"`, expect: (s) => [['ownership', 'a', `${s.a.schema}.orders`, true]] },
-  { rule: 'a tenant schema is owned by the tenant role', breaks: (s) => `alter schema "${s.a.schema}" owner to "${s.a.role}"`, expect: (s) => [['ownership', 'a', s.a.schema, true]] },
-  { rule: 'RLS disabled on a table', breaks: (s) => `alter table "${s.a.schema}".orders disable row level security`, expect: (s) => [['rls_enabled', 'a', `${s.a.schema}.orders`, true]] },
-  { rule: 'RLS not forced on a hypertable', breaks: (s) => `alter table "${s.a.schema}".trades no force row level security`, expect: (s) => [['rls_forced', 'a', `${s.a.schema}.trades`, true]] },
-  { rule: 'a table without its policy', breaks: (s) => `drop policy tenant_isolation on "${s.a.schema}".orders`, expect: (s) => [['policy_missing', 'a', `${s.a.schema}.orders`, true]] },
+  {
+    rule: 'a tenant table is owned by the tenant role',
+    breaks: (s) => `alter table "${s.a.schema}".orders owner to "${s.a.role}"`,
+    expect: (s) => [['ownership', 'a', `${s.a.schema}.orders`, true]],
+  },
+  {
+    rule: 'a tenant schema is owned by the tenant role',
+    breaks: (s) => `alter schema "${s.a.schema}" owner to "${s.a.role}"`,
+    expect: (s) => [['ownership', 'a', s.a.schema, true]],
+  },
+  {
+    rule: 'RLS disabled on a table',
+    breaks: (s) => `alter table "${s.a.schema}".orders disable row level security`,
+    expect: (s) => [['rls_enabled', 'a', `${s.a.schema}.orders`, true]],
+  },
+  {
+    rule: 'RLS not forced on a hypertable',
+    breaks: (s) => `alter table "${s.a.schema}".trades no force row level security`,
+    expect: (s) => [['rls_forced', 'a', `${s.a.schema}.trades`, true]],
+  },
+  {
+    rule: 'a table without its policy',
+    breaks: (s) => `drop policy tenant_isolation on "${s.a.schema}".orders`,
+    expect: (s) => [['policy_missing', 'a', `${s.a.schema}.orders`, true]],
+  },
   {
     rule: 'a policy for PUBLIC',
     breaks: (s) => `alter policy tenant_isolation on "${s.a.schema}".orders to public`,
@@ -108,13 +165,15 @@ const scenarios: Scenario[] = [
   },
   {
     rule: 'a policy not in the canonical form (no nullif, no init-plan)',
-    breaks: (s) => `alter policy tenant_isolation on "${s.a.schema}".orders using (tenant_id = current_setting('app.current_tenant_id')::uuid)`,
+    breaks: (s) =>
+      `alter policy tenant_isolation on "${s.a.schema}".orders using (tenant_id = current_setting('app.current_tenant_id')::uuid)`,
     expect: (s) => [['policy_canonical', 'a', `${s.a.schema}.orders policy tenant_isolation`, true]],
   },
   {
     // The same expression tree as every other tenant's policy, but its column 2 is no longer tenant_id.
     rule: 'a policy keyed on another column at the position tenant_id has elsewhere',
-    breaks: (s) => `alter table "${s.a.schema}".portfolios rename column tenant_id to owner_id; alter table "${s.a.schema}".portfolios add column tenant_id uuid`,
+    breaks: (s) =>
+      `alter table "${s.a.schema}".portfolios rename column tenant_id to owner_id; alter table "${s.a.schema}".portfolios add column tenant_id uuid`,
     // The columns changed by hand are drift too (repaired by a person: which column is right is a decision).
     expect: (s) => [
       ['policy_canonical', 'a', `${s.a.schema}.portfolios policy tenant_isolation`, true],
@@ -122,15 +181,31 @@ const scenarios: Scenario[] = [
       ['schema_drift', 'a', `${s.a.schema}.portfolios.tenant_id`, false],
     ],
   },
-  { rule: 'schema usage granted to PUBLIC', breaks: (s) => `grant usage on schema "${s.a.schema}" to public`, expect: (s) => [['schema_grants', 'a', s.a.schema, true]] },
-  { rule: 'schema CREATE granted to the tenant role', breaks: (s) => `grant create on schema "${s.a.schema}" to "${s.a.role}"`, expect: (s) => [['schema_grants', 'a', s.a.schema, true]] },
-  { rule: 'a table granted to PUBLIC', breaks: (s) => `grant select on "${s.a.schema}".portfolios to public`, expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`, true]] },
+  {
+    rule: 'schema usage granted to PUBLIC',
+    breaks: (s) => `grant usage on schema "${s.a.schema}" to public`,
+    expect: (s) => [['schema_grants', 'a', s.a.schema, true]],
+  },
+  {
+    rule: 'schema CREATE granted to the tenant role',
+    breaks: (s) => `grant create on schema "${s.a.schema}" to "${s.a.role}"`,
+    expect: (s) => [['schema_grants', 'a', s.a.schema, true]],
+  },
+  {
+    rule: 'a table granted to PUBLIC',
+    breaks: (s) => `grant select on "${s.a.schema}".portfolios to public`,
+    expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`, true]],
+  },
   {
     rule: "a table granted to another tenant's role",
     breaks: (s) => `grant select on "${s.a.schema}".portfolios to "${s.b.role}"`,
     expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`, true]],
   },
-  { rule: 'TRUNCATE granted to the tenant role', breaks: (s) => `grant truncate on "${s.a.schema}".portfolios to "${s.a.role}"`, expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`, true]] },
+  {
+    rule: 'TRUNCATE granted to the tenant role',
+    breaks: (s) => `grant truncate on "${s.a.schema}".portfolios to "${s.a.role}"`,
+    expect: (s) => [['table_grants', 'a', `${s.a.schema}.portfolios`, true]],
+  },
   {
     rule: 'a column granted to PUBLIC',
     breaks: (s) => `grant select (name) on "${s.a.schema}".portfolios to public`,
@@ -149,17 +224,25 @@ const scenarios: Scenario[] = [
   {
     rule: 'a tenant role granted the control-plane registry',
     breaks: (s) => `grant usage on schema platform to "${s.a.role}"; grant select on platform.tenants to "${s.a.role}"`,
-    expect: () => [['foreign_grants', 'a', 'schema platform', true], ['foreign_grants', 'a', 'table platform.tenants', true]],
+    expect: () => [
+      ['foreign_grants', 'a', 'schema platform', true],
+      ['foreign_grants', 'a', 'table platform.tenants', true],
+    ],
   },
   {
     rule: "a tenant role granted a column of another tenant's table",
     breaks: (s) => `grant select (name) on "${s.b.schema}".portfolios to "${s.a.role}"`,
     expect: (s) => [['table_grants', 'b', `${s.b.schema}.portfolios.name`, true]],
   },
-  { rule: 'a tenant role granted CREATE on the database', breaks: (s) => `grant create on database ${t.db.name} to "${s.a.role}"`, expect: () => [['foreign_grants', 'a', `database ${t.db.name}`, true]] },
+  {
+    rule: 'a tenant role granted CREATE on the database',
+    breaks: (s) => `grant create on database ${t.db.name} to "${s.a.role}"`,
+    expect: () => [['foreign_grants', 'a', `database ${t.db.name}`, true]],
+  },
   {
     rule: 'default privileges granting new tables to PUBLIC',
-    breaks: (s) => `alter default privileges for role tf_owner in schema "${s.a.schema}" grant select on tables to public`,
+    breaks: (s) =>
+      `alter default privileges for role tf_owner in schema "${s.a.schema}" grant select on tables to public`,
     expect: (s) => [['default_privileges', 'a', s.a.schema, true]],
   },
   {
@@ -169,7 +252,8 @@ const scenarios: Scenario[] = [
   },
   {
     rule: "default privileges in a non-tenant schema name a tenant's role",
-    breaks: (s) => `alter default privileges for role tf_owner in schema platform grant select on tables to "${s.a.role}"`,
+    breaks: (s) =>
+      `alter default privileges for role tf_owner in schema platform grant select on tables to "${s.a.role}"`,
     expect: () => [['tenant_default_privileges', 'a', 'default privileges of tf_owner in schema platform', true]],
   },
   {
@@ -184,7 +268,11 @@ const scenarios: Scenario[] = [
     breaks: (s) => `alter role "${s.a.schema}_login" in database ${t.db.name} set statement_timeout = 0`,
     expect: (s) => [['role_settings', 'a', `${s.a.schema}_login in database "${t.db.name}"`, true]],
   },
-  { rule: 'a tenant role gets a setting', breaks: (s) => `alter role "${s.a.role}" set statement_timeout = 0`, expect: (s) => [['role_settings', 'a', s.a.role, true]] },
+  {
+    rule: 'a tenant role gets a setting',
+    breaks: (s) => `alter role "${s.a.role}" set statement_timeout = 0`,
+    expect: (s) => [['role_settings', 'a', s.a.role, true]],
+  },
   {
     rule: "TimescaleDB's drop_chunk, which checks no ownership, executable by PUBLIC again",
     breaks: () => 'grant execute on function _timescaledb_functions.drop_chunk(regclass) to public',
@@ -198,19 +286,25 @@ const scenarios: Scenario[] = [
   {
     rule: 'a SECURITY DEFINER function without search_path',
     breaks: (s) =>
-      asOwner(`create function "${s.a.schema}".elevated() returns int language sql security definer as 'select 1'; ` +
-        `revoke execute on function "${s.a.schema}".elevated() from public`),
+      asOwner(
+        `create function "${s.a.schema}".elevated() returns int language sql security definer as 'select 1'; ` +
+          `revoke execute on function "${s.a.schema}".elevated() from public`,
+      ),
     expect: (s) => [['security_definer', 'a', `${s.a.schema}.elevated()`, false]],
   },
   {
     rule: 'a view without security_invoker',
-    breaks: (s) => asOwner(`create view "${s.a.schema}".portfolio_names as select id, name from "${s.a.schema}".portfolios`),
+    breaks: (s) =>
+      asOwner(`create view "${s.a.schema}".portfolio_names as select id, name from "${s.a.schema}".portfolios`),
     expect: (s) => [['view_security_invoker', 'a', `${s.a.schema}.portfolio_names`, true]],
   },
   {
     // A stored copy of the rows, filtered by nothing: never repaired unattended (dropping it loses what uses it).
     rule: 'a materialized view in a tenant schema',
-    breaks: (s) => asOwner(`create materialized view "${s.a.schema}".portfolio_copy as select id, name from "${s.a.schema}".portfolios`),
+    breaks: (s) =>
+      asOwner(
+        `create materialized view "${s.a.schema}".portfolio_copy as select id, name from "${s.a.schema}".portfolios`,
+      ),
     expect: (s) => [['view_security_invoker', 'a', `${s.a.schema}.portfolio_copy`, false]],
   },
   {
@@ -237,7 +331,8 @@ const scenarios: Scenario[] = [
   },
   {
     rule: 'the runtime role owns a table',
-    breaks: (s) => `create table platform.owned_${s.suffix} (x int); alter table platform.owned_${s.suffix} owner to tf_app`,
+    breaks: (s) =>
+      `create table platform.owned_${s.suffix} (x int); alter table platform.owned_${s.suffix} owner to tf_app`,
     expect: () => [['runtime_role', null, 'tf_app', true]],
     cleanup: (s) => `drop table platform.owned_${s.suffix}`,
   },
@@ -251,12 +346,30 @@ async function stage(): Promise<Stage> {
   return { a, b, chunk: chunk.qualified, chunkName: chunk.name, suffix: rand() };
 }
 
-type Reported = { check: CheckName; tenantId: string | null; object: string; autofix: boolean; rule: string; fix: string };
+type Reported = {
+  check: CheckName;
+  tenantId: string | null;
+  object: string;
+  autofix: boolean;
+  rule: string;
+  fix: string;
+};
 const found = (report: { violations: Reported[] }, s: Stage) =>
-  report.violations.map((v) => [v.check, v.tenantId === s.a.id ? 'a' : v.tenantId === s.b.id ? 'b' : v.tenantId, v.object, v.autofix]);
+  report.violations.map((v) => [
+    v.check,
+    v.tenantId === s.a.id ? 'a' : v.tenantId === s.b.id ? 'b' : v.tenantId,
+    v.object,
+    v.autofix,
+  ]);
 
 /** The last identifier of an object ("tenant_x.orders policy leak" -> "leak"; "x.answer()" -> "answer"). */
-const lastName = (object: string) => object.replace(/\(.*\)$/, '').split(/[ .]/).filter(Boolean).at(-1)!.replaceAll('"', '');
+const lastName = (object: string) =>
+  object
+    .replace(/\(.*\)$/, '')
+    .split(/[ .]/)
+    .filter(Boolean)
+    .at(-1)!
+    .replaceAll('"', '');
 
 /**
  * Rule and fix say something about this violation: the rule names the object, the fix
@@ -265,7 +378,9 @@ const lastName = (object: string) => object.replace(/\(.*\)$/, '').split(/[ .]/)
 function expectExplained(v: Reported): void {
   const name = lastName(v.object);
   expect(v.rule, v.check).toContain(name);
-  expect(v.fix, v.check).toMatch(/^((alter|revoke|drop|reassign|grant|create|select|delete|update|insert|comment)\b|-- \w)/i);
+  expect(v.fix, v.check).toMatch(
+    /^((alter|revoke|drop|reassign|grant|create|select|delete|update|insert|comment)\b|-- \w)/i,
+  );
   if (v.check !== 'registry_schema' && v.check !== 'registry_role') expect(v.fix, v.check).toContain(name);
 }
 const sorted = <T>(list: T[]) => [...list].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
@@ -290,7 +405,8 @@ describe('a clean platform', () => {
     const [tenant] = (await t.tenants.list({ limit: 1 })).items;
     await t.su.begin(async (tx) => {
       await inspect(tx as Tx);
-      const [who] = await tx`select current_user as role, current_setting('search_path') as path, current_setting('transaction_read_only') as ro`;
+      const [who] =
+        await tx`select current_user as role, current_setting('search_path') as path, current_setting('transaction_read_only') as ro`;
       expect(who).toMatchObject({ role: 'tf_validator', path: 'pg_catalog, pg_temp' });
     });
     const [privileges] = await t.su`
@@ -308,7 +424,8 @@ describe('a clean platform', () => {
         if (key !== 'begin') return Reflect.get(target, key, receiver);
         return (mode: string, work: (tx: Tx) => Promise<unknown>) =>
           target.begin(mode, async (tx) => {
-            const [row] = await tx`select current_setting('transaction_read_only') as ro, current_setting('transaction_isolation') as iso`;
+            const [row] =
+              await tx`select current_setting('transaction_read_only') as ro, current_setting('transaction_isolation') as iso`;
             seen.push(`${row!.ro}/${row!.iso}`);
             return work(tx as Tx);
           });
@@ -360,7 +477,9 @@ describe('each rule, broken on its own, is reported alone', () => {
       } else if (report.violations.some((v) => v.autofix)) {
         // Mixed (a hand-made change that is also drift): the safe repairs apply, the rest stays for a person.
         expect(fixed.fixes!.filter((f) => !f.applied)).toEqual([]);
-        expect(sorted(found(fixed, s))).toEqual(sorted(found({ ...report, violations: report.violations.filter((v) => !v.autofix) }, s)));
+        expect(sorted(found(fixed, s))).toEqual(
+          sorted(found({ ...report, violations: report.violations.filter((v) => !v.autofix) }, s)),
+        );
       } else {
         expect(fixed.fixes).toEqual([]);
         expect(sorted(found(fixed, s))).toEqual(sorted(scenario.expect(s)));
@@ -408,18 +527,25 @@ describe('scope', () => {
   it("--tenant reports that tenant's violations only", async () => {
     const s = await stage();
     try {
-      await t.su.unsafe(`alter table "${s.a.schema}".orders no force row level security; alter table "${s.b.schema}".orders no force row level security`);
+      await t.su.unsafe(
+        `alter table "${s.a.schema}".orders no force row level security; alter table "${s.b.schema}".orders no force row level security`,
+      );
       const one = await validate(t.control, { tenant: s.a.slug });
       expect(one.tenantsChecked).toBe(1);
       expect(one.scope).toEqual({ tenant: s.a.slug });
       expect(found(one, s)).toEqual([['rls_forced', 'a', `${s.a.schema}.orders`, true]]);
-      expect(found(await validate(t.control, { tenant: s.b.id }), s)).toEqual([['rls_forced', 'b', `${s.b.schema}.orders`, true]]);
+      expect(found(await validate(t.control, { tenant: s.b.id }), s)).toEqual([
+        ['rls_forced', 'b', `${s.b.schema}.orders`, true],
+      ]);
     } finally {
       await purge(t, s.a, s.b);
     }
   });
 
   it('an unknown tenant is a 404, not an empty report', async () => {
-    await expect(validate(t.control, { tenant: 'no-such-tenant' })).rejects.toMatchObject({ status: 404, code: 'tenant_not_found' });
+    await expect(validate(t.control, { tenant: 'no-such-tenant' })).rejects.toMatchObject({
+      status: 404,
+      code: 'tenant_not_found',
+    });
   });
 });

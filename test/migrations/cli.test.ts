@@ -48,7 +48,11 @@ async function states(migration: string, column: string) {
 describe('tenantforge migrate (command line)', () => {
   it('SIGKILLed mid-run leaves every tenant on exactly one version; a rerun finishes', async () => {
     // The per-tenant sleep makes the run last long enough to be killed in the middle.
-    addMigration(dir, '0002_trade_venue', 'alter table trades add column venue text;\n-- tenantforge:per-tenant\nselect pg_sleep(0.15);\n');
+    addMigration(
+      dir,
+      '0002_trade_venue',
+      'alter table trades add column venue text;\n-- tenantforge:per-tenant\nselect pg_sleep(0.15);\n',
+    );
     const child = startCli(['migrate'], env);
     let migrated = 0;
     for (let i = 0; i < 400 && migrated < 4; i++) {
@@ -71,7 +75,9 @@ describe('tenantforge migrate (command line)', () => {
     const summary = JSON.parse(rerun.stdout);
     expect(summary).toMatchObject({ status: 'succeeded', failed: 0 });
     expect(summary.migrated).toBe(TENANTS - done);
-    expect((await states('0002_trade_venue', 'venue')).every((s) => s.at_new && s.in_ledger && s.has_column)).toBe(true);
+    expect((await states('0002_trade_venue', 'venue')).every((s) => s.at_new && s.in_ledger && s.has_column)).toBe(
+      true,
+    );
     const runs = await t.su`select status from platform.migration_runs order by id`;
     expect(runs.map((r) => r.status)).toEqual(['interrupted', 'succeeded']);
     // Not a terminal: plain progress lines on stderr.
@@ -124,15 +130,23 @@ describe('tenantforge migrate (command line)', () => {
     try {
       const res = await runCli(['migrate'], env);
       expect(res.code).toBe(2);
-      expect(res.stderr).toMatch(/0003_order_venue\.sql was edited after it was applied; revert it and add a new file instead/);
+      expect(res.stderr).toMatch(
+        /0003_order_venue\.sql was edited after it was applied; revert it and add a new file instead/,
+      );
     } finally {
       writeFileSync(path, original);
     }
-    const broken = addMigration(dir, '0004_broken', 'alter table trades add column ok text;\nalter table nosuch add column x text;\n');
+    const broken = addMigration(
+      dir,
+      '0004_broken',
+      'alter table trades add column ok text;\nalter table nosuch add column x text;\n',
+    );
     try {
       const res = await runCli(['migrate'], env);
       expect(res.code).toBe(2);
-      expect(res.stderr).toMatch(/0004_broken\.sql failed on the template: relation "nosuch" does not exist; nothing was applied, no tenant was touched/);
+      expect(res.stderr).toMatch(
+        /0004_broken\.sql failed on the template: relation "nosuch" does not exist; nothing was applied, no tenant was touched/,
+      );
     } finally {
       const { rmSync } = await import('node:fs');
       rmSync(broken);

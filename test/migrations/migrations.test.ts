@@ -71,7 +71,10 @@ const live = () => tenants.map((x) => x.id);
 
 describe('a migration reaches every tenant', () => {
   it('adds a column to a hypertable with chunks, an index, and a new table with RLS, hypertable and grants', async () => {
-    addMigration(dir, '0002_notes_and_watchlists', `
+    addMigration(
+      dir,
+      '0002_notes_and_watchlists',
+      `
       alter table trades add column note text;
       create index orders_symbol_created_idx on orders (symbol, created_at);
       create table watchlists (
@@ -102,7 +105,8 @@ describe('a migration reaches every tenant', () => {
             with check (tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid))$p$, t);
         end loop;
       end $$;
-    `);
+    `,
+    );
     // A tenant provisioned while the run goes on is created at the new version.
     const [summary, late] = await Promise.all([migrate({ concurrency: 1 }), tenantWithChunks(t, 'mig-late', 0)]);
     tenants.push(late);
@@ -110,7 +114,10 @@ describe('a migration reaches every tenant', () => {
     expect(summary.migrated).toBeGreaterThanOrEqual(6);
 
     for (const tenant of tenants) {
-      expect(await versionOf(tenant.id)).toEqual({ version: target(), ledger: ['0001_trading_and_vectors', '0002_notes_and_watchlists'] });
+      expect(await versionOf(tenant.id)).toEqual({
+        version: target(),
+        ledger: ['0001_trading_and_vectors', '0002_notes_and_watchlists'],
+      });
       expect(await hasColumn(tenant.schema, 'trades', 'note')).toBe(true);
     }
     // The chunks of tenant 0's trades (30 of them) got the column too.
@@ -145,7 +152,8 @@ describe('a migration reaches every tenant', () => {
       await tx`insert into signals (symbol, at, score) values ('AAPL', now(), 0.5)`;
       await tx`update trades set note = 'checked' where symbol = 'AAPL'`;
     });
-    const [chunk] = await t.su`select chunk_schema from timescaledb_information.chunks where hypertable_schema = ${a.schema} and hypertable_name = 'signals'`;
+    const [chunk] =
+      await t.su`select chunk_schema from timescaledb_information.chunks where hypertable_schema = ${a.schema} and hypertable_name = 'signals'`;
     expect(chunk!.chunk_schema).toBe(a.schema);
     const b = tenants[3]!;
     const seen = await withTenant(t.app, b.context, (tx) => tx`select count(*)::int as n from watchlists`);
@@ -168,7 +176,11 @@ describe('a migration reaches every tenant', () => {
 
 describe('failures stay with their tenant', () => {
   it('a tenant whose table another session holds fails alone, keeps serving, and succeeds on rerun', async () => {
-    addMigration(dir, '0003_archived_portfolios', 'alter table portfolios add column archived boolean not null default false;\n');
+    addMigration(
+      dir,
+      '0003_archived_portfolios',
+      'alter table portfolios add column archived boolean not null default false;\n',
+    );
     const busy = tenants[4]!;
     const holder = await t.su.reserve();
     try {
@@ -177,7 +189,12 @@ describe('failures stay with their tenant', () => {
       const summary = await migrate();
       expect(summary.status).toBe('failed');
       expect(summary.failed).toBe(1);
-      expect(summary.failures[0]).toMatchObject({ tenantId: busy.id, code: '55P03', attempts: options.retries + 1, migration: '0003_archived_portfolios' });
+      expect(summary.failures[0]).toMatchObject({
+        tenantId: busy.id,
+        code: '55P03',
+        attempts: options.retries + 1,
+        migration: '0003_archived_portfolios',
+      });
       expect(summary.failures[0]!.error).toMatch(/lock timeout/);
       expect(summary.migrated).toBe(tenants.length - 1);
       // Still on the old version, whole, and serving.
@@ -185,7 +202,10 @@ describe('failures stay with their tenant', () => {
       expect(await hasColumn(busy.schema, 'portfolios', 'archived')).toBe(false);
       const res = await t.http('/v1/admin/migrations');
       const status = await res.json();
-      expect(status).toMatchObject({ tenantsBehind: 1, run: { status: 'failed', failed: 1, failures: [{ tenantId: busy.id, code: '55P03' }] } });
+      expect(status).toMatchObject({
+        tenantsBehind: 1,
+        run: { status: 'failed', failed: 1, failures: [{ tenantId: busy.id, code: '55P03' }] },
+      });
       const metrics = await (await t.http('/metrics')).text();
       expect(metrics).toContain('tenantforge_migration_tenants_behind 1');
       expect(metrics).toContain('tenantforge_migration_last_run_failed 1');
@@ -224,11 +244,15 @@ describe('failures stay with their tenant', () => {
   });
 
   it('runs a per-tenant data section as each tenant, with its setting', async () => {
-    addMigration(dir, '0005_backfill_notes', `
+    addMigration(
+      dir,
+      '0005_backfill_notes',
+      `
       alter table trades add column source text;
       -- tenantforge:per-tenant
       update trades set source = 'tenant:' || current_setting('app.current_tenant_id') || ':' || current_user;
-    `);
+    `,
+    );
     expect(await migrate()).toMatchObject({ status: 'succeeded', failed: 0 });
     const a = tenants[0]!;
     const rows = await t.su.unsafe(`select distinct source from "${a.schema}".trades`);
@@ -242,7 +266,9 @@ describe('drift', () => {
     expect((await validate(t.control)).violations).toEqual([]);
     await t.su.unsafe(`alter table "${victim.schema}".trades drop column note`);
     const report = await validate(t.control);
-    expect(report.violations.map((v) => [v.check, v.tenantId, v.object])).toEqual([['schema_drift', victim.id, `${victim.schema}.trades.note`]]);
+    expect(report.violations.map((v) => [v.check, v.tenantId, v.object])).toEqual([
+      ['schema_drift', victim.id, `${victim.schema}.trades.note`],
+    ]);
     expect(report.violations[0]!.rule).toMatch(/is missing/);
     await t.su.unsafe(`alter table "${victim.schema}".trades add column note text`);
     await t.su.unsafe(`alter table "${victim.schema}".trades drop column source`);
@@ -253,14 +279,32 @@ describe('drift', () => {
 
 describe('bad input is refused before any tenant is touched', () => {
   const refusals: [string, string, RegExp, typeof MigrationError | typeof TemplateError][] = [
-    ['0006_does_not_parse', 'alter tabel trades add column x text;', /sql\/0006_does_not_parse\.sql failed on the template \(line 1\): syntax error/, MigrationError],
-    ['0006_no_rls', 'create table loose (tenant_id uuid not null, x text);', /loose must have row level security/, TemplateError],
+    [
+      '0006_does_not_parse',
+      'alter tabel trades add column x text;',
+      /sql\/0006_does_not_parse\.sql failed on the template \(line 1\): syntax error/,
+      MigrationError,
+    ],
+    [
+      '0006_no_rls',
+      'create table loose (tenant_id uuid not null, x text);',
+      /loose must have row level security/,
+      TemplateError,
+    ],
     ['0006_sequence', 'create sequence counter;', /sequence counter/, TemplateError],
     ['0006_table_rename', 'alter table positions rename to holdings;', /renamed to holdings/, TemplateError],
-    ['0006_rows_outside', 'alter table trades add column y text;\nupdate trades set y = 1;', /changes rows outside its per-tenant section \(line 2\)/, MigrationError],
+    [
+      '0006_rows_outside',
+      'alter table trades add column y text;\nupdate trades set y = 1;',
+      /changes rows outside its per-tenant section \(line 2\)/,
+      MigrationError,
+    ],
   ];
   it.each(refusals)('%s', async (name, sql, message, type) => {
-    const before = { template: await shape(t.su, 'tf_template'), ledger: await t.su`select name from platform.template_migrations order by name` };
+    const before = {
+      template: await shape(t.su, 'tf_template'),
+      ledger: await t.su`select name from platform.template_migrations order by name`,
+    };
     const file = addMigration(dir, name, sql);
     try {
       const error = await migrate().catch((e) => e);
@@ -273,7 +317,8 @@ describe('bad input is refused before any tenant is touched', () => {
       const { rmSync } = await import('node:fs');
       rmSync(file);
     }
-    const [late] = await t.su`select count(*)::int as n from platform.tenants where status <> 'purged' and template_version <> ${target()}`;
+    const [late] =
+      await t.su`select count(*)::int as n from platform.tenants where status <> 'purged' and template_version <> ${target()}`;
     expect(late!.n).toBe(0);
   });
 
@@ -311,9 +356,15 @@ describe('one runner at a time', () => {
     const results = await Promise.allSettled([migrateTenants(t.control, options), migrateTenants(t.control, options)]);
     const done = results.filter((r) => r.status === 'fulfilled');
     expect(done).toHaveLength(1);
-    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(RunInProgressError);
-    expect((done[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof migrateTenants>>>).value).toMatchObject({ status: 'succeeded', failed: 0 });
-    const [ledger] = await t.su`select count(*)::int as n from platform.tenant_migrations where name = '0006_order_tags'`;
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(
+      RunInProgressError,
+    );
+    expect((done[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof migrateTenants>>>).value).toMatchObject({
+      status: 'succeeded',
+      failed: 0,
+    });
+    const [ledger] =
+      await t.su`select count(*)::int as n from platform.tenant_migrations where name = '0006_order_tags'`;
     expect(ledger!.n).toBe(live().length);
   });
 });

@@ -8,7 +8,14 @@ import { splitMigration } from '../../src/migrations/files.ts';
 import { formatBar, formatLine, progressPrinter } from '../../src/migrations/progress.ts';
 import { isDataStatement, splitStatements } from '../../src/migrations/statements.ts';
 
-const at = (done: number, failed = 0) => ({ total: 100, done, migrated: done - failed, failed, skipped: 0, elapsedMs: done * 100 });
+const at = (done: number, failed = 0) => ({
+  total: 100,
+  done,
+  migrated: done - failed,
+  failed,
+  skipped: 0,
+  elapsedMs: done * 100,
+});
 
 describe('progress', () => {
   it('draws a bar with done/total, failures, rate and ETA', () => {
@@ -51,24 +58,47 @@ describe('progress', () => {
 
 describe('statements', () => {
   it('splits on top-level semicolons only, with the line each starts on', () => {
-    const sql = "-- header\ncreate table t (x text default ';');\ndo $$ begin perform 1; end $$;\n/* c; */ update t set x = 'a;b';\nselect \"odd;name\" from t";
-    expect(splitStatements(sql).map((s) => [s.line, s.text.split(/\s/)[0]])).toEqual([[2, 'create'], [3, 'do'], [4, 'update'], [5, 'select']]);
+    const sql =
+      "-- header\ncreate table t (x text default ';');\ndo $$ begin perform 1; end $$;\n/* c; */ update t set x = 'a;b';\nselect \"odd;name\" from t";
+    expect(splitStatements(sql).map((s) => [s.line, s.text.split(/\s/)[0]])).toEqual([
+      [2, 'create'],
+      [3, 'do'],
+      [4, 'update'],
+      [5, 'select'],
+    ]);
   });
 
   it('tells data statements from structure', () => {
-    for (const s of ['update t set x = 1', 'insert into t values (1)', 'delete from t', 'with x as (select 1) update t set y = 2', 'truncate t', '(update t set x = 1)']) {
+    for (const s of [
+      'update t set x = 1',
+      'insert into t values (1)',
+      'delete from t',
+      'with x as (select 1) update t set y = 2',
+      'truncate t',
+      '(update t set x = 1)',
+    ]) {
       expect(isDataStatement(s), s).toBe(true);
     }
-    for (const s of ['alter table t add column x text', 'create index i on t (x)', "select create_hypertable('t', 'at')", 'do $$ begin end $$']) {
+    for (const s of [
+      'alter table t add column x text',
+      'create index i on t (x)',
+      "select create_hypertable('t', 'at')",
+      'do $$ begin end $$',
+    ]) {
       expect(isDataStatement(s), s).toBe(false);
     }
   });
 
   it('splits a file at its per-tenant marker', () => {
-    expect(splitMigration('alter table t add column x text;\n  -- tenantforge:per-tenant\nupdate t set x = 1;\n')).toEqual({
+    expect(
+      splitMigration('alter table t add column x text;\n  -- tenantforge:per-tenant\nupdate t set x = 1;\n'),
+    ).toEqual({
       structure: 'alter table t add column x text;\n',
       data: '\nupdate t set x = 1;\n',
     });
-    expect(splitMigration('alter table t add column x text;')).toEqual({ structure: 'alter table t add column x text;', data: null });
+    expect(splitMigration('alter table t add column x text;')).toEqual({
+      structure: 'alter table t add column x text;',
+      data: null,
+    });
   });
 });

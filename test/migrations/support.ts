@@ -32,7 +32,13 @@ export type SeededTenant = Tenant & { context: TenantContext };
 
 export async function tenantWithChunks(t: TestPlatform, slug: string, weeks: number): Promise<SeededTenant> {
   const { tenant } = await t.tenants.create({ slug, name: slug, plan: 'free' }, { actor: 'test:migrations' });
-  const context = { id: tenant.id, schema: tenant.schema, role: `${tenant.schema}_role`, statementTimeoutMs: 10_000, chunkQuota: PLANS.free.chunkQuota };
+  const context = {
+    id: tenant.id,
+    schema: tenant.schema,
+    role: `${tenant.schema}_role`,
+    statementTimeoutMs: 10_000,
+    chunkQuota: PLANS.free.chunkQuota,
+  };
   if (weeks > 0) {
     await withTenant(t.app, context, async (tx) => {
       const [p] = await tx`insert into portfolios (name) values ('main') returning id`;

@@ -17,7 +17,11 @@ beforeAll(async () => {
       interceptStatements: (statements) => {
         intercepted = statements.length;
         if (sabotageReadBack) return [...statements, sabotageReadBack(statements)];
-        return faultAt === undefined ? statements : statements.map((s, i) => (i === faultAt ? `do $$ begin raise exception 'injected fault at statement ${i}'; end $$` : s));
+        return faultAt === undefined
+          ? statements
+          : statements.map((s, i) =>
+              i === faultAt ? `do $$ begin raise exception 'injected fault at statement ${i}'; end $$` : s,
+            );
       },
     },
   });
@@ -58,7 +62,11 @@ const FAULT_TRIGGERS = `
 
 /** Creates a tenant through the API (with an Idempotency-Key, so that write is on the path too) and expects a clean failure. */
 async function expectCleanFailure(slug: string, fault: string, before: Awaited<ReturnType<typeof footprint>>) {
-  const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug }, headers: { 'idempotency-key': `key-${slug}` } });
+  const res = await t.http('/v1/tenants', {
+    method: 'POST',
+    json: { slug, name: slug },
+    headers: { 'idempotency-key': `key-${slug}` },
+  });
   expect(res.status, fault).toBe(500);
   expect((await res.json()).code, fault).toBe('internal_error');
   expect(await footprint(), fault).toEqual(before);
@@ -124,26 +132,38 @@ describe('rollback: a fault at any step leaves nothing of the tenant behind', ()
     }
   });
 
-  it.each(['registry insert', 'registry update', 'ledger', 'idempotency key', 'audit', 'commit'])('fails cleanly at the %s', async (point) => {
-    const slug = `fault-${point.replace(' ', '-')}`;
-    const before = await footprint();
-    await t.su`insert into tf_test_faults.armed (point, slug) values (${point}, ${slug})`;
-    await expectCleanFailure(slug, `injected fault at ${point}`, before);
-    // Disarmed, the same request provisions: the fault, not the request, was the cause.
-    await t.su`delete from tf_test_faults.armed where slug = ${slug}`;
-    const res = await t.http('/v1/tenants', { method: 'POST', json: { slug, name: slug }, headers: { 'idempotency-key': `key-${slug}-retry` } });
-    expect(res.status).toBe(201);
-  });
+  it.each(['registry insert', 'registry update', 'ledger', 'idempotency key', 'audit', 'commit'])(
+    'fails cleanly at the %s',
+    async (point) => {
+      const slug = `fault-${point.replace(' ', '-')}`;
+      const before = await footprint();
+      await t.su`insert into tf_test_faults.armed (point, slug) values (${point}, ${slug})`;
+      await expectCleanFailure(slug, `injected fault at ${point}`, before);
+      // Disarmed, the same request provisions: the fault, not the request, was the cause.
+      await t.su`delete from tf_test_faults.armed where slug = ${slug}`;
+      const res = await t.http('/v1/tenants', {
+        method: 'POST',
+        json: { slug, name: slug },
+        headers: { 'idempotency-key': `key-${slug}-retry` },
+      });
+      expect(res.status).toBe(201);
+    },
+  );
 });
 
 describe('concurrency', () => {
   it('provisions 100 tenants at once, all succeeding', async () => {
     const results = await Promise.allSettled(
-      Array.from({ length: 100 }, (_, i) => t.http('/v1/tenants', { method: 'POST', json: { slug: `burst-${i}`, name: `Burst ${i}` } })),
+      Array.from({ length: 100 }, (_, i) =>
+        t.http('/v1/tenants', { method: 'POST', json: { slug: `burst-${i}`, name: `Burst ${i}` } }),
+      ),
     );
-    const statuses = await Promise.all(results.map(async (r) => (r.status === 'fulfilled' ? r.value.status : String(r.reason))));
+    const statuses = await Promise.all(
+      results.map(async (r) => (r.status === 'fulfilled' ? r.value.status : String(r.reason))),
+    );
     expect(statuses.filter((s) => s !== 201)).toEqual([]);
-    const [count] = await t.su`select count(*)::int as n from platform.tenants where slug like 'burst-%' and status = 'active'`;
+    const [count] =
+      await t.su`select count(*)::int as n from platform.tenants where slug like 'burst-%' and status = 'active'`;
     expect(count!.n).toBe(100);
     const [schemas] = await t.su`
       select count(*)::int as n from pg_namespace n join platform.tenants x on x.schema_name = n.nspname where x.slug like 'burst-%'`;
@@ -173,14 +193,24 @@ describe('a tenant schema matches the template', () => {
       left join pg_roles g on g.oid = a.grantee
       where n.nspname = ${tenant.schema} and c.relkind in ('r', 'p') and c.relname not like '\\_hyper%' and a.grantee <> c.relowner
       group by 1, 2 order by 1, 2`;
-    expect(grants.map((g) => g.relname)).toEqual(['embeddings', 'market_data', 'market_data_1h', 'orders', 'portfolios', 'positions', 'trades']);
-    for (const g of grants) expect(g).toMatchObject({ grantee: `${tenant.schema}_role`, privileges: 'DELETE,INSERT,SELECT,UPDATE' });
+    expect(grants.map((g) => g.relname)).toEqual([
+      'embeddings',
+      'market_data',
+      'market_data_1h',
+      'orders',
+      'portfolios',
+      'positions',
+      'trades',
+    ]);
+    for (const g of grants)
+      expect(g).toMatchObject({ grantee: `${tenant.schema}_role`, privileges: 'DELETE,INSERT,SELECT,UPDATE' });
     const [schemaAcl] = await t.su`
       select array_agg(coalesce(g.rolname, 'PUBLIC') || ':' || a.privilege_type order by 1) as acl
       from pg_namespace n, aclexplode(n.nspacl) a left join pg_roles g on g.oid = a.grantee
       where n.nspname = ${tenant.schema} and a.grantee <> n.nspowner`;
     expect(schemaAcl!.acl).toEqual([`${tenant.schema}_role:USAGE`]);
-    const [owner] = await t.su`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = ${tenant.schema}`;
+    const [owner] =
+      await t.su`select pg_get_userbyid(nspowner) as owner from pg_namespace where nspname = ${tenant.schema}`;
     expect(owner!.owner).toBe('tf_owner');
   });
 
@@ -214,7 +244,10 @@ describe('a tenant schema matches the template', () => {
         return tx.unsafe(sql);
       });
     await expect(attempt(`select * from "${tenant.schema}".trades`)).rejects.toThrow(/permission denied for schema/);
-    const [chunk] = await t.su`select chunk_name from timescaledb_information.chunks where hypertable_schema = ${tenant.schema}`;
-    await expect(attempt(`select * from "${tenant.schema}"."${chunk!.chunk_name}"`)).rejects.toThrow(/permission denied for schema/);
+    const [chunk] =
+      await t.su`select chunk_name from timescaledb_information.chunks where hypertable_schema = ${tenant.schema}`;
+    await expect(attempt(`select * from "${tenant.schema}"."${chunk!.chunk_name}"`)).rejects.toThrow(
+      /permission denied for schema/,
+    );
   });
 });

@@ -15,7 +15,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openPool } from '../../src/db/connect.ts';
-import { freePort, postmasterPid, startLocalCluster, startThrowawayCluster, type LocalCluster } from '../../src/db/local-cluster.ts';
+import {
+  freePort,
+  postmasterPid,
+  startLocalCluster,
+  startThrowawayCluster,
+  type LocalCluster,
+} from '../../src/db/local-cluster.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { startCli, type RunningCli } from '../support/cli.ts';
 
@@ -27,10 +33,21 @@ const FAIL_FAST_LIMIT_MS = 6_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Answer = { status: number; body: Record<string, unknown> | null; contentType: string; retryAfter: string | null; ms: number; error?: string };
+type Answer = {
+  status: number;
+  body: Record<string, unknown> | null;
+  contentType: string;
+  retryAfter: string | null;
+  ms: number;
+  error?: string;
+};
 
 function client(base: string) {
-  return async (method: string, path: string, options: { token?: string; json?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> => {
+  return async (
+    method: string,
+    path: string,
+    options: { token?: string; json?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Answer> => {
     const started = performance.now();
     try {
       const res = await fetch(`${base}${path}`, {
@@ -52,7 +69,14 @@ function client(base: string) {
         ms: performance.now() - started,
       };
     } catch (err) {
-      return { status: 0, body: null, contentType: '', retryAfter: null, ms: performance.now() - started, error: (err as Error).message };
+      return {
+        status: 0,
+        body: null,
+        contentType: '',
+        retryAfter: null,
+        ms: performance.now() - started,
+        error: (err as Error).message,
+      };
     }
   };
 }
@@ -62,7 +86,11 @@ async function restart(cluster: LocalCluster): Promise<LocalCluster> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      return await startLocalCluster({ dir: cluster.dir, port: cluster.port, secretFile: join(dirname(cluster.dir), 'superuser.secret') });
+      return await startLocalCluster({
+        dir: cluster.dir,
+        port: cluster.port,
+        secretFile: join(dirname(cluster.dir), 'superuser.secret'),
+      });
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await sleep(200);
@@ -117,7 +145,12 @@ describe('the service when PostgreSQL is killed under load', () => {
       let cutOffThenRetried = 0;
       const checkFailure = (what: string, a: Answer) => {
         if (a.status === 0) return; // the connection itself was cut: fine, nothing was acknowledged
-        if (a.status !== 503 || a.body?.code !== 'database_unavailable' || !a.contentType.startsWith('application/problem+json') || !a.retryAfter) {
+        if (
+          a.status !== 503 ||
+          a.body?.code !== 'database_unavailable' ||
+          !a.contentType.startsWith('application/problem+json') ||
+          !a.retryAfter
+        ) {
           wrong.push(`${what}: ${a.status} ${a.contentType} ${JSON.stringify(a.body)}`);
         }
         if (a.ms > FAIL_FAST_LIMIT_MS) wrong.push(`${what}: failed only after ${Math.round(a.ms)} ms`);
@@ -132,7 +165,11 @@ describe('the service when PostgreSQL is killed under load', () => {
           const slug = `chaos-${worker}-${i}`;
           const key = `${slug}-${randomBytes(4).toString('hex')}`;
           for (let attempt = 1; ; attempt++) {
-            const a = await call('POST', '/v1/tenants', { ...admin, json: { slug, name: `Chaos ${worker}.${i}` }, headers: { 'idempotency-key': key } });
+            const a = await call('POST', '/v1/tenants', {
+              ...admin,
+              json: { slug, name: `Chaos ${worker}.${i}` },
+              headers: { 'idempotency-key': key },
+            });
             if (a.status === 201) {
               acked.tenants.push({ id: a.body!.id as string, slug });
               if (attempt > 1) cutOffThenRetried++;
@@ -162,7 +199,9 @@ describe('the service when PostgreSQL is killed under load', () => {
         const before = acked.tenants.length + acked.portfolios.length;
         const flowing = Date.now() + 20_000;
         while (acked.tenants.length + acked.portfolios.length < before + 15 && Date.now() < flowing) await sleep(50);
-        expect(acked.tenants.length + acked.portfolios.length, `load before kill ${kill}`).toBeGreaterThanOrEqual(before + 15);
+        expect(acked.tenants.length + acked.portfolios.length, `load before kill ${kill}`).toBeGreaterThanOrEqual(
+          before + 15,
+        );
 
         const pid = postmasterPid(cluster.dir)!;
         process.kill(pid, 'SIGKILL');
@@ -193,7 +232,9 @@ describe('the service when PostgreSQL is killed under load', () => {
       await sleep(1_000);
       loading = false;
       await Promise.all(workers);
-      console.log(`chaos: ${KILLS} kills, outages ${JSON.stringify(outages)}, acknowledged ${acked.tenants.length} tenants and ${acked.portfolios.length} portfolios, ${cutOffThenRetried} provisionings cut off and retried`);
+      console.log(
+        `chaos: ${KILLS} kills, outages ${JSON.stringify(outages)}, acknowledged ${acked.tenants.length} tenants and ${acked.portfolios.length} portfolios, ${cutOffThenRetried} provisionings cut off and retried`,
+      );
 
       expect(server.child.exitCode).toBeNull();
       expect(server.output()).not.toMatch(/TypeError|uncaught|unhandled/i);
@@ -205,7 +246,9 @@ describe('the service when PostgreSQL is killed under load', () => {
       expect(cutOffThenRetried).toBeGreaterThan(0);
       const db = openPool(cluster.superuserUrl('tenantforge'), { max: 2, name: 'chaos-check' });
       try {
-        const rows = await db<{ slug: string; id: string }[]>`select slug, id from platform.tenants where slug like 'chaos-%' and slug not like 'chaos-app-%'`;
+        const rows = await db<
+          { slug: string; id: string }[]
+        >`select slug, id from platform.tenants where slug like 'chaos-%' and slug not like 'chaos-app-%'`;
         const bySlug = new Map<string, string[]>();
         for (const r of rows) bySlug.set(r.slug, [...(bySlug.get(r.slug) ?? []), r.id]);
         expect([...bySlug.values()].filter((ids) => ids.length !== 1)).toEqual([]);
@@ -242,7 +285,15 @@ describe('the service when PostgreSQL is killed under load', () => {
       expect(await server.exited).toBe(0);
     } catch (err) {
       // The service's own account of what happened, for whoever reads the failure.
-      if (server) console.log(`service output (tail):\n${server.output().split('\n').filter((l) => !l.includes('"msg":"request"')).slice(-40).join('\n')}`);
+      if (server)
+        console.log(
+          `service output (tail):\n${server
+            .output()
+            .split('\n')
+            .filter((l) => !l.includes('"msg":"request"'))
+            .slice(-40)
+            .join('\n')}`,
+        );
       throw err;
     } finally {
       server?.child.kill('SIGKILL');

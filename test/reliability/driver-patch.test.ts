@@ -38,7 +38,9 @@ describe('postgres.js when a backend dies inside a transaction', () => {
   beforeAll(async () => {
     db = await freshDatabase();
     unpatchedRoot = mkdtempSync(join(tmpdir(), 'tf-unpatched-'));
-    cpSync(join(projectRoot, 'node_modules', 'postgres'), join(unpatchedRoot, 'node_modules', 'postgres'), { recursive: true });
+    cpSync(join(projectRoot, 'node_modules', 'postgres'), join(unpatchedRoot, 'node_modules', 'postgres'), {
+      recursive: true,
+    });
     // The patch's paths are node_modules/postgres/...; applied in reverse here, outside any repository.
     execFileSync('git', ['apply', '--reverse', PATCH], { cwd: unpatchedRoot });
   });
@@ -80,4 +82,3 @@ describe('postgres.js when a backend dies inside a transaction', () => {
     expect(fixed.code).toBe(0);
   });
 });
-

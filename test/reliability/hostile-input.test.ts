@@ -19,10 +19,21 @@ import { createHttpServer } from '../../src/http/node-server.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 
 type Schema = {
-  type?: string; enum?: unknown[]; format?: string; pattern?: string; minItems?: number; default?: unknown;
-  properties?: Record<string, Schema>; required?: string[]; items?: Schema; anyOf?: Schema[];
+  type?: string;
+  enum?: unknown[];
+  format?: string;
+  pattern?: string;
+  minItems?: number;
+  default?: unknown;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  anyOf?: Schema[];
 };
-type Operation = { parameters?: { name: string; in: 'path' | 'query' }[]; requestBody?: { content: { 'application/json': { schema: Schema } } } };
+type Operation = {
+  parameters?: { name: string; in: 'path' | 'query' }[];
+  requestBody?: { content: { 'application/json': { schema: Schema } } };
+};
 
 /** JSON text put into a body as it is: what JSON.stringify cannot write (1e999) or overflows on (deep nesting). */
 class Raw {
@@ -86,7 +97,10 @@ describe('hostile input on every documented route', () => {
   const send = async (method: string, path: string, token: string, body?: string): Promise<Answer> => {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body,
     });
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
@@ -128,9 +142,22 @@ describe('hostile input on every documented route', () => {
     ids.key = key.key;
     ids.keyId = key.id;
     ids.portfolio = (await post('/v1/portfolios', key.key, { name: 'Main' })).id;
-    ids.order = (await post('/v1/orders', key.key, { portfolioId: ids.portfolio, symbol: 'AAPL', side: 'buy', type: 'limit', quantity: '10', limitPrice: '190' })).id;
+    ids.order = (
+      await post('/v1/orders', key.key, {
+        portfolioId: ids.portfolio,
+        symbol: 'AAPL',
+        side: 'buy',
+        type: 'limit',
+        quantity: '10',
+        limitPrice: '190',
+      })
+    ).id;
     const vector = Array.from({ length: 384 }, (_, i) => Math.sin(i));
-    ids.embedding = (await post('/v1/embeddings:batch', key.key, { items: [{ externalId: 'n1', content: 'note', metadata: { symbol: 'AAPL' }, embedding: vector }] })).ids[0];
+    ids.embedding = (
+      await post('/v1/embeddings:batch', key.key, {
+        items: [{ externalId: 'n1', content: 'note', metadata: { symbol: 'AAPL' }, embedding: vector }],
+      })
+    ).ids[0];
   });
   afterAll(async () => {
     await new Promise((r) => server?.close(r));
@@ -190,7 +217,9 @@ describe('hostile input on every documented route', () => {
   }
 
   const embeddingCount = async () => {
-    const [row] = await t.su.unsafe(`select count(*)::int as n from "${(await t.tenants.get(ids.tenant!)).schema}".embeddings`);
+    const [row] = await t.su.unsafe(
+      `select count(*)::int as n from "${(await t.tenants.get(ids.tenant!)).schema}".embeddings`,
+    );
     return row!.n as number;
   };
 
@@ -205,19 +234,26 @@ describe('hostile input on every documented route', () => {
     });
 
   it('answers no 5xx and problem+json with a code on every error, for every route, field and kind of key', async () => {
-    const doc = JSON.parse((await send('GET', '/openapi.json', t.adminToken)).body) as { paths: Record<string, Record<string, Operation>> };
+    const doc = JSON.parse((await send('GET', '/openapi.json', t.adminToken)).body) as {
+      paths: Record<string, Record<string, Operation>>;
+    };
     const failures: string[] = [];
     let requests = 0;
     const check = (what: string, a: Answer) => {
       requests++;
       if (a.status >= 500) failures.push(`${what}: ${a.status} ${a.body.slice(0, 200)}`);
       else if (a.status >= 400) {
-        const code = a.contentType.startsWith('application/problem+json') ? (JSON.parse(a.body) as { code?: unknown }).code : undefined;
-        if (typeof code !== 'string') failures.push(`${what}: ${a.status} without problem+json code (${a.contentType}) ${a.body.slice(0, 200)}`);
+        const code = a.contentType.startsWith('application/problem+json')
+          ? (JSON.parse(a.body) as { code?: unknown }).code
+          : undefined;
+        if (typeof code !== 'string')
+          failures.push(`${what}: ${a.status} without problem+json code (${a.contentType}) ${a.body.slice(0, 200)}`);
       }
     };
 
-    const routes = Object.entries(doc.paths).flatMap(([template, ops]) => Object.entries(ops).map(([method, op]) => ({ template, method: method.toUpperCase(), op })));
+    const routes = Object.entries(doc.paths).flatMap(([template, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ template, method: method.toUpperCase(), op })),
+    );
     expect(routes.length).toBeGreaterThan(25);
     for (const { template, method, op } of routes) {
       // Destructive routes would remove the ids the other cases need: they get the hostile values, never the real ids.
@@ -226,23 +262,41 @@ describe('hostile input on every documented route', () => {
         const kind = token === t.adminToken ? 'admin token' : 'tenant key';
         const schema = op.requestBody?.content['application/json'].schema;
         const valid = schema ? sample(schema) : undefined;
-        const basePath = destructive ? pathFor(template, { idOrSlug: 'hostile-nobody', keyId: '00000000-0000-4000-8000-000000000000', id: '00000000-0000-4000-8000-000000000000' }) : pathFor(template);
+        const basePath = destructive
+          ? pathFor(template, {
+              idOrSlug: 'hostile-nobody',
+              keyId: '00000000-0000-4000-8000-000000000000',
+              id: '00000000-0000-4000-8000-000000000000',
+            })
+          : pathFor(template);
 
         for (const param of (op.parameters ?? []).filter((p) => p.in === 'path')) {
           for (const [label, value] of URL_VALUES) {
-            check(`${method} ${template} ${param.name}=${label} (${kind})`, await send(method, pathFor(template, { [param.name]: value }), token, bodyText(valid)));
+            check(
+              `${method} ${template} ${param.name}=${label} (${kind})`,
+              await send(method, pathFor(template, { [param.name]: value }), token, bodyText(valid)),
+            );
           }
         }
         for (const param of (op.parameters ?? []).filter((p) => p.in === 'query')) {
           for (const [label, value] of URL_VALUES) {
-            check(`${method} ${template}?${param.name}=${label} (${kind})`, await send(method, `${basePath}?${param.name}=${value}`, token, bodyText(valid)));
+            check(
+              `${method} ${template}?${param.name}=${label} (${kind})`,
+              await send(method, `${basePath}?${param.name}=${value}`, token, bodyText(valid)),
+            );
           }
         }
-        check(`${method} ${template} with a hostile query name (${kind})`, await send(method, `${basePath}?%00=1&a%ED%A0%80=2`, token, bodyText(valid)));
+        check(
+          `${method} ${template} with a hostile query name (${kind})`,
+          await send(method, `${basePath}?%00=1&a%ED%A0%80=2`, token, bodyText(valid)),
+        );
         if (valid !== undefined) {
           for (const path of fieldPaths(valid)) {
             for (const [label, value] of BODY_VALUES) {
-              check(`${method} ${template} body ${path.join('.')}=${label} (${kind})`, await send(method, basePath, token, bodyText(replaced(valid, path, value))));
+              check(
+                `${method} ${template} body ${path.join('.')}=${label} (${kind})`,
+                await send(method, basePath, token, bodyText(replaced(valid, path, value))),
+              );
             }
           }
           for (const [label, text] of [
@@ -252,10 +306,23 @@ describe('hostile input on every documented route', () => {
             ['invalid UTF-8 bytes', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]).toString('latin1')],
             ['truncated JSON', '{"a": ['],
           ] as const) {
-            const res = label === 'invalid UTF-8 bytes'
-              ? await fetch(`${base}${basePath}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: Buffer.from(text, 'latin1') })
-              : await fetch(`${base}${basePath}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: text });
-            check(`${method} ${template} ${label} (${kind})`, { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() });
+            const res =
+              label === 'invalid UTF-8 bytes'
+                ? await fetch(`${base}${basePath}`, {
+                    method,
+                    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+                    body: Buffer.from(text, 'latin1'),
+                  })
+                : await fetch(`${base}${basePath}`, {
+                    method,
+                    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+                    body: text,
+                  });
+            check(`${method} ${template} ${label} (${kind})`, {
+              status: res.status,
+              contentType: res.headers.get('content-type') ?? '',
+              body: await res.text(),
+            });
           }
         }
       }
@@ -274,13 +341,63 @@ describe('hostile input on every documented route', () => {
       ['NUL inside a path segment', send('GET', '/v1/tenants/a%00b/keys', t.adminToken), 'invalid_characters'],
       ['NUL on credentials', send('POST', '/v1/tenants/%00/credentials', t.adminToken), 'invalid_characters'],
       ['encoded lone surrogate in a query', send('GET', '/v1/tenants?cursor=%ED%A0%80', t.adminToken), 'malformed_url'],
-      ['NUL in a portfolio name', send('POST', '/v1/portfolios', key, JSON.stringify({ name: 'a\u0000b' })), 'invalid_characters'],
-      ['lone surrogate in a portfolio name', send('POST', '/v1/portfolios', key, JSON.stringify({ name: 'a\ud800' })), 'invalid_characters'],
-      ['NUL in embedding metadata', send('POST', '/v1/embeddings:batch', key, JSON.stringify({ items: [{ content: 'c', metadata: { note: '\u0000' }, embedding: vector(0.1) }] })), 'invalid_characters'],
-      ['a vector with 1e308', send('POST', '/v1/embeddings:batch', key, JSON.stringify({ items: [{ content: 'c', embedding: vector(1e308) }] })), 'validation_failed'],
-      ['a vector with 1e999', send('POST', '/v1/embeddings/search', key, bodyText({ vector: vector(new Raw('1e999')) })), 'validation_failed'],
-      ['a bar in year 0000', send('POST', '/v1/market-data:batch', key, JSON.stringify({ bars: [{ symbol: 'AAPL', time: '0000-01-01T00:00:00Z', open: '1', high: '1', low: '1', close: '1' }] })), 'validation_failed'],
-      ['metadata nested 10,000 deep', send('POST', '/v1/embeddings:batch', key, bodyText({ items: [{ content: 'c', metadata: { deep: deep(10_000) }, embedding: vector(0.1) }] })), 'too_deeply_nested'],
+      [
+        'NUL in a portfolio name',
+        send('POST', '/v1/portfolios', key, JSON.stringify({ name: 'a\u0000b' })),
+        'invalid_characters',
+      ],
+      [
+        'lone surrogate in a portfolio name',
+        send('POST', '/v1/portfolios', key, JSON.stringify({ name: 'a\ud800' })),
+        'invalid_characters',
+      ],
+      [
+        'NUL in embedding metadata',
+        send(
+          'POST',
+          '/v1/embeddings:batch',
+          key,
+          JSON.stringify({ items: [{ content: 'c', metadata: { note: '\u0000' }, embedding: vector(0.1) }] }),
+        ),
+        'invalid_characters',
+      ],
+      [
+        'a vector with 1e308',
+        send(
+          'POST',
+          '/v1/embeddings:batch',
+          key,
+          JSON.stringify({ items: [{ content: 'c', embedding: vector(1e308) }] }),
+        ),
+        'validation_failed',
+      ],
+      [
+        'a vector with 1e999',
+        send('POST', '/v1/embeddings/search', key, bodyText({ vector: vector(new Raw('1e999')) })),
+        'validation_failed',
+      ],
+      [
+        'a bar in year 0000',
+        send(
+          'POST',
+          '/v1/market-data:batch',
+          key,
+          JSON.stringify({
+            bars: [{ symbol: 'AAPL', time: '0000-01-01T00:00:00Z', open: '1', high: '1', low: '1', close: '1' }],
+          }),
+        ),
+        'validation_failed',
+      ],
+      [
+        'metadata nested 10,000 deep',
+        send(
+          'POST',
+          '/v1/embeddings:batch',
+          key,
+          bodyText({ items: [{ content: 'c', metadata: { deep: deep(10_000) }, embedding: vector(0.1) }] }),
+        ),
+        'too_deeply_nested',
+      ],
     ];
     for (const [what, pending, code] of cases) {
       const a = await pending;
@@ -293,10 +410,30 @@ describe('hostile input on every documented route', () => {
 
   it('answers requests Node refuses before any handler with problem+json', async () => {
     const cases: [string, string | Buffer, number, string][] = [
-      ['an over-long URL', `GET /v1/tenants?q=${'z'.repeat(20_000)} HTTP/1.1\r\nHost: localhost\r\n\r\n`, 431, 'request_header_fields_too_large'],
-      ['over-long headers', `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'z'.repeat(20_000)}\r\n\r\n`, 431, 'request_header_fields_too_large'],
-      ['a raw NUL in the URL', Buffer.from('GET /v1/tenants/\u0000 HTTP/1.1\r\nHost: localhost\r\n\r\n', 'latin1'), 400, 'malformed_url'],
-      ['a NUL in a header', Buffer.from('GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Evil: a\u0000b\r\n\r\n', 'latin1'), 400, 'malformed_request'],
+      [
+        'an over-long URL',
+        `GET /v1/tenants?q=${'z'.repeat(20_000)} HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+        431,
+        'request_header_fields_too_large',
+      ],
+      [
+        'over-long headers',
+        `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'z'.repeat(20_000)}\r\n\r\n`,
+        431,
+        'request_header_fields_too_large',
+      ],
+      [
+        'a raw NUL in the URL',
+        Buffer.from('GET /v1/tenants/\u0000 HTTP/1.1\r\nHost: localhost\r\n\r\n', 'latin1'),
+        400,
+        'malformed_url',
+      ],
+      [
+        'a NUL in a header',
+        Buffer.from('GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Evil: a\u0000b\r\n\r\n', 'latin1'),
+        400,
+        'malformed_request',
+      ],
       ['a malformed request line', 'GARBAGE\r\n\r\n', 400, 'malformed_request'],
       ['a backslash in the path', 'GET /v1\\tenants HTTP/1.1\r\nHost: localhost\r\n\r\n', 400, 'malformed_request'],
     ];

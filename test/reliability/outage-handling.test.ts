@@ -32,10 +32,24 @@ describe('outage handling', () => {
     const refused = await dead`select 1`.catch((err: unknown) => err);
     await dead.end();
     expect((refused as { code: string }).code).toBe('ECONNREFUSED');
-    for (const code of ['ECONNREFUSED', 'ECONNRESET', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', '57P01', '57P02', '57P03', '08006', '53300', 'DATABASE_DOWN']) {
+    for (const code of [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'CONNECTION_CLOSED',
+      'CONNECTION_ENDED',
+      'CONNECTION_DESTROYED',
+      'CONNECT_TIMEOUT',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08006',
+      '53300',
+      'DATABASE_DOWN',
+    ]) {
       expect(isDatabaseUnavailable({ code }), code).toBe(true);
     }
-    for (const code of ['23505', '22P02', '42501', '57014', undefined]) expect(isDatabaseUnavailable({ code }), String(code)).toBe(false);
+    for (const code of ['23505', '22P02', '42501', '57014', undefined])
+      expect(isDatabaseUnavailable({ code }), String(code)).toBe(false);
     expect(isDatabaseUnavailable(null)).toBe(false);
   });
 
@@ -91,7 +105,10 @@ describe('outage handling', () => {
     const { log, messages } = recordingLog();
     let runs = 0;
     const job = startPeriodic({
-      name: 'probe job', intervalMs: 60_000, backoffBaseMs: 10, log,
+      name: 'probe job',
+      intervalMs: 60_000,
+      backoffBaseMs: 10,
+      log,
       run: async () => {
         runs++;
         if (runs <= 4) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
@@ -114,10 +131,16 @@ describe('outage handling', () => {
   it('keeps the interval after a failure that is not an outage', async () => {
     const { log, messages } = recordingLog();
     let runs = 0;
-    const job = startPeriodic({ name: 'buggy job', intervalMs: 60_000, backoffBaseMs: 10, log, run: async () => {
-      runs++;
-      throw new Error('a bug');
-    } });
+    const job = startPeriodic({
+      name: 'buggy job',
+      intervalMs: 60_000,
+      backoffBaseMs: 10,
+      log,
+      run: async () => {
+        runs++;
+        throw new Error('a bug');
+      },
+    });
     try {
       await sleep(300);
       expect(runs).toBe(1);

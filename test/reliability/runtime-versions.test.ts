@@ -51,14 +51,27 @@ describe('extension versions', () => {
     try {
       // Build the previous version's state: the current version minus what the last
       // upgrade script added, recorded under the previous version's number.
-      const [{ available }] = (await su`select default_version as available from pg_available_extensions where name = 'vector'`) as unknown as [{ available: string }];
-      const [{ sharedir }] = (await su`select setting as sharedir from pg_config where name = 'SHAREDIR'`) as unknown as [{ sharedir: string }];
-      const scripts = (await su<{ name: string }[]>`select pg_ls_dir(${`${sharedir}/extension`}) as name`).map((r) => r.name);
-      const step = scripts.map((n) => new RegExp(`^vector--([\\d.]+)--${available.replaceAll('.', '\\.')}\\.sql$`).exec(n)).find(Boolean);
+      const [{ available }] =
+        (await su`select default_version as available from pg_available_extensions where name = 'vector'`) as unknown as [
+          { available: string },
+        ];
+      const [{ sharedir }] =
+        (await su`select setting as sharedir from pg_config where name = 'SHAREDIR'`) as unknown as [
+          { sharedir: string },
+        ];
+      const scripts = (await su<{ name: string }[]>`select pg_ls_dir(${`${sharedir}/extension`}) as name`).map(
+        (r) => r.name,
+      );
+      const step = scripts
+        .map((n) => new RegExp(`^vector--([\\d.]+)--${available.replaceAll('.', '\\.')}\\.sql$`).exec(n))
+        .find(Boolean);
       expect(step, `an upgrade script to ${available}`).toBeDefined();
       const previous = step![1]!;
       const sql = readFileSync(`${sharedir}/extension/${step![0]}`, 'utf8').replace(/^--.*$|^\\echo.*$/gm, '');
-      const statements = sql.split(';').map((s) => s.replace(/\s+/g, ' ').trim()).filter(Boolean);
+      const statements = sql
+        .split(';')
+        .map((s) => s.replace(/\s+/g, ' ').trim())
+        .filter(Boolean);
       await su.unsafe('create schema if not exists extensions');
       await su.unsafe('create extension vector schema extensions');
       await su.unsafe('set search_path = extensions, public');
@@ -75,14 +88,18 @@ describe('extension versions', () => {
       }
       await su`update pg_extension set extversion = ${previous} where extname = 'vector'`;
 
-      const platform = await startPlatform(testConfig(db.url), createLogger('silent'), { runPurgeSweeper: false, runValidatorJob: false });
+      const platform = await startPlatform(testConfig(db.url), createLogger('silent'), {
+        runPurgeSweeper: false,
+        runValidatorJob: false,
+      });
       await platform.close();
       const [after] = await su<{ extversion: string }[]>`select extversion from pg_extension where extname = 'vector'`;
       expect(after!.extversion).toBe(available);
       // What the update script creates exists again.
       for (const statement of statements) {
         const fn = /^CREATE FUNCTION (\w+)\(([^)]*)\)/i.exec(statement);
-        if (fn) expect((await su`select to_regprocedure(${`extensions.${fn[1]}(${fn[2]})`}) as p`)[0]!.p).not.toBeNull();
+        if (fn)
+          expect((await su`select to_regprocedure(${`extensions.${fn[1]}(${fn[2]})`}) as p`)[0]!.p).not.toBeNull();
       }
     } finally {
       await su.end();

@@ -14,15 +14,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
-export type S3Settings = { source: 'environment' | 'testcontainers' | 's3rver'; endpoint: string; accessKeyId: string; secretAccessKey: string; region: string; bucket: string; directory?: string };
+export type S3Settings = {
+  source: 'environment' | 'testcontainers' | 's3rver';
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+  bucket: string;
+  directory?: string;
+};
 
-export async function startObjectStore(env: Record<string, string | undefined>, dockerReachable: boolean): Promise<{ settings: S3Settings; stop(): Promise<void> }> {
+export async function startObjectStore(
+  env: Record<string, string | undefined>,
+  dockerReachable: boolean,
+): Promise<{ settings: S3Settings; stop(): Promise<void> }> {
   const bucket = 'tenantforge-test';
   if (env.S3) {
     const u = new URL(env.S3);
     const settings: S3Settings = {
-      source: 'environment', endpoint: `${u.protocol}//${u.host}`, accessKeyId: decodeURIComponent(u.username), secretAccessKey: decodeURIComponent(u.password),
-      region: env.AWS_REGION ?? 'us-east-1', bucket: u.pathname.slice(1) || bucket,
+      source: 'environment',
+      endpoint: `${u.protocol}//${u.host}`,
+      accessKeyId: decodeURIComponent(u.username),
+      secretAccessKey: decodeURIComponent(u.password),
+      region: env.AWS_REGION ?? 'us-east-1',
+      bucket: u.pathname.slice(1) || bucket,
     };
     await ensureBucket(settings);
     return { settings, stop: async () => {} };
@@ -36,8 +51,12 @@ export async function startObjectStore(env: Record<string, string | undefined>, 
       .withWaitStrategy(Wait.forHttp('/minio/health/ready', 9000))
       .start();
     const settings: S3Settings = {
-      source: 'testcontainers', endpoint: `http://${container.getHost()}:${container.getMappedPort(9000)}`,
-      accessKeyId: 'tenantforge', secretAccessKey: 'tenantforge-secret', region: 'us-east-1', bucket,
+      source: 'testcontainers',
+      endpoint: `http://${container.getHost()}:${container.getMappedPort(9000)}`,
+      accessKeyId: 'tenantforge',
+      secretAccessKey: 'tenantforge-secret',
+      region: 'us-east-1',
+      bucket,
     };
     await ensureBucket(settings);
     return { settings, stop: async () => void (await container.stop()) };
@@ -47,7 +66,15 @@ export async function startObjectStore(env: Record<string, string | undefined>, 
   const directory = mkdtempSync(join(tmpdir(), 'tf-s3rver-'));
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory });
   const { port } = (await server.run()) as { port: number };
-  const settings: S3Settings = { source: 's3rver', endpoint: `http://127.0.0.1:${port}`, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1', bucket, directory };
+  const settings: S3Settings = {
+    source: 's3rver',
+    endpoint: `http://127.0.0.1:${port}`,
+    accessKeyId: 'S3RVER',
+    secretAccessKey: 'S3RVER',
+    region: 'us-east-1',
+    bucket,
+    directory,
+  };
   await ensureBucket(settings);
   return {
     settings,
@@ -60,7 +87,10 @@ export async function startObjectStore(env: Record<string, string | undefined>, 
 
 async function ensureBucket(s: S3Settings): Promise<void> {
   const client = new S3Client({
-    endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+    endpoint: s.endpoint,
+    region: s.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
     requestChecksumCalculation: 'WHEN_REQUIRED',
   });
   try {

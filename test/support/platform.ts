@@ -52,7 +52,10 @@ export type TestPlatform = Platform & {
   db: TestDatabase;
   /** Superuser pool on the test database, for catalog assertions. */
   su: Sql;
-  http(path: string, init?: { method?: string; json?: unknown; body?: string; headers?: Record<string, string>; token?: string | null }): Promise<Response>;
+  http(
+    path: string,
+    init?: { method?: string; json?: unknown; body?: string; headers?: Record<string, string>; token?: string | null },
+  ): Promise<Response>;
 };
 
 export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
@@ -67,11 +70,18 @@ export function testConfig(databaseUrl: string, overrides: Record<string, string
   });
 }
 
-export async function testPlatform(options: StartOptions & { env?: Record<string, string> } = {}): Promise<TestPlatform> {
+export async function testPlatform(
+  options: StartOptions & { env?: Record<string, string> } = {},
+): Promise<TestPlatform> {
   const db = await freshDatabase();
   const config = testConfig(db.url, options.env);
   // Background backup jobs stay off unless a test turns them on: tests run backups themselves.
-  const platform = await startPlatform(config, createLogger(config.logLevel), { runPurgeSweeper: false, runBackupWorker: false, runBackupScheduler: false, ...options });
+  const platform = await startPlatform(config, createLogger(config.logLevel), {
+    runPurgeSweeper: false,
+    runBackupWorker: false,
+    runBackupScheduler: false,
+    ...options,
+  });
   const app = createApp(platform);
   const su = openPool(db.url, { max: 4, name: 'test-su' });
   return {

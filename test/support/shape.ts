@@ -8,7 +8,8 @@
  */
 import type { Sql } from '../../src/db/connect.ts';
 
-const norm = (text: string | null, schema: string) => text?.replaceAll(`"${schema}".`, 'S.').replaceAll(`${schema}.`, 'S.') ?? null;
+const norm = (text: string | null, schema: string) =>
+  text?.replaceAll(`"${schema}".`, 'S.').replaceAll(`${schema}.`, 'S.') ?? null;
 
 export async function shape(su: Sql, schema: string) {
   const columns = await su`
@@ -41,7 +42,10 @@ export async function shape(su: Sql, schema: string) {
     indexes: indexes.map((i) => ({ ...i, def: norm(i.def, schema) })),
     policies: [...policies],
     // Trigger functions are shared: tenant triggers call the template's function.
-    triggers: triggers.map((g) => ({ ...g, def: g.def.replace(` ON ${schema}.`, ' ON S.').replace(` ON "${schema}".`, ' ON S.') })),
+    triggers: triggers.map((g) => ({
+      ...g,
+      def: g.def.replace(` ON ${schema}.`, ' ON S.').replace(` ON "${schema}".`, ' ON S.'),
+    })),
     dimensions: [...dimensions],
     rls: [...rls],
   };

@@ -21,7 +21,10 @@ afterAll(() => db?.drop());
 
 describe('tenantforge tenants (command line)', () => {
   it('creates, shows, lists, suspends and purges a tenant', async () => {
-    const created = await runCli(['tenants', 'create', '--slug', 'cli-desk', '--name', 'CLI Desk', '--plan', 'pro', '--json'], env);
+    const created = await runCli(
+      ['tenants', 'create', '--slug', 'cli-desk', '--name', 'CLI Desk', '--plan', 'pro', '--json'],
+      env,
+    );
     expect(created.code, created.stderr).toBe(0);
     const tenant = JSON.parse(created.stdout);
     expect(tenant).toMatchObject({ slug: 'cli-desk', plan: 'pro', status: 'active' });
@@ -41,7 +44,10 @@ describe('tenantforge tenants (command line)', () => {
     [['tenants', 'create', '--slug', 'admin', '--name', 'X'], /--slug: is reserved/],
     [['tenants', 'create', '--slug', 'Bad_Slug', '--name', 'X'], /--slug: must be lowercase letters/],
     [['tenants', 'create', '--slug', 'no-name'], /--name: /],
-    [['tenants', 'create', '--slug', 'plan-x', '--name', 'X', '--plan', 'gold'], /--plan: must be one of: free, pro, enterprise/],
+    [
+      ['tenants', 'create', '--slug', 'plan-x', '--name', 'X', '--plan', 'gold'],
+      /--plan: must be one of: free, pro, enterprise/,
+    ],
     [['tenants', 'show', 'nobody-here'], /no tenant "nobody-here" \[tenant_not_found\]/],
   ])('refuses %j with one line that says what to do, exit 1', async (args, message) => {
     const result = await runCli(args, env);

@@ -31,18 +31,35 @@ describe('direct database logins', () => {
     expect(body.password.length).toBeGreaterThanOrEqual(32);
     const db = connect(body.url);
     try {
-      const [session] = await db`select current_user as user, current_setting('search_path') as path, current_setting('statement_timeout') as timeout,
+      const [session] =
+        await db`select current_user as user, current_setting('search_path') as path, current_setting('statement_timeout') as timeout,
                                         current_setting('app.current_tenant_id') as tenant`;
-      expect(session).toEqual({ user: body.username, path: `${acme.schema}, extensions`, timeout: '10s', tenant: acme.id });
+      expect(session).toEqual({
+        user: body.username,
+        path: `${acme.schema}, extensions`,
+        timeout: '10s',
+        tenant: acme.id,
+      });
       // The tenant's own tables, unqualified, with RLS and defaults working as through the API.
       await db`insert into portfolios (name) values ('from psql')`;
-      expect((await acme.ok('GET', '/v1/portfolios')).items.map((p: { name: string }) => p.name)).toContain('from psql');
-      await expect(db.unsafe(`select * from "${other.schema}".portfolios`)).rejects.toThrow(/permission denied for schema/);
+      expect((await acme.ok('GET', '/v1/portfolios')).items.map((p: { name: string }) => p.name)).toContain(
+        'from psql',
+      );
+      await expect(db.unsafe(`select * from "${other.schema}".portfolios`)).rejects.toThrow(
+        /permission denied for schema/,
+      );
       await expect(db`select * from platform.tenants`).rejects.toThrow(/permission denied/);
       await expect(db.unsafe(`set role "${other.schema}_role"`)).rejects.toThrow(/permission denied/);
       await expect(db`create table ${db(acme.schema)}.mine (x int)`).rejects.toThrow(/permission denied/);
-      const [limits] = await t.su`select rolconnlimit, rolinherit, rolsuper, rolbypassrls, rolcreaterole from pg_roles where rolname = ${body.username}`;
-      expect(limits).toEqual({ rolconnlimit: 10, rolinherit: true, rolsuper: false, rolbypassrls: false, rolcreaterole: false });
+      const [limits] =
+        await t.su`select rolconnlimit, rolinherit, rolsuper, rolbypassrls, rolcreaterole from pg_roles where rolname = ${body.username}`;
+      expect(limits).toEqual({
+        rolconnlimit: 10,
+        rolinherit: true,
+        rolsuper: false,
+        rolbypassrls: false,
+        rolcreaterole: false,
+      });
     } finally {
       await db.end({ timeout: 1 });
     }
@@ -65,7 +82,9 @@ describe('direct database logins', () => {
     viaProxy.port = String((proxy.address() as AddressInfo).port);
     viaProxy.searchParams.set('sslmode', 'disable');
     const second = await startPlatform({ ...t.config, databaseUrl: viaProxy.toString() }, createLogger('silent'), {
-      runPurgeSweeper: false, runValidatorJob: false, runLoginWatchdog: false,
+      runPurgeSweeper: false,
+      runValidatorJob: false,
+      runLoginWatchdog: false,
     });
     try {
       const login = await second.credentials.rotate(acme.id, { actor: 'test' });

@@ -30,8 +30,13 @@ describe('POST /v1/tenants', () => {
     expect(body.schema).toMatch(/^tenant_[0-9a-f]{20}$/);
     expect(body.provisioningMs).toBeGreaterThan(0);
     expect(Date.parse(body.createdAt)).not.toBeNaN();
-    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({ schema: true, role: true, runtime_member: true });
-    const [audit] = await t.su`select actor, action, outcome, duration_ms from platform.audit_log where tenant_id = ${body.id}`;
+    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({
+      schema: true,
+      role: true,
+      runtime_member: true,
+    });
+    const [audit] =
+      await t.su`select actor, action, outcome, duration_ms from platform.audit_log where tenant_id = ${body.id}`;
     expect(audit).toMatchObject({ actor: 'admin', action: 'tenant.create', outcome: 'succeeded' });
     expect(audit!.duration_ms).toBeGreaterThan(0);
   });
@@ -77,7 +82,8 @@ describe('POST /v1/tenants', () => {
   it('a failed create leaves a failed audit row and nothing else', async () => {
     await create('dupe-audit');
     await create('dupe-audit');
-    const rows = await t.su`select outcome, detail->>'slug' as slug from platform.audit_log where detail->>'slug' = 'dupe-audit' order by id`;
+    const rows =
+      await t.su`select outcome, detail->>'slug' as slug from platform.audit_log where detail->>'slug' = 'dupe-audit' order by id`;
     expect(rows.map((r) => r.outcome)).toEqual(['succeeded', 'failed']);
   });
 
@@ -96,10 +102,18 @@ describe('POST /v1/tenants', () => {
   });
 
   it('rejects malformed JSON with 400 and a wrong content type with 415', async () => {
-    const malformed = await t.http('/v1/tenants', { method: 'POST', body: '{"slug": "x",', headers: { 'content-type': 'application/json' } });
+    const malformed = await t.http('/v1/tenants', {
+      method: 'POST',
+      body: '{"slug": "x",',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(malformed.status).toBe(400);
     expect((await malformed.json()).code).toBe('malformed_json');
-    const form = await t.http('/v1/tenants', { method: 'POST', body: 'slug=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await t.http('/v1/tenants', {
+      method: 'POST',
+      body: 'slug=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
     expect((await form.json()).code).toBe('unsupported_media_type');
     expect(await t.su`select 1 from platform.tenants where slug = 'x'`).toHaveLength(0);
@@ -119,8 +133,17 @@ describe('admin authentication', () => {
     ['almost right', 'test-admin-token-012345678'],
   ])('answers 401 with nothing about tenants when the token is %s', async (_, token) => {
     const { body: secret } = await create(`secret-${token?.length ?? 0}`);
-    for (const [method, path] of [['GET', '/v1/tenants'], ['GET', `/v1/tenants/${secret.id}`], ['POST', '/v1/tenants'], ['DELETE', `/v1/tenants/${secret.id}`]]) {
-      const res = await t.http(path!, { method, token, json: method === 'POST' ? { slug: 'sneaky', name: 'x' } : undefined });
+    for (const [method, path] of [
+      ['GET', '/v1/tenants'],
+      ['GET', `/v1/tenants/${secret.id}`],
+      ['POST', '/v1/tenants'],
+      ['DELETE', `/v1/tenants/${secret.id}`],
+    ]) {
+      const res = await t.http(path!, {
+        method,
+        token,
+        json: method === 'POST' ? { slug: 'sneaky', name: 'x' } : undefined,
+      });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
       const text = await res.text();
@@ -137,7 +160,12 @@ describe('admin authentication', () => {
 
 describe('Idempotency-Key', () => {
   it('returns the same tenant for a retry with the same key and body', async () => {
-    const send = () => t.http('/v1/tenants', { method: 'POST', json: { slug: 'idem', name: 'Idem' }, headers: { 'idempotency-key': 'key-1' } });
+    const send = () =>
+      t.http('/v1/tenants', {
+        method: 'POST',
+        json: { slug: 'idem', name: 'Idem' },
+        headers: { 'idempotency-key': 'key-1' },
+      });
     const first = await send();
     const second = await send();
     expect(first.status).toBe(201);
@@ -150,7 +178,11 @@ describe('Idempotency-Key', () => {
   it('creates exactly one tenant when retries race', async () => {
     const results = await Promise.all(
       Array.from({ length: 6 }, () =>
-        t.http('/v1/tenants', { method: 'POST', json: { slug: 'idem-race', name: 'Race' }, headers: { 'idempotency-key': 'race-key' } }),
+        t.http('/v1/tenants', {
+          method: 'POST',
+          json: { slug: 'idem-race', name: 'Race' },
+          headers: { 'idempotency-key': 'race-key' },
+        }),
       ),
     );
     const bodies = await Promise.all(results.map((r) => r.json()));
@@ -161,15 +193,27 @@ describe('Idempotency-Key', () => {
   });
 
   it('refuses the same key with a different body (422)', async () => {
-    await t.http('/v1/tenants', { method: 'POST', json: { slug: 'idem-a', name: 'A' }, headers: { 'idempotency-key': 'key-2' } });
-    const res = await t.http('/v1/tenants', { method: 'POST', json: { slug: 'idem-b', name: 'B' }, headers: { 'idempotency-key': 'key-2' } });
+    await t.http('/v1/tenants', {
+      method: 'POST',
+      json: { slug: 'idem-a', name: 'A' },
+      headers: { 'idempotency-key': 'key-2' },
+    });
+    const res = await t.http('/v1/tenants', {
+      method: 'POST',
+      json: { slug: 'idem-b', name: 'B' },
+      headers: { 'idempotency-key': 'key-2' },
+    });
     expect(res.status).toBe(422);
     expect((await res.json()).code).toBe('idempotency_key_reused');
     expect(await t.su`select 1 from platform.tenants where slug = 'idem-b'`).toHaveLength(0);
   });
 
   it('rejects a malformed key', async () => {
-    const res = await t.http('/v1/tenants', { method: 'POST', json: { slug: 'idem-c', name: 'C' }, headers: { 'idempotency-key': 'has space' } });
+    const res = await t.http('/v1/tenants', {
+      method: 'POST',
+      json: { slug: 'idem-c', name: 'C' },
+      headers: { 'idempotency-key': 'has space' },
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).field).toBe('Idempotency-Key');
   });
@@ -214,7 +258,10 @@ describe('GET /v1/tenants', () => {
 describe('PATCH /v1/tenants/{id}', () => {
   it('renames and changes plan', async () => {
     const { body } = await create('patchme');
-    const res = await t.http(`/v1/tenants/${body.id}`, { method: 'PATCH', json: { name: 'New name', plan: 'enterprise' } });
+    const res = await t.http(`/v1/tenants/${body.id}`, {
+      method: 'PATCH',
+      json: { name: 'New name', plan: 'enterprise' },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ name: 'New name', plan: 'enterprise', status: 'active' });
   });
@@ -250,7 +297,11 @@ describe('DELETE /v1/tenants/{id}', () => {
     expect(deleted.status).toBe('deleted');
     const retention = Date.parse(deleted.purgeAfter) - Date.parse(deleted.deletedAt);
     expect(retention).toBeGreaterThan(29 * 86_400_000);
-    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({ schema: true, role: true, runtime_member: false });
+    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({
+      schema: true,
+      role: true,
+      runtime_member: false,
+    });
     // Deleting twice is harmless.
     expect((await (await t.http(`/v1/tenants/${body.id}`, { method: 'DELETE' })).json()).status).toBe('deleted');
   });
@@ -261,8 +312,14 @@ describe('DELETE /v1/tenants/{id}', () => {
                        values ('${body.id}', 'X', now(), 1, 1, 1, 1)`);
     const res = await t.http(`/v1/tenants/${body.id}?purge=true`, { method: 'DELETE' });
     expect((await res.json()).status).toBe('purged');
-    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({ schema: false, role: false, runtime_member: false });
-    expect(await t.su`select 1 from timescaledb_information.hypertables where hypertable_schema = ${body.schema}`).toHaveLength(0);
+    expect(await catalog(body.schema, `${body.schema}_role`)).toEqual({
+      schema: false,
+      role: false,
+      runtime_member: false,
+    });
+    expect(
+      await t.su`select 1 from timescaledb_information.hypertables where hypertable_schema = ${body.schema}`,
+    ).toHaveLength(0);
     const actions = await t.su`select action from platform.audit_log where tenant_id = ${body.id} order by id`;
     expect(actions.map((a) => a.action)).toEqual(['tenant.create', 'tenant.purge']);
   });

@@ -12,7 +12,15 @@ import type { Tx } from '../../db/connect.ts';
 import type { TenantStatus } from '../../db/schema.ts';
 import type { PlanName } from '../../tenants/plans.ts';
 
-export type RegistryTenant = { id: string; slug: string; schema: string; role: string; status: TenantStatus; plan: PlanName; version?: string };
+export type RegistryTenant = {
+  id: string;
+  slug: string;
+  schema: string;
+  role: string;
+  status: TenantStatus;
+  plan: PlanName;
+  version?: string;
+};
 
 export type CheckContext = {
   /** A read-only transaction running as the validator role, search_path pg_catalog. */
@@ -71,7 +79,9 @@ export function tenantTables(ctx: CheckContext) {
 type Fragment = ReturnType<Tx>;
 
 /** How a grantee oid (0 = PUBLIC) reads in a rule. */
-export const granteeName = (tx: Tx, grantee: Fragment) => tx`case when ${grantee} = 0 then 'PUBLIC' else pg_get_userbyid(${grantee}) end`;
+export const granteeName = (tx: Tx, grantee: Fragment) =>
+  tx`case when ${grantee} = 0 then 'PUBLIC' else pg_get_userbyid(${grantee}) end`;
 
 /** How a grantee oid (0 = PUBLIC) is written in a GRANT or REVOKE. */
-export const granteeSql = (tx: Tx, grantee: Fragment) => tx`case when ${grantee} = 0 then 'public' else quote_ident(pg_get_userbyid(${grantee})) end`;
+export const granteeSql = (tx: Tx, grantee: Fragment) =>
+  tx`case when ${grantee} = 0 then 'public' else quote_ident(pg_get_userbyid(${grantee})) end`;

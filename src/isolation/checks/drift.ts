@@ -23,7 +23,9 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
   const versions = [...structures.keys()];
   const expectedVersions = versions.flatMap((v) => structures.get(v)!.map(() => v));
   const expectedItems = versions.flatMap((v) => structures.get(v)!);
-  const rows = await tx<{ id: string; slug: string; schema_name: string; version: string; item: string; missing: boolean }[]>`
+  const rows = await tx<
+    { id: string; slug: string; schema_name: string; version: string; item: string; missing: boolean }[]
+  >`
     with t as materialized (
       select i.id, i.slug, i.nsp, i.schema_name, v.version
       from (${intactTenants(ctx)}) i
@@ -54,11 +56,12 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
   return [...byObject.values()].map(({ row, expected, found }) => {
     const [kind, name] = (expected ?? found)!.split(' ', 2) as [string, string];
     const what = `${kind} ${row.schema_name}.${name}`;
-    const rule = expected && found
-      ? `${what} differs from the template at ${row.version}: expected "${expected}", found "${found}"`
-      : expected
-        ? `${what} is missing: the template at ${row.version} has "${expected}"`
-        : `${what} is not in the template at ${row.version}: found "${found}"`;
+    const rule =
+      expected && found
+        ? `${what} differs from the template at ${row.version}: expected "${expected}", found "${found}"`
+        : expected
+          ? `${what} is missing: the template at ${row.version} has "${expected}"`
+          : `${what} is not in the template at ${row.version}: found "${found}"`;
     return {
       check: 'schema_drift' as const,
       tenantId: row.id,

@@ -32,7 +32,8 @@ export const VANISHED = 'policy tables dropped during validation';
  * init-plan (evaluated once per query, not per row); `nullif` turns the empty string a
  * finished transaction leaves behind into NULL (no rows), never another tenant.
  */
-export const TENANT_POLICY_EXPRESSION = "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
+export const TENANT_POLICY_EXPRESSION =
+  "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
 
 export async function policyChecks(all: CheckContext): Promise<Violation[]> {
   // Deparsing a policy locks its table: a tenant holding its own table locked would stall the run.

@@ -13,7 +13,16 @@ import type { PlanName } from '../../tenants/plans.ts';
 import type { Violation } from './catalog.ts';
 import { registry, type CheckContext } from './context.ts';
 
-type Row = { id: string; slug: string; schema: string; plan: PlanName; rolname: string; login: boolean; database: string | null; setconfig: string[] | null };
+type Row = {
+  id: string;
+  slug: string;
+  schema: string;
+  plan: PlanName;
+  rolname: string;
+  login: boolean;
+  database: string | null;
+  setconfig: string[] | null;
+};
 
 export async function roleSettingChecks(ctx: CheckContext): Promise<Violation[]> {
   const { tx } = ctx;

@@ -9,7 +9,11 @@
  * @example
  * const violations = await routineChecks(ctx);
  */
-import { ALLOWED_ROUTINES_SQL, EXTENSION_ROUTINE_SCHEMAS, RISKY_CATALOG_ROUTINES_SQL } from '../../db/public-privileges.ts';
+import {
+  ALLOWED_ROUTINES_SQL,
+  EXTENSION_ROUTINE_SCHEMAS,
+  RISKY_CATALOG_ROUTINES_SQL,
+} from '../../db/public-privileges.ts';
 import type { Violation } from './catalog.ts';
 import type { CheckContext } from './context.ts';
 
