@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql } from '../db/connect.ts';
 import { LOCKS } from '../db/locks.ts';
+import { SQLSTATE, sqlState } from '../db/sqlstate.ts';
 import type { BackupStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
@@ -517,8 +518,8 @@ export function startBackupScheduler(
 const IN_PLACE_LOCK_TIMEOUT_MS = 10_000;
 
 function busyOr(err: unknown, slug: string): unknown {
-  const code = (err as { code?: string }).code;
-  if (code !== '55P03' && code !== '40P01') return err;
+  const code = sqlState(err);
+  if (code !== SQLSTATE.lockNotAvailable && code !== SQLSTATE.deadlockDetected) return err;
   return new AppError(
     409,
     'tenant_busy',
