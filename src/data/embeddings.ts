@@ -20,9 +20,7 @@ const MAX_K = 100;
 
 /**
  * HNSW candidate list size for a top-k search: 200 (pgvector's default is 40), more for
- * a large k. With the template's ef_construction of 128, recall@10 measured 0.998 on
- * 20,000 clustered vectors and 0.90-0.95 on 100,000, where raising this to 800 no
- * longer helped (`npm run bench vector-search`).
+ * a large k. The `vector-search` bench measures the recall it buys at 100,000 vectors.
  */
 export const efSearch = (k: number) => Math.min(1000, Math.max(200, k * 4));
 
