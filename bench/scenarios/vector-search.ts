@@ -167,20 +167,31 @@ const tieAwareRecall = (found: Hit[], exact: Hit[]) =>
 const idRecall = (found: Hit[], exact: Hit[]) =>
   found.filter((r) => exact.some((e) => e.id === r.id)).length / exact.length;
 
-function ownerSearch(sql: Sql, schema: string, vector: string, filter: object | null): Promise<Hit[]> {
-  return sql.begin(async (tx) => {
-    await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(10))}, true),
-                    set_config('search_path', ${`"${schema}", extensions`}, true)`;
-    return tx.unsafe(
-      `select id, embedding <=> $1::vector as distance from "${schema}".embeddings ${filter ? 'where metadata @> $2' : ''} order by embedding <=> $1::vector limit 10`,
-      filter ? [vector, filter as never] : [vector],
-    );
-  }) as Promise<Hit[]>;
-}
+/** The owner's top 10 through the HNSW index, with the settings the API uses. */
+const ownerSearch = (sql: Sql, schema: string, vector: string, filter: object | null) =>
+  searchAsOwner(sql, schema, vector, filter, {
+    'hnsw.iterative_scan': 'relaxed_order',
+    'hnsw.ef_search': String(efSearch(10)),
+  });
 
-function exactSearch(sql: Sql, schema: string, vector: string, filter: object | null): Promise<Hit[]> {
+/** The exact top 10: the same statement with index scans off (a sequential scan). */
+const exactSearch = (sql: Sql, schema: string, vector: string, filter: object | null) =>
+  searchAsOwner(sql, schema, vector, filter, { enable_indexscan: 'off' });
+
+function searchAsOwner(
+  sql: Sql,
+  schema: string,
+  vector: string,
+  filter: object | null,
+  settings: Record<string, string>,
+): Promise<Hit[]> {
   return sql.begin(async (tx) => {
-    await tx`select set_config('enable_indexscan', 'off', true), set_config('search_path', ${`"${schema}", extensions`}, true)`;
+    // One statement: the owner's timing must not grow by a round trip per setting.
+    const all = Object.entries({ ...settings, search_path: `"${schema}", extensions` });
+    await tx.unsafe(
+      `select ${all.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ')}`,
+      all.flat(),
+    );
     return tx.unsafe(
       `select id, embedding <=> $1::vector as distance from "${schema}".embeddings ${filter ? 'where metadata @> $2' : ''} order by embedding <=> $1::vector limit 10`,
       filter ? [vector, filter as never] : [vector],

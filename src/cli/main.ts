@@ -78,8 +78,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
   }
 }
 
+/** Who the audit log names for a command run from this shell. */
+const cliActor = () => `cli:${process.env.USER ?? 'unknown'}`;
+
 async function tenantsCommand(config: Config, sub: string | undefined, args: string[]): Promise<number> {
-  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  const who = { actor: cliActor() };
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -159,7 +162,7 @@ async function migrateCommand(config: Config, args: string[]): Promise<number> {
           concurrency: config.migrateConcurrency,
           lockTimeoutMs: config.migrateLockTimeoutMs,
           retries: config.migrateRetries,
-          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          actor: cliActor(),
           wait: options.wait,
           onProgress: show.update,
           signal: stop.signal,
@@ -195,7 +198,7 @@ function describeRun(s: RunSummary): string {
 }
 
 async function backupsCommand(config: Config, sub: string | undefined, args: string[]): Promise<number> {
-  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  const who = { actor: cliActor() };
   let parsed;
   try {
     parsed = parseArgs({
@@ -243,7 +246,7 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
 }
 
 async function restoreCommand(config: Config, args: string[]): Promise<number> {
-  const who = { actor: `cli:${process.env.USER ?? 'unknown'}` };
+  const who = { actor: cliActor() };
   let parsed;
   try {
     parsed = parseArgs({
