@@ -9,13 +9,14 @@
  * @example
  * const manifest = await snapshotTenant({ sql: control, store, tenant, backupId });
  */
-import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Sql, Tx } from '../db/connect.ts';
 import { templateVersionOf } from '../migrations/files.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
 import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestKey, type Manifest, type TableEntry } from './manifest.ts';
+import { Coalesce } from './coalesce.ts';
 import type { BackupStore } from './store.ts';
 
 /**
@@ -24,6 +25,9 @@ import type { BackupStore } from './store.ts';
  * at the same speed, but needs a native package until Node 22's zlib has it.
  */
 export const GZIP_LEVEL = 1;
+
+/** COPY arrives one row per chunk: compressed and hashed in blocks of this size instead. */
+const COPY_BLOCK_BYTES = 128 * 1024;
 
 export type SnapshotTenant = { id: string; slug: string; name: string; plan: string; schema: string; role: string };
 
@@ -46,57 +50,6 @@ export async function tableLayout(tx: Sql | Tx, schema: string): Promise<TableLa
       and not exists (select 1 from pg_inherits i where i.inhrelid = c.oid)
     order by c.oid`;
   return rows;
-}
-
-/** Heap blocks per COPY statement: ~2 MiB of table, so each batch is small enough to hold. */
-const BATCH_BLOCKS = 256;
-const TRAILER = Buffer.from([0xff, 0xff]);
-
-type HeapRange = { tableoid: number | null; blocks: number };
-
-/** The heaps a table's rows live in: the table itself, or each chunk of a hypertable, with their sizes in blocks. */
-async function heapRanges(tx: Tx, schema: string, table: string): Promise<HeapRange[]> {
-  return tx<HeapRange[]>`
-    select case when i.inhrelid is null then null else i.inhrelid::int end as tableoid,
-           ceil(pg_relation_size(coalesce(i.inhrelid, c.oid)) / current_setting('block_size')::numeric)::int as blocks
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    left join pg_inherits i on i.inhparent = c.oid
-    where n.nspname = ${schema} and c.relname = ${table}
-    order by i.inhrelid`;
-}
-
-/**
- * One table as one binary COPY stream, read as a series of small COPY statements over
- * ranges of heap blocks (TID range scans), all in the caller's snapshot. Each batch is
- * read whole before the next one starts, and the next starts only when the consumer
- * asks: memory stays bounded by one batch, and postgres.js never has to pause its socket
- * (3.4.9 can stall a COPY stream whose socket it paused: upstream issue #499, PR #1016).
- * Hypertables are read through the hypertable (`tableoid` picks a chunk's rows).
- */
-async function* copyInBatches(tx: Tx, select: string, heaps: HeapRange[]): AsyncGenerator<Buffer> {
-  let first = true;
-  const batches: string[] = [];
-  for (const heap of heaps) {
-    const which = heap.tableoid === null ? '' : ` and tableoid = ${heap.tableoid}`;
-    for (let block = 0; block < Math.max(heap.blocks, 1); block += BATCH_BLOCKS) {
-      batches.push(`${select}${which} and ctid >= '(${block},0)'::tid and ctid < '(${block + BATCH_BLOCKS},0)'::tid`);
-    }
-  }
-  if (batches.length === 0) batches.push(`${select} and false`);
-  for (const query of batches) {
-    const copy = await tx.unsafe(`copy (${query}) to stdout (format binary)`).readable();
-    // Never let a push report "full": the batch is bounded, and a paused socket can stall.
-    (copy as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = 1 << 30;
-    const chunks: Buffer[] = [];
-    for await (const chunk of copy) chunks.push(chunk as Buffer);
-    let data = Buffer.concat(chunks);
-    // Each COPY has its own header and trailer: keep the first header, drop every trailer, add one at the end.
-    if (!first) data = data.subarray(19 + data.readUInt32BE(15));
-    data = data.subarray(0, data.length - TRAILER.length);
-    first = false;
-    if (data.length) yield data;
-  }
-  yield TRAILER;
 }
 
 export async function snapshotTenant(options: {
@@ -130,28 +83,50 @@ export async function snapshotTenant(options: {
         tx<{ v: string }[]>`select current_setting('server_version') as v`,
       ]);
       const entries: TableEntry[] = [];
+      // One upload may still be finishing while the next table is read: the connection
+      // reads table n+1 while the store takes table n's last part.
+      let previous: Promise<unknown> = Promise.resolve();
       for (const table of layout) {
         signal?.throwIfAborted();
         const columns = table.columns.map((c) => ident(c.name)).join(', ');
         const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
         const counter = new CopyRowCounter();
         const object = `${table.name}.bin.gz`;
-        const source = Readable.from(copyInBatches(tx, select, await heapRanges(tx, schema, table.name)), {
-          objectMode: false,
-        });
-        const body = source.pipe(counter).pipe(createGzip({ level: GZIP_LEVEL }));
+        const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
+        const source = await query.readable();
+        const body = source
+          .pipe(new Coalesce(COPY_BLOCK_BYTES))
+          .pipe(counter)
+          .pipe(createGzip({ level: GZIP_LEVEL }));
         source.on('error', (err) => counter.destroy(err));
         counter.on('error', (err) => body.destroy(err));
-        const stored = await store.upload(`${folder}/${object}`, body, { signal });
-        entries.push({
-          ...table,
-          rows: counter.rows,
-          object,
-          bytes: stored.bytes,
-          sha256: stored.sha256,
-          rawBytes: counter.bytes,
-        });
+        const uploaded = store.upload(`${folder}/${object}`, body, { signal });
+        try {
+          await Promise.all([previous, Promise.race([finished(source), uploaded])]);
+        } catch (err) {
+          // The COPY must end before the transaction can roll back: cancel it and drop the
+          // rest of its bytes (a paused, abandoned COPY stream would hold the connection).
+          // No upload may outlive the attempt: its caller deletes what was stored.
+          await query.cancel();
+          source.unpipe();
+          source.resume();
+          await Promise.allSettled([finished(source), previous, uploaded]);
+          throw err;
+        }
+        previous = uploaded.then((stored) =>
+          entries.push({
+            ...table,
+            rows: counter.rows,
+            object,
+            bytes: stored.bytes,
+            sha256: stored.sha256,
+            rawBytes: counter.bytes,
+          }),
+        );
+        // Handled here so a failure while the next table starts is not "unhandled"; awaited above.
+        previous.catch(() => {});
       }
+      await previous;
       return { tables: entries, migrations: migrationRows, serverVersion: version!.v };
     },
   );

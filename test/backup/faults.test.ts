@@ -16,21 +16,39 @@ import {
 
 /**
  * A TCP proxy on loopback in front of the store: it can cut every connection that has
- * carried more than N request bytes (a store failing mid-upload), and it notes the
+ * carried more than N request bytes (a store failing mid-upload), or cut a request whose
+ * path matches, after a delay (one object's upload failing late), and it notes the
  * request lines it forwards (to see multipart uploads started and aborted).
  */
-async function faultyProxy(
-  target: URL,
-): Promise<{ url: string; cutAfter: number | null; requests: string[]; close(): Promise<void> }> {
-  const state = { cutAfter: null as number | null, requests: [] as string[] };
+async function faultyProxy(target: URL): Promise<{
+  url: string;
+  cutAfter: number | null;
+  cutPath: { path: RegExp; afterMs: number } | null;
+  requests: string[];
+  close(): Promise<void>;
+}> {
+  const state = {
+    cutAfter: null as number | null,
+    cutPath: null as { path: RegExp; afterMs: number } | null,
+    requests: [] as string[],
+  };
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     let sent = 0;
+    let doomed = false;
     client.on('data', (chunk: Buffer) => {
-      for (const m of chunk.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/gm))
+      if (doomed) return;
+      for (const m of chunk.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/gm)) {
         state.requests.push(`${m[1]} ${m[2]}`);
+        const cut = state.cutPath;
+        if (cut && cut.path.test(m[2]!)) {
+          doomed = true;
+          setTimeout(() => (client.destroy(), upstream.destroy()), cut.afterMs);
+          return;
+        }
+      }
       sent += chunk.length;
       if (state.cutAfter !== null && sent > state.cutAfter) {
         client.destroy();
@@ -226,6 +244,30 @@ describe('the store failing mid-upload', () => {
     const secondTry = await t.backups.runNext(again.id);
     expect(secondTry).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
     const res = await restore({ slug: 'acme-retried', name: 'Acme', restoreFrom: { backupId: again.id } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(await tableDigests(t.su, res.body.schema)).toEqual(before);
+  });
+
+  it('an upload failing while the next table is read: that read is cancelled, nothing is left, a retry works', async () => {
+    const before = await tableDigests(t.su, acme.schema);
+    // The trades object fails late, while the tables after it are being read.
+    proxy.cutPath = { path: /\/trades\.bin\.gz/, afterMs: 300 };
+    const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
+    try {
+      const firstTry = await t.backups.runNext(started.id);
+      expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
+      expect(firstTry!.error).toMatch(/trades/);
+    } finally {
+      proxy.cutPath = null;
+    }
+    // No COPY left running or stuck on the backup's connection, and nothing of the attempt stored.
+    const copying =
+      await t.su`select count(*)::int as n from pg_stat_activity where query ilike 'copy (select%' and pid <> pg_backend_pid()`;
+    expect(copying[0]!.n).toBe(0);
+    expect(await testStore(prefix).list(`${prefix}/tenants/${acme.id}/${started.id}/`)).toEqual([]);
+    const secondTry = await t.backups.runNext(started.id);
+    expect(secondTry).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
+    const res = await restore({ slug: 'acme-late-cut', name: 'Acme', restoreFrom: { backupId: started.id } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(await tableDigests(t.su, res.body.schema)).toEqual(before);
   });
