@@ -43,9 +43,12 @@ async function faultyProxy(target: URL): Promise<{
       for (const m of chunk.toString('latin1').matchAll(/^(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/gm)) {
         state.requests.push(`${m[1]} ${m[2]}`);
         const cut = state.cutPath;
-        if (cut && cut.path.test(m[2]!)) {
+        if (cut?.path.test(m[2]!)) {
           doomed = true;
-          setTimeout(() => (client.destroy(), upstream.destroy()), cut.afterMs);
+          setTimeout(() => {
+            client.destroy();
+            upstream.destroy();
+          }, cut.afterMs);
           return;
         }
       }
