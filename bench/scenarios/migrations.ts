@@ -54,7 +54,8 @@ export const migrations: Scenario = {
                 id: tenant.id,
                 schema: tenant.schema,
                 role: `${tenant.schema}_role`,
-                statementTimeoutMs: 10_000,
+                // Seeding is not what is measured: at thousands of tenants a chunk creation can wait behind another provision.
+                statementTimeoutMs: 120_000,
                 chunkQuota: PLANS.free.chunkQuota,
               },
               async (tx) => {
