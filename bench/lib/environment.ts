@@ -85,6 +85,8 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     TENANTFORGE_APP_PASSWORD: process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(24).toString('base64url'),
     PORT: String(port),
     LOG_LEVEL: 'warn',
+    // Scenarios measure the cold path; the provisioning scenario fills the pool itself where it measures claims.
+    TENANTFORGE_WARM_POOL: '0',
   };
   const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), {
     runPurgeSweeper: false,

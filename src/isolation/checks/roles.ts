@@ -91,9 +91,9 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
 
   const runtimeReach = tx<Violation[]>`
     with t as materialized (${intactTenants(ctx)}),
-    gone as materialized (select * from t where t.status in ('suspended', 'deleted'))
+    gone as materialized (select * from t where t.status in ('suspended', 'deleted', 'pooled'))
     select 'role_membership' as "check", g.id as "tenantId", g.slug as "tenantSlug", g.role_name as object,
-           format('tenant %s is %s, but the runtime role %s can still act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
+           format('tenant %s is %s, but the runtime role %s can act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
            format('revoke %I from %I', g.role_name, ${ROLES.app}::text) as fix,
            true as autofix
     from gone g
