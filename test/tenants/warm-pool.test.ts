@@ -218,8 +218,9 @@ describe('a pooled tenant is nobody\'s', () => {
   let pooled: { id: string; schema_name: string; role_name: string };
   beforeAll(async () => {
     await fill(1);
-    [pooled] = (await t.su<{ id: string; schema_name: string; role_name: string }[]>`
-      select id::text, schema_name, role_name from platform.tenants where status = 'pooled' limit 1`) as never;
+    const rows = await t.su<{ id: string; schema_name: string; role_name: string }[]>`
+      select id::text, schema_name, role_name from platform.tenants where status = 'pooled' limit 1`;
+    pooled = rows[0]!;
   });
 
   it('is unknown to every admin API (so no key or login can be issued for it) and absent from lists', async () => {
