@@ -9,7 +9,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
-import { idempotencyLock, LOCKS } from '../db/locks.ts';
+import { idempotencyLock } from '../db/locks.ts';
 import { withRetry } from '../db/retry.ts';
 import { AppError, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
@@ -19,7 +19,6 @@ import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
-import { templateVersionOf } from '../migrations/files.ts';
 import { claimPooled } from './warm-pool.ts';
 
 export type Tenant = {
@@ -206,11 +205,9 @@ export class TenantService {
   }
 
   /**
-   * Claims a warm-pool tenant in one short transaction: the same idempotency handling,
+   * Claims a warm-pool tenant (see warm-pool.ts): the same idempotency handling,
    * registry fields, runtime-role membership and audit row as a clone, so the answer is
-   * the same. Undefined when no pooled tenant is at the template's version: the caller
-   * clones. The template lock is held shared (as a clone holds it), so a template
-   * migration cannot commit between reading the version and handing out the tenant.
+   * the same. Undefined when no pooled tenant is at the template's version: the caller clones.
    */
   async #claim(
     input: CreateTenantInput,
@@ -219,37 +216,17 @@ export class TenantService {
     requestHash: string,
     started: number,
   ): Promise<{ row: TenantRow } | { replayOf: { request_hash: string; tenant_id: string } } | undefined> {
-    const { sql, provisioner } = this.deps;
-    return sql.begin(async (tx) => {
-      // Pipelined, one round trip. Each lock is its own statement, so the reads after it
-      // (fresh snapshots) see what the holder committed before letting go.
-      const [, , existing, ledger] = await Promise.all([
-        idempotencyKey ? tx`select pg_advisory_xact_lock(hashtext(${idempotencyLock(idempotencyKey)}))` : undefined,
-        tx`select pg_advisory_xact_lock_shared(hashtext(${LOCKS.template}))`,
-        idempotencyKey
-          ? tx<{ request_hash: string; tenant_id: string }[]>`
-              select request_hash, tenant_id from platform.idempotency_keys where key = ${idempotencyKey}`
-          : undefined,
-        tx<{ name: string; checksum: string }[]>`select name, checksum from platform.template_migrations order by name`,
-      ]);
-      if (existing?.[0]) return { replayOf: existing[0] };
-      const claimed = await claimPooled<TenantRow>(tx, templateVersionOf(ledger), input);
-      if (!claimed) return undefined;
-      const ms = performance.now() - started;
-      const [, [row]] = await Promise.all([
-        provisioner.setAccess(tx, { schema: claimed.schema_name, role: claimed.role_name }, true),
-        tx<TenantRow[]>`update platform.tenants set provisioning_ms = ${ms} where id = ${claimed.id} returning *`,
-        idempotencyKey
-          ? tx`insert into platform.idempotency_keys (key, request_hash, tenant_id) values (${idempotencyKey}, ${requestHash}, ${claimed.id})`
-          : undefined,
-        this.#audit(tx, who, 'tenant.create', claimed.id, 'succeeded', ms, {
-          slug: input.slug,
-          schema: claimed.schema_name,
-          warmPool: true,
-        }),
-      ]);
-      return { row: row! };
+    const claim = await claimPooled<TenantRow>(this.deps.sql, {
+      slug: input.slug,
+      name: input.name,
+      plan: input.plan,
+      actor: who.actor,
+      requestId: who.requestId,
+      idempotency: idempotencyKey ? { key: idempotencyKey, requestHash } : undefined,
+      ms: performance.now() - started,
     });
+    if (claim.row) return { row: claim.row };
+    return claim.replayOf ? { replayOf: claim.replayOf } : undefined;
   }
 
   /** Provisioning requests in flight on this instance, and when the last one ended (performance.now()). */

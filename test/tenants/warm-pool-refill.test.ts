@@ -76,15 +76,15 @@ describe('background refill, two instances on one database', () => {
     expect(await pooled()).toHaveLength(SIZE);
     expect(maxPooled).toBe(SIZE);
     // Both instances took part or one did all: either way, one at a time, under the lock.
-    const made = await t.su<{ n: number }[]>`select count(*)::int as n from platform.audit_log where action = 'tenant.pool'`;
+    const made = await t.su<
+      { n: number }[]
+    >`select count(*)::int as n from platform.audit_log where action = 'tenant.pool'`;
     expect(made[0]!.n).toBe(SIZE);
   });
 
   it('refills after a burst of creates on both instances', async () => {
     const before = await pooled();
-    const responses = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => create(`burst-${i}`, i % 2 ? 'b' : 'a')),
-    );
+    const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => create(`burst-${i}`, i % 2 ? 'b' : 'a')));
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(201));
     const ids = await Promise.all(responses.map(async (r) => (await r.json()).id as string));
     // The pooled tenants went to callers first; the rest of the burst was cloned.
@@ -144,7 +144,12 @@ describe('template migrations and the pool', () => {
     expect(stale.map((s) => s.id)).not.toContain(cloned.id);
     expect((await t.warmPool.count(newVersion)).claimable).toBe(0);
 
-    const summary = await migrateTenants(t.control, { concurrency: 2, lockTimeoutMs: 2_000, retries: 1, actor: 'test' });
+    const summary = await migrateTenants(t.control, {
+      concurrency: 2,
+      lockTimeoutMs: 2_000,
+      retries: 1,
+      actor: 'test',
+    });
     expect(summary).toMatchObject({ status: 'succeeded', migrated: 2, failed: 0 });
     const versions = await t.su`select distinct template_version from platform.tenants where status = 'pooled'`;
     expect(versions.map((v) => v.template_version)).toEqual([newVersion]);
@@ -152,7 +157,9 @@ describe('template migrations and the pool', () => {
     const { tenant: claimed } = await t.tenants.create({ slug: 'from-pool', name: 'p', plan: 'free' }, admin);
     expect(stale.map((s) => s.id)).toContain(claimed.id);
     const ledger = async (id: string) =>
-      (await t.su`select name from platform.tenant_migrations where tenant_id = ${id} order by name`).map((r) => r.name);
+      (await t.su`select name from platform.tenant_migrations where tenant_id = ${id} order by name`).map(
+        (r) => r.name,
+      );
     expect(await ledger(claimed.id)).toEqual(await ledger(cloned.id));
     expect(await ledger(claimed.id)).toContain('0099_pool_note');
     expect(await shape(t.su, claimed.schema)).toEqual(await shape(t.su, cloned.schema));

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { createApp } from '../../src/http/app.ts';
+import { TEMPLATE_VERSION_SQL, templateVersionOf } from '../../src/migrations/files.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform, type Platform } from '../../src/platform.ts';
@@ -61,7 +62,9 @@ async function pooledIds(): Promise<string[]> {
 }
 
 async function schemaCount(): Promise<number> {
-  const [row] = await t.su<{ n: number }[]>`select count(*)::int as n from pg_namespace where nspname like 'tenant\\_%'`;
+  const [row] = await t.su<
+    { n: number }[]
+  >`select count(*)::int as n from pg_namespace where nspname like 'tenant\\_%'`;
   return row!.n;
 }
 
@@ -155,7 +158,8 @@ describe('claims', () => {
     const ledger = async (id: string) =>
       t.su`select name, checksum from platform.tenant_migrations where tenant_id = ${id} order by name`;
     expect(await ledger(claimed.id)).toEqual(await ledger(cloned.id));
-    const versions = await t.su`select template_version from platform.tenants where id in (${claimed.id}, ${cloned.id})`;
+    const versions =
+      await t.su`select template_version from platform.tenants where id in (${claimed.id}, ${cloned.id})`;
     expect(new Set(versions.map((v) => v.template_version)).size).toBe(1);
 
     // The plan's limits reach the data plane exactly as for a clone.
@@ -189,6 +193,29 @@ describe('claims', () => {
     expect(await pooledIds()).toHaveLength(1);
   });
 
+  it('10 concurrent creates with one Idempotency-Key on two instances make one tenant, from the pool', async () => {
+    await fill(3);
+    const before = await pooledIds();
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        create({ slug: 'idem-race', name: 'Race' }, { 'idempotency-key': 'pool-race' }, i % 2 ? 'b' : 'a'),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(201));
+    const ids = new Set(await Promise.all(responses.map(async (r) => (await r.json()).id)));
+    expect(ids.size).toBe(1);
+    expect(before).toContain([...ids][0]);
+    expect(await pooledIds()).toHaveLength(before.length - 1);
+  });
+
+  it("the server's template version (used by the claim) is the service's own", async () => {
+    const [row] = await t.su<{ version: string }[]>`select ${t.su.unsafe(TEMPLATE_VERSION_SQL)} as version`;
+    const ledger = await t.su<{ name: string; checksum: string }[]>`
+      select name, checksum from platform.template_migrations order by name`;
+    expect(ledger.length).toBeGreaterThan(0);
+    expect(row!.version).toBe(templateVersionOf(ledger));
+  });
+
   it('a taken slug is a 409 and the pooled tenant stays in the pool, untouched', async () => {
     await fill(1);
     const before = await pooledIds();
@@ -199,22 +226,31 @@ describe('claims', () => {
     expect(await pooledIds()).toEqual(before);
     const [row] = await t.su`select slug, name, status from platform.tenants where id = ${before[0]!}`;
     expect(row).toEqual({ slug: null, name: null, status: 'pooled' });
-    expect(await runtimeMember(`${(await t.su`select schema_name from platform.tenants where id = ${before[0]!}`)[0]!.schema_name}_role`)).toBe(false);
+    expect(
+      await runtimeMember(
+        `${(await t.su`select schema_name from platform.tenants where id = ${before[0]!}`)[0]!.schema_name}_role`,
+      ),
+    ).toBe(false);
   });
 
   it('a restore never claims: it loads rows before the grants exist, so it clones', async () => {
     // The restore path passes a loader; the service sends such a create to the clone path.
     await fill(1);
     const before = await pooledIds();
-    const { tenant } = await t.tenants.create({ slug: 'restored-like', name: 'r', plan: 'free' }, { actor: 'test' }, undefined, {
-      load: async () => ({ rows: 0 }),
-    });
+    const { tenant } = await t.tenants.create(
+      { slug: 'restored-like', name: 'r', plan: 'free' },
+      { actor: 'test' },
+      undefined,
+      {
+        load: async () => ({ rows: 0 }),
+      },
+    );
     expect(before).not.toContain(tenant.id);
     expect(await pooledIds()).toEqual(before);
   });
 });
 
-describe('a pooled tenant is nobody\'s', () => {
+describe("a pooled tenant is nobody's", () => {
   let pooled: { id: string; schema_name: string; role_name: string };
   beforeAll(async () => {
     await fill(1);
@@ -239,7 +275,9 @@ describe('a pooled tenant is nobody\'s', () => {
     const listed = await (await t.http('/v1/tenants?limit=500')).json();
     expect(listed.items.map((x: { id: string }) => x.id)).not.toContain(pooled.id);
     expect(listed.items.every((x: { slug: string | null }) => typeof x.slug === 'string')).toBe(true);
-    const [keys] = await t.su<{ n: number }[]>`select count(*)::int as n from platform.api_keys where tenant_id = ${pooled.id}`;
+    const [keys] = await t.su<
+      { n: number }[]
+    >`select count(*)::int as n from platform.api_keys where tenant_id = ${pooled.id}`;
     expect(keys!.n).toBe(0);
     const [row] = await t.su`select status from platform.tenants where id = ${pooled.id}`;
     expect(row!.status).toBe('pooled');
@@ -251,23 +289,26 @@ describe('a pooled tenant is nobody\'s', () => {
       /permission denied/,
     );
     await expect(
-      withTenant(t.app, {
-        id: pooled.id,
-        schema: pooled.schema_name,
-        role: pooled.role_name,
-        statementTimeoutMs: 1_000,
-        chunkQuota: 10,
-      }, (tx) => tx`select count(*) from portfolios`),
+      withTenant(
+        t.app,
+        {
+          id: pooled.id,
+          schema: pooled.schema_name,
+          role: pooled.role_name,
+          statementTimeoutMs: 1_000,
+          chunkQuota: 10,
+        },
+        (tx) => tx`select count(*) from portfolios`,
+      ),
     ).rejects.toThrow(/is not accessible/);
-    await expect(t.app.unsafe(`select * from "${pooled.schema_name}".portfolios`)).rejects.toThrow(
-      /permission denied/,
-    );
+    await expect(t.app.unsafe(`select * from "${pooled.schema_name}".portfolios`)).rejects.toThrow(/permission denied/);
   });
 
   it('cannot be logged in to: its role is NOLOGIN and it has no login role until claimed', async () => {
     const [roleRow] = await t.su`select rolcanlogin from pg_roles where rolname = ${pooled.role_name}`;
     expect(roleRow!.rolcanlogin).toBe(false);
-    const [login] = await t.su`select count(*)::int as n from pg_roles where rolname = ${`${pooled.schema_name}_login`}`;
+    const [login] =
+      await t.su`select count(*)::int as n from pg_roles where rolname = ${`${pooled.schema_name}_login`}`;
     expect(login!.n).toBe(0);
     const url = new URL(t.db.url);
     url.username = pooled.role_name;
@@ -289,7 +330,8 @@ describe('a pooled tenant is nobody\'s', () => {
     expect(cred.status).toBe(201);
     const db = postgres((await cred.json()).url, { max: 1, connect_timeout: 5, onnotice: () => {} });
     try {
-      const [row] = await db`select count(*)::int as n, current_setting('app.current_tenant_id') as tenant from portfolios`;
+      const [row] =
+        await db`select count(*)::int as n, current_setting('app.current_tenant_id') as tenant from portfolios`;
       expect(row).toEqual({ n: 0, tenant: tenant.id });
     } finally {
       await db.end();
@@ -305,7 +347,12 @@ describe('a pooled tenant is nobody\'s', () => {
     await t.su.unsafe(`grant "${p!.role_name}" to tf_app`);
     const broken = await validate(t.control);
     expect(broken.violations).toEqual([
-      expect.objectContaining({ check: 'role_membership', tenantId: p!.id, tenantSlug: '(pooled)', object: p!.role_name }),
+      expect.objectContaining({
+        check: 'role_membership',
+        tenantId: p!.id,
+        tenantSlug: '(pooled)',
+        object: p!.role_name,
+      }),
     ]);
     const fixed = await validate(t.control, { fix: true });
     expect(fixed.outcome).toBe('clean');
@@ -342,7 +389,12 @@ describe('empty pool and pool size 0', () => {
         TENANTFORGE_SCHEMA_SECRET: t.config.schemaSecret!,
       }),
       createLogger('silent'),
-      { runPurgeSweeper: false, runBackupWorker: false, runBackupScheduler: false, warmPoolRefill: { intervalMs: 20, quietMs: 0 } },
+      {
+        runPurgeSweeper: false,
+        runBackupWorker: false,
+        runBackupScheduler: false,
+        warmPoolRefill: { intervalMs: 20, quietMs: 0 },
+      },
     );
     try {
       await fill(1);
