@@ -38,7 +38,7 @@ import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
 import { startLoginWatchdog } from './tenants/login-watchdog.ts';
-import { startPoolRefill, REFILL_APPLICATION_NAME } from './tenants/pool-refill.ts';
+import { startPoolRefill, REFILL_POOL_NAME } from './tenants/pool-refill.ts';
 import { TenantService } from './tenants/service.ts';
 import { WarmPool } from './tenants/warm-pool.ts';
 
@@ -153,7 +153,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     // The pool's own connection: a refill never takes a connection a request could use.
     const refillSql = openPool(url, {
       max: 1,
-      name: REFILL_APPLICATION_NAME.slice('tenantforge:'.length),
+      name: REFILL_POOL_NAME,
       lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS,
     });
     pools.push(refillSql);

@@ -299,6 +299,8 @@ export const provisioning: Scenario = {
             [`at${warmFirst.at}`]: { claims: warmFirst.claims, requests: warmFirst.requests, ...warmFirst.summary },
             [`at${warmLast.at}`]: { claims: warmLast.claims, requests: warmLast.requests, ...warmLast.summary },
             p50Growth: ratio(warmLast.summary.p50, warmFirst.summary.p50),
+            // Reported, not checked: the claim against the cold path in the same run (load moves both).
+            p50VsColdApiP50: ratio(warmFirst.summary.p50, api.p50),
           },
           tenantsAtEnd: existing,
         },

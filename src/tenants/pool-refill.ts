@@ -19,8 +19,10 @@ import type { Logger } from '../log.ts';
 import type { TenantService } from './service.ts';
 import type { WarmPool } from './warm-pool.ts';
 
-/** The refill's own connection name: its statements are not traffic it should wait for. */
-export const REFILL_APPLICATION_NAME = 'tenantforge:warm-pool';
+/** The refill's own pool name; its connections' application_name is `tenantforge:` + this. */
+export const REFILL_POOL_NAME = 'warm-pool';
+/** Its statements are not traffic the refill should wait for. */
+const REFILL_APPLICATION_NAME = `tenantforge:${REFILL_POOL_NAME}`;
 
 export type PoolRefillOptions = {
   pool: WarmPool;

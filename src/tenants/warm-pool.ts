@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
-import { idempotencyLock, LOCKS } from '../db/locks.ts';
+import { idempotencyLock, LOCKS, ROLE_DDL_LOCK } from '../db/locks.ts';
 import { ROLES } from '../db/roles.ts';
 import { withRetry } from '../db/retry.ts';
 import type { Logger } from '../log.ts';
@@ -107,6 +107,8 @@ export type ClaimRequest = {
 /** The claimed tenant's registry row, or the tenant an earlier request with the same key made, or neither (nothing pooled). */
 export type ClaimResult<Row> = { row?: Row; replayOf?: { request_hash: string; tenant_id: string } };
 
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
 /** Transaction-local: the id of the tenant this transaction claimed, for the statements after the claim. */
 const CLAIMED = 'tenantforge.claimed_tenant';
 const claimedId = `nullif(current_setting('${CLAIMED}', true), '')::uuid`;
@@ -162,7 +164,7 @@ export async function claimPooled<Row extends { id: string }>(
             `set local role ${ROLES.owner}`,
             `do $$ declare r text := (select role_name from platform.tenants where id = ${claimedId}); begin
              if r is not null then
-               perform pg_advisory_xact_lock(hashtext('${LOCKS.tenantRoles}'));
+               execute ${literal(ROLE_DDL_LOCK)};
                execute format('grant %I to ${ROLES.app}', r);
              end if;
            end $$`,

@@ -2,7 +2,7 @@
  * Tenant roles: their attributes, and every membership path out of them (a role can
  * act as every role it is a member of, directly or through other roles). Also the
  * roles that bridge two tenants, and the runtime role's reach into tenants that are
- * suspended or deleted.
+ * suspended, deleted or still in the warm pool.
  *
  * @example
  * const violations = await roleChecks(ctx);
