@@ -59,6 +59,7 @@ const schema = z.object({
   TENANTFORGE_MIGRATE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   TENANTFORGE_MIGRATE_LOCK_TIMEOUT: duration('2s'),
   TENANTFORGE_MIGRATE_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
+  TENANTFORGE_WARM_POOL: z.coerce.number().int().min(0).max(1_000).default(10),
   // Backups: the AWS SDK's own variables, plus where in the store and how.
   TENANTFORGE_BACKUP_URL: z
     .string()
@@ -122,6 +123,8 @@ export type Config = {
   migrateLockTimeoutMs: number;
   /** Retries (with backoff) of a tenant whose migration hit a lock timeout or deadlock. */
   migrateRetries: number;
+  /** Pre-provisioned tenants the service keeps ready for `POST /v1/tenants` to claim; 0 = no warm pool. */
+  warmPool: number;
   backup: BackupConfig;
 };
 
@@ -196,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     migrateConcurrency: e.TENANTFORGE_MIGRATE_CONCURRENCY,
     migrateLockTimeoutMs: e.TENANTFORGE_MIGRATE_LOCK_TIMEOUT,
     migrateRetries: e.TENANTFORGE_MIGRATE_RETRIES,
+    warmPool: e.TENANTFORGE_WARM_POOL,
     backup: backupConfig(e),
   };
 }

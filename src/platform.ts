@@ -38,7 +38,9 @@ import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
 import { startLoginWatchdog } from './tenants/login-watchdog.ts';
+import { startPoolRefill, REFILL_POOL_NAME } from './tenants/pool-refill.ts';
 import { TenantService } from './tenants/service.ts';
+import { WarmPool } from './tenants/warm-pool.ts';
 
 export const EMBEDDED_DATABASE = 'tenantforge';
 
@@ -56,6 +58,8 @@ export type Platform = {
   keys: ApiKeyService;
   credentials: CredentialService;
   backups: BackupService;
+  /** Pre-provisioned tenants that `POST /v1/tenants` claims (TENANTFORGE_WARM_POOL). */
+  warmPool: WarmPool;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   /** Whether the database is reachable: requests fail fast with 503 while it is not. */
@@ -78,7 +82,16 @@ export type StartOptions = {
   runBackupScheduler?: boolean;
   /** Backup job timings (tests shorten them). */
   backupJobs?: Pick<BackupServiceOptions, 'leaseMs' | 'retryDelayMs' | 'maxAttempts'>;
+  /** Keep the warm pool topped up in the background (default: when TENANTFORGE_WARM_POOL > 0). */
+  runWarmPoolRefill?: boolean;
+  /** Refill timings (tests shorten them): rounds every `intervalMs`, none within `quietMs` of a provisioning request. */
+  warmPoolRefill?: { intervalMs?: number; quietMs?: number };
 };
+
+/** A refill round every quarter second makes up to 4 tenants a second when nothing else runs. */
+const REFILL_INTERVAL_MS = 250;
+/** The refill stays away for a second after this instance's last provisioning request. */
+const REFILL_QUIET_MS = 1_000;
 
 /** Lock timeout of the control pool's sessions. */
 const CONTROL_LOCK_TIMEOUT_MS = 10_000;
@@ -135,7 +148,16 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       provisioner,
       log,
       deletedRetentionMs: config.deletedRetentionMs,
+      warmPool: config.warmPool > 0,
     });
+    // The pool's own connection: a refill never takes a connection a request could use.
+    const refillSql = openPool(url, {
+      max: 1,
+      name: REFILL_POOL_NAME,
+      lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS,
+    });
+    pools.push(refillSql);
+    const warmPool = new WarmPool({ sql: refillSql, provisioner, log, size: config.warmPool });
     const keys = new ApiKeyService(control, tenants);
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, {
@@ -175,6 +197,18 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         ? undefined
         : startValidatorJob({ sql: control, intervalMs: config.validatorIntervalMs, log });
 
+    const refill =
+      options.runWarmPoolRefill === false || config.warmPool === 0
+        ? undefined
+        : startPoolRefill({
+            pool: warmPool,
+            sql: refillSql,
+            tenants,
+            intervalMs: options.warmPoolRefill?.intervalMs ?? REFILL_INTERVAL_MS,
+            quietMs: options.warmPoolRefill?.quietMs ?? REFILL_QUIET_MS,
+            log,
+          });
+
     const watchdog =
       options.runLoginWatchdog === false || config.watchdogIntervalMs === 0
         ? undefined
@@ -192,6 +226,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       keys,
       credentials,
       backups,
+      warmPool,
       cluster,
       availability,
       close: async () => {
@@ -203,6 +238,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
           sweeper?.stop(),
           validatorJob?.stop(),
           watchdog?.stop(),
+          refill?.stop(),
           backupWorker?.stop(),
         ]);
         await Promise.race([jobs, new Promise((r) => setTimeout(r, 5_000).unref())]);

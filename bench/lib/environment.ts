@@ -25,6 +25,11 @@ export type BenchEnvironment = {
   su: Sql;
   baseUrl: string;
   adminToken: string;
+  /**
+   * Another `tenantforge serve` on the same database, with settings changed (e.g. a warm
+   * pool): for a measurement the main service must not be configured for.
+   */
+  startService(overrides: Record<string, string>): Promise<{ baseUrl: string; stop(): Promise<void> }>;
   /** Server version, extension versions and the durability/memory settings of this run. */
   server: ServerFacts;
   close(): Promise<void>;
@@ -85,15 +90,13 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     TENANTFORGE_APP_PASSWORD: process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(24).toString('base64url'),
     PORT: String(port),
     LOG_LEVEL: 'warn',
+    // Scenarios measure the cold path; the provisioning scenario fills the pool itself where it measures claims.
+    TENANTFORGE_WARM_POOL: '0',
   };
   const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), {
     runPurgeSweeper: false,
   });
-  const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  await waitUntilReady(`http://127.0.0.1:${port}/readyz`, service);
+  const service = await spawnService(env);
   const su = openPool(url.toString(), { max: 4, name: 'bench-su' });
   const server = await serverFacts(su);
 
@@ -103,9 +106,13 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: platform.adminToken,
     server,
+    startService: async (overrides) => {
+      const extraPort = await freePort();
+      const extra = await spawnService({ ...env, PORT: String(extraPort), ...overrides });
+      return { baseUrl: `http://127.0.0.1:${extraPort}`, stop: () => stopService(extra) };
+    },
     close: async () => {
-      service.kill('SIGTERM');
-      await new Promise((r) => (service.exitCode === null ? service.once('exit', r) : r(null)));
+      await stopService(service);
       await su.end();
       await platform.close();
       if (cluster) await cluster.destroy();
@@ -117,6 +124,20 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function spawnService(env: Record<string, string>): Promise<ChildProcess> {
+  const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitUntilReady(`http://127.0.0.1:${env.PORT}/readyz`, service);
+  return service;
+}
+
+async function stopService(service: ChildProcess): Promise<void> {
+  service.kill('SIGTERM');
+  await new Promise((r) => (service.exitCode === null ? service.once('exit', r) : r(null)));
 }
 
 async function waitUntilReady(url: string, server: ChildProcess): Promise<void> {

@@ -350,6 +350,8 @@ async function withPlatform<T>(config: Config, work: (platform: Platform) => Pro
   const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), {
     runPurgeSweeper: false,
     runValidatorJob: false,
+    // One-shot commands claim from the warm pool; only `serve` keeps it filled.
+    runWarmPoolRefill: false,
   });
   try {
     return await work(platform);

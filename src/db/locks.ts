@@ -21,6 +21,8 @@ export const LOCKS = {
   tenantRoles: 'tenantforge:tenant-roles',
   /** One backup scheduler round at a time across instances (the others skip the round). */
   backupSchedule: 'tenantforge:backup-schedule',
+  /** One warm-pool refill at a time across instances (the others skip the round), so the pool never overshoots. */
+  warmPool: 'tenantforge:warm-pool',
 } as const;
 
 /** One provisioning request per idempotency key at a time. */

@@ -20,15 +20,20 @@ import {
 
 export const platform = pgSchema('platform');
 
-export const TENANT_STATUSES = ['active', 'suspended', 'deleted', 'purged'] as const;
+/**
+ * `pooled`: a warm-pool tenant, fully provisioned ahead of demand but not yet handed to
+ * anyone (no slug or name, no runtime-role membership); `POST /v1/tenants` claims one.
+ */
+export const TENANT_STATUSES = ['active', 'suspended', 'deleted', 'purged', 'pooled'] as const;
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
 
 export const tenants = platform.table(
   'tenants',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    slug: text('slug').notNull(),
-    name: text('name').notNull(),
+    /** Null only while pooled (tenants_pooled_check). */
+    slug: text('slug'),
+    name: text('name'),
     plan: text('plan').notNull(),
     status: text('status').$type<TenantStatus>().notNull().default('active'),
     schemaName: text('schema_name').notNull(),
@@ -48,7 +53,14 @@ export const tenants = platform.table(
     index('tenants_purge_after_idx').on(t.purgeAfter).where(sql`${t.status} = 'deleted'`),
     // "Which tenants are behind" is one range scan on this index (src/migrations/behind.ts).
     index('tenants_template_version_idx').on(t.templateVersion).where(sql`${t.status} <> 'purged'`),
-    check('tenants_status_check', sql`${t.status} in ('active', 'suspended', 'deleted', 'purged')`),
+    // The warm pool's claim looks here: the oldest pooled tenant at the template's version.
+    index('tenants_pool_idx').on(t.templateVersion, t.createdAt).where(sql`${t.status} = 'pooled'`),
+    check('tenants_status_check', sql`${t.status} in ('active', 'suspended', 'deleted', 'purged', 'pooled')`),
+    // A pooled tenant has no slug or name yet; every other tenant has both.
+    check(
+      'tenants_pooled_check',
+      sql`(${t.status} = 'pooled') = (${t.slug} is null and ${t.name} is null) and (${t.slug} is null) = (${t.name} is null)`,
+    ),
     check(
       'tenants_schema_name_check',
       sql`${t.schemaName} ~ '^tenant_[0-9a-f]+$' and octet_length(${t.schemaName}) <= 63`,

@@ -120,7 +120,10 @@ export async function inspect(
   tenant?: string,
 ): Promise<{ tenantsChecked: number; violations: Violation[]; notChecked: NotChecked[] }> {
   const tenants = await tx<RegistryTenant[]>`
-    select id::text, slug, schema_name as schema, role_name as role, status, plan, template_version as version from platform.tenants
+    select id::text, coalesce(slug, '(pooled)') as slug, schema_name as schema, role_name as role, status, plan,
+           template_version as version
+    from platform.tenants
+    -- Warm-pool tenants are checked like any other: their schemas are not orphans.
     where status <> 'purged' ${tenant ? tx`and (id::text = ${tenant} or lower(slug) = lower(${tenant}))` : tx``}
     order by created_at, id`;
   if (tenant && tenants.length === 0) throw notFound('tenant', tenant);

@@ -1,7 +1,7 @@
 /**
  * Which tenants a migration run works on, and which of them are behind the template.
  * The one place that says so: every tenant whose schema exists (active, suspended,
- * soft-deleted; pre-provisioned ones when they come) is migrated; purged ones are not.
+ * soft-deleted, and warm-pool ones) is migrated; purged ones are not.
  *
  * "Behind" is one query over the partial index `tenants_template_version_idx`: two range
  * scans either side of the target version, so a run with nothing to do reads no row.

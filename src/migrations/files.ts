@@ -51,3 +51,12 @@ export function templateVersionOf(migrations: Pick<TenantMigration, 'name' | 'ch
   for (const m of migrations) digest.update(`${m.name}:${m.checksum}\n`);
   return `${last.name}@${digest.digest('hex').slice(0, 12)}`;
 }
+
+/**
+ * `templateVersionOf` computed by the server from `platform.template_migrations`, for a
+ * statement that must read the version and act on it at once (the warm pool's claim).
+ * Null while the ledger is empty.
+ */
+export const TEMPLATE_VERSION_SQL = `(
+  select max(name) || '@' || left(encode(sha256(convert_to(string_agg(name || ':' || checksum || E'\\n', '' order by name), 'UTF8')), 'hex'), 12)
+  from platform.template_migrations)`;

@@ -246,6 +246,7 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
         `grant:${t.relname}`,
       );
     }
+    // Keep this the last step, by this name: warm-pool tenants are made without it (provisioner.ts).
     step('grant role to runtime', `grant ${ROLE} to ${ROLES.app}`);
 
     return {

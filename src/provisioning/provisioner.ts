@@ -36,7 +36,15 @@ export type ProvisionerOptions = {
 export type ProvisionOptions = {
   /** Fills the new tables (a restore) inside the transaction, before the role, policies and grants exist. */
   load?: (tx: Tx, tenant: { id: string; schema: string; role: string }) => Promise<void>;
+  /**
+   * Grant the runtime role membership in the new tenant role (default true). A warm-pool
+   * tenant is made without it: nothing can reach it until a claim grants it.
+   */
+  runtimeAccess?: boolean;
 };
+
+/** The clone plan step that lets the runtime role act as the tenant (left out for pooled tenants). */
+export const RUNTIME_GRANT_STEP = 'grant role to runtime';
 
 export class StaleTemplateError extends Error {
   override name = 'StaleTemplateError';
@@ -79,7 +87,9 @@ export class Provisioner {
     options: ProvisionOptions = {},
   ): Promise<ProvisionedTenant> {
     const names = this.namesFor(tenantId);
-    const rendered = renderClonePlan(plan, names);
+    const rendered = renderClonePlan(plan, names).filter(
+      (_, i) => options.runtimeAccess !== false || plan.steps[i]!.name !== RUNTIME_GRANT_STEP,
+    );
     // With a load step, the tables are filled before the role part of the plan, which
     // holds the role-DDL lock until commit: a long load must not stall other provisionings.
     const split = options.load ? plan.steps.findIndex((s) => s.sql === ROLE_DDL_LOCK) : -1;

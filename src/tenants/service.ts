@@ -19,6 +19,7 @@ import type { Provisioner } from '../provisioning/provisioner.ts';
 import type { TenantStatus } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
+import { claimPooled } from './warm-pool.ts';
 
 export type Tenant = {
   id: string;
@@ -66,10 +67,14 @@ export type TenantServiceDeps = {
   provisioner: Provisioner;
   log: Logger;
   deletedRetentionMs: number;
+  /** Claim a warm-pool tenant before cloning (TENANTFORGE_WARM_POOL > 0). */
+  warmPool?: boolean;
 };
 
 export class TenantService {
   readonly #accessListeners: (() => void)[] = [];
+  #inFlight = 0;
+  #lastDemandAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: TenantServiceDeps) {}
 
@@ -108,8 +113,14 @@ export class TenantService {
     }
     const id = randomUUID();
     const started = performance.now();
+    this.#inFlight++;
     try {
       const row = await withRetry(async () => {
+        // A restore loads rows before the role part of the plan runs, so it always clones.
+        if (this.deps.warmPool && !options.load) {
+          const claimed = await this.#claim(input, who, idempotencyKey, requestHash, started);
+          if (claimed) return claimed;
+        }
         // Outside the transaction: compiling needs a connection of its own. Fetched on each
         // attempt: a template migration committed meanwhile makes the attempt stale.
         const plan = await provisioner.plan();
@@ -157,7 +168,7 @@ export class TenantService {
       const tenant = toTenant(row.row);
       log.info(
         {
-          tenantId: id,
+          tenantId: tenant.id,
           slug: input.slug,
           schema: tenant.schema,
           durationMs: round(tenant.provisioningMs!),
@@ -187,7 +198,40 @@ export class TenantService {
         'tenant provisioning failed',
       );
       throw mapped;
+    } finally {
+      this.#inFlight--;
+      this.#lastDemandAt = performance.now();
     }
+  }
+
+  /**
+   * Claims a warm-pool tenant (see warm-pool.ts): the same idempotency handling,
+   * registry fields, runtime-role membership and audit row as a clone, so the answer is
+   * the same. Undefined when no pooled tenant is at the template's version: the caller clones.
+   */
+  async #claim(
+    input: CreateTenantInput,
+    who: Actor,
+    idempotencyKey: string | undefined,
+    requestHash: string,
+    started: number,
+  ): Promise<{ row: TenantRow } | { replayOf: { request_hash: string; tenant_id: string } } | undefined> {
+    const claim = await claimPooled<TenantRow>(this.deps.sql, {
+      slug: input.slug,
+      name: input.name,
+      plan: input.plan,
+      actor: who.actor,
+      requestId: who.requestId,
+      idempotency: idempotencyKey ? { key: idempotencyKey, requestHash } : undefined,
+      ms: performance.now() - started,
+    });
+    if (claim.row) return { row: claim.row };
+    return claim.replayOf ? { replayOf: claim.replayOf } : undefined;
+  }
+
+  /** Provisioning requests in flight on this instance, and when the last one ended (performance.now()). */
+  demand(): { inFlight: number; lastAt: number } {
+    return { inFlight: this.#inFlight, lastAt: this.#lastDemandAt };
   }
 
   async #replay(key: string, requestHash: string): Promise<Tenant | undefined> {
@@ -219,8 +263,11 @@ export class TenantService {
 
   async #row(idOrSlug: string, tx: Sql | Tx = this.deps.sql, lock = false): Promise<TenantRow> {
     const byId = isUuid(idOrSlug);
+    // A pooled tenant is nobody's yet: by id it answers like an unknown one (it has no slug).
     const [row] = byId
-      ? await tx<TenantRow[]>`select * from platform.tenants where id = ${idOrSlug} ${lock ? tx`for update` : tx``}`
+      ? await tx<
+          TenantRow[]
+        >`select * from platform.tenants where id = ${idOrSlug} and status <> 'pooled' ${lock ? tx`for update` : tx``}`
       : await tx<
           TenantRow[]
         >`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
@@ -236,7 +283,7 @@ export class TenantService {
       select *, ${sql.unsafe(cursorMicros('created_at'))} as created_us from platform.tenants
       where true
         ${afterCursor(sql, 'created_at', after)}
-        ${query.status ? sql`and status = ${query.status}` : sql`and status <> 'purged'`}
+        ${query.status ? sql`and status = ${query.status}` : sql`and status not in ('purged', 'pooled')`}
       order by created_at, id
       limit ${query.limit + 1}`;
     return toPage(rows, query.limit, (r) => [r.created_us, r.id], toTenant);

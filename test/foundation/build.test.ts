@@ -61,6 +61,7 @@ describe('the compiled build', () => {
         PORT: String(port),
         TENANTFORGE_DATA_DIR: dataDir,
         TENANTFORGE_APP_PASSWORD: inject('appPassword'),
+        TENANTFORGE_WARM_POOL: '0',
       },
     });
     let output = '';

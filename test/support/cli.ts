@@ -11,9 +11,9 @@ import { projectRoot } from '../../src/paths.ts';
 
 const CLI = join(projectRoot, 'bin', 'tenantforge');
 
-/** The child's environment: only what the test gives, plus PATH and HOME. */
+/** The child's environment: only what the test gives, plus PATH and HOME (and no warm pool unless asked). */
 function childEnv(env: Record<string, string>): Record<string, string> {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TENANTFORGE_WARM_POOL: '0', ...env };
 }
 
 export type CliResult = { code: number | null; stdout: string; stderr: string; ms: number };

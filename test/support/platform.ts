@@ -66,6 +66,8 @@ export function testConfig(databaseUrl: string, overrides: Record<string, string
     TENANTFORGE_ADMIN_TOKEN: 'test-admin-token-0123456789',
     TENANTFORGE_SCHEMA_SECRET: randomBytes(16).toString('hex'),
     LOG_LEVEL: 'silent',
+    // Tests that want a warm pool ask for one: a refill would add tenants behind their counts.
+    TENANTFORGE_WARM_POOL: '0',
     ...overrides,
   });
 }

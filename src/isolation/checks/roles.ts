@@ -2,7 +2,7 @@
  * Tenant roles: their attributes, and every membership path out of them (a role can
  * act as every role it is a member of, directly or through other roles). Also the
  * roles that bridge two tenants, and the runtime role's reach into tenants that are
- * suspended or deleted.
+ * suspended, deleted or still in the warm pool.
  *
  * @example
  * const violations = await roleChecks(ctx);
@@ -91,9 +91,9 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
 
   const runtimeReach = tx<Violation[]>`
     with t as materialized (${intactTenants(ctx)}),
-    gone as materialized (select * from t where t.status in ('suspended', 'deleted'))
+    gone as materialized (select * from t where t.status in ('suspended', 'deleted', 'pooled'))
     select 'role_membership' as "check", g.id as "tenantId", g.slug as "tenantSlug", g.role_name as object,
-           format('tenant %s is %s, but the runtime role %s can still act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
+           format('tenant %s is %s, but the runtime role %s can act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
            format('revoke %I from %I', g.role_name, ${ROLES.app}::text) as fix,
            true as autofix
     from gone g
