@@ -11,7 +11,7 @@
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { composeApp } from '../../src/http/app.ts';
+import { composeApp } from '../../src/app.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import type { OpenApi, RouteDoc } from '../../src/http/openapi.ts';
 import { saveReport } from '../../src/isolation/report.ts';

@@ -10,18 +10,18 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
-import type { DatabaseAvailability } from '../db/availability.ts';
-import { readServerInfo } from '../db/connect.ts';
-import { pgvectorWarning } from '../db/versions.ts';
-import { pendingControlPlaneMigrations } from '../db/migrate.ts';
-import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
-import { countBehind } from '../migrations/behind.ts';
-import { currentTemplateVersion } from '../migrations/template.ts';
-import type { Platform } from '../platform.ts';
-import { adminTokenCheck } from './admin-auth.ts';
-import type { AppEnv } from './env.ts';
-import type { OpenApi } from './openapi.ts';
-import { defineRoute } from './route.ts';
+import type { DatabaseAvailability } from './db/availability.ts';
+import { readServerInfo } from './db/connect.ts';
+import { pgvectorWarning } from './db/versions.ts';
+import { pendingControlPlaneMigrations } from './migrations/control-plane.ts';
+import { readTenantMigrations, templateVersionOf } from './migrations/files.ts';
+import { countBehind } from './migrations/behind.ts';
+import { currentTemplateVersion } from './migrations/template.ts';
+import type { Platform } from './platform.ts';
+import { adminTokenCheck } from './http/admin-auth.ts';
+import type { AppEnv } from './http/env.ts';
+import type { OpenApi } from './http/openapi.ts';
+import { defineRoute } from './http/route.ts';
 
 export type Readiness = {
   status: 'ready' | 'unready';
