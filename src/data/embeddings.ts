@@ -13,6 +13,7 @@ import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { defineRoute } from '../http/route.ts';
 import { batchOf, idParams } from './common.ts';
+import { toVector } from './vector-text.ts';
 
 export const DIMENSIONS = 384;
 export const EMBEDDING_BATCH_LIMIT = 1_000;
@@ -79,9 +80,6 @@ const embeddingView = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
 });
-
-/** pgvector's text form of a vector. */
-const toVector = (v: number[]) => `[${v.join(',')}]`;
 
 export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
