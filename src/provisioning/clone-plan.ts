@@ -17,7 +17,7 @@
 import type { Sql, Tx } from '../db/connect.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import { createTenantRole, grantTenantRoleToRuntime } from './tenant-roles.ts';
-import { ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
+import { TEMPLATE_SCHEMA } from '../db/roles.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
 
 // Placeholders: the quoted schema identifier, the bare schema name (for a text argument), the quoted role.

@@ -11,10 +11,8 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
-import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
-import { ROLE_DDL_LOCK } from '../db/locks.ts';
-import { tenantLoginName, tenantRoleName } from '../db/names.ts';
+import { tenantLoginName } from '../db/names.ts';
 import { asOwner, terminateSessions, upsertTenantLogin } from '../provisioning/tenant-roles.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
