@@ -48,7 +48,7 @@ export type RouteSpec<P extends Schema, Q extends Schema, B extends Schema, R ex
 
 declare const declared: unique symbol;
 /** What a handler answers, made by its `reply` (so only a declared status with a body its schema accepts). */
-export type Reply<R extends Responses> = { readonly [declared]?: R; status: number; body?: unknown };
+export type Reply<R extends Responses> = { readonly [declared]: R; status: number; body?: unknown };
 
 /** `reply(201, tenant)`; `reply(204)` for a status declared without a body. */
 export type ReplyFn<R extends Responses> = <S extends keyof R & number>(
@@ -85,7 +85,7 @@ export function defineRoute<
       query: query ? parseWith(query, c.req.query()) : undefined,
       body: body ? await read(c, body as NonNullable<B>) : undefined,
     } as Input<P, Q, B>;
-    const answer = await handler(c, input, reply as ReplyFn<R>);
+    const answer = await handler(c, input, reply as unknown as ReplyFn<R>);
     const status = answer.status as 200;
     if (!('body' in answer)) return c.body(null, status as unknown as 204);
     if (contentType) return c.body(answer.body as string, status, { 'content-type': contentType });
