@@ -23,8 +23,8 @@ import {
 } from './db/connect.ts';
 import { DatabaseAvailability } from './db/availability.ts';
 import { canInstall, checkInstallation, installPlatform } from './db/install.ts';
-import { startLocalCluster, type LocalCluster } from './db/local-cluster.ts';
-import { migrateControlPlane } from './db/migrate.ts';
+import { startLocalCluster, type LocalCluster } from './runtime/local-cluster.ts';
+import { migrateControlPlane } from './migrations/control-plane.ts';
 import { startPeriodic } from './db/periodic.ts';
 import { ROLES } from './db/roles.ts';
 import { limitTenants } from './db/with-tenant.ts';

@@ -7,7 +7,7 @@
  */
 import type { Config } from './config.ts';
 import { isDatabaseUnavailable } from './db/unavailable.ts';
-import { createApp } from './http/app.ts';
+import { createApp } from './app.ts';
 import { startHttpServer } from './http/node-server.ts';
 import type { Logger } from './log.ts';
 import { secretsFile, startPlatform } from './platform.ts';

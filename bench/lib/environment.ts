@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { freePort, startThrowawayCluster, type LocalCluster } from '../../src/db/local-cluster.ts';
+import { freePort, startThrowawayCluster, type LocalCluster } from '../../src/runtime/local-cluster.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform, type Platform } from '../../src/platform.ts';

@@ -27,7 +27,7 @@ import { ratio, summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
 import type { Sql } from '../../src/db/connect.ts';
-import { freePort } from '../../src/db/local-cluster.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { backupEnv, startObjectStore } from '../../test/support/object-store.ts';
 

@@ -4,13 +4,15 @@
  * into a new tenant is `POST /v1/tenants` with `restoreFrom` (see the tenant routes).
  *
  * @example
- * app.route('/v1/tenants', backupRoutes(platform.backups, docs));
+ * app.route('/', backupRoutes(platform.backups, docs));
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { jsonBody, queryParams } from '../http/body.ts';
+import { BACKUP_STATUSES } from '../db/schema.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
+import { defineRoute } from '../http/route.ts';
+import { tenantView } from '../tenants/schemas.ts';
 import type { BackupService } from './service.ts';
 
 const listQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
@@ -31,65 +33,107 @@ export const restoreInPlaceBody = z.strictObject({
   allowOtherTenant: z.boolean().default(false),
 });
 
+/** A backup as the API shows it: its job state and, once done, its size and rows per table. */
+export const backupView = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  status: z.enum(BACKUP_STATUSES),
+  trigger: z.enum(['manual', 'scheduled']),
+  attempts: z.number(),
+  error: z.string().nullable(),
+  templateVersion: z.string().nullable(),
+  sizeBytes: z.number().nullable(),
+  rawBytes: z.number().nullable(),
+  tables: z.record(z.string(), z.number()).nullable(),
+  encryption: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+const tenantParams = z.object({ idOrSlug: z.string() });
+
 export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tag = 'backups (admin)';
   const auth = 'admin';
-  docs.add({
-    method: 'post',
-    path: '/v1/tenants/{idOrSlug}/backups',
-    tag,
-    auth,
-    summary: 'Start a backup of the tenant (202; poll its status)',
-    status: 202,
-  });
-  docs.add({
-    method: 'get',
-    path: '/v1/tenants/{idOrSlug}/backups',
-    tag,
-    auth,
-    summary: "The tenant's backups, newest first",
-    query: listQuery,
-  });
-  docs.add({
-    method: 'get',
-    path: '/v1/tenants/{idOrSlug}/backups/{backupId}',
-    tag,
-    auth,
-    summary: 'A backup: status, size, rows per table, duration',
-  });
-  docs.add({
-    method: 'post',
-    path: '/v1/tenants/{idOrSlug}/restore',
-    tag,
-    auth,
-    summary: "Replace the tenant's rows with a backup's, in one transaction (confirm: the tenant's slug)",
-    body: restoreInPlaceBody,
+  const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({
+    actor: c.get('actor'),
+    requestId: c.get('requestId'),
   });
 
-  app.post('/:idOrSlug/backups', async (c) => {
-    const backup = await backups.start(c.req.param('idOrSlug'), {
-      actor: c.get('actor'),
-      requestId: c.get('requestId'),
-    });
-    backups.kick();
-    c.header('location', `/v1/tenants/${backup.tenantId}/backups/${backup.id}`);
-    return c.json(backup, 202);
-  });
-  app.get('/:idOrSlug/backups', async (c) => {
-    const { limit } = queryParams(c, listQuery);
-    return c.json({ items: await backups.list(c.req.param('idOrSlug'), limit) });
-  });
-  app.post('/:idOrSlug/restore', async (c) => {
-    const body = await jsonBody(c, restoreInPlaceBody);
-    const { tenant, restoredRows } = await backups.restoreInPlace(c.req.param('idOrSlug'), body.backupId, body, {
-      actor: c.get('actor'),
-      requestId: c.get('requestId'),
-    });
-    return c.json({ ...tenant, restoredFrom: body.backupId, restoredRows });
-  });
-  app.get('/:idOrSlug/backups/:backupId', async (c) =>
-    c.json(await backups.get(c.req.param('idOrSlug'), c.req.param('backupId'))),
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'post',
+      path: '/v1/tenants/{idOrSlug}/backups',
+      tag,
+      auth,
+      summary: 'Start a backup of the tenant (202; poll its status)',
+      params: tenantParams,
+      responses: { 202: backupView },
+    },
+    async (c, { params }, reply) => {
+      const backup = await backups.start(params.idOrSlug, who(c));
+      backups.kick();
+      c.header('location', `/v1/tenants/${backup.tenantId}/backups/${backup.id}`);
+      return reply(202, backup);
+    },
   );
+
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/tenants/{idOrSlug}/backups',
+      tag,
+      auth,
+      summary: "The tenant's backups, newest first",
+      params: tenantParams,
+      query: listQuery,
+      responses: { 200: z.object({ items: z.array(backupView) }) },
+    },
+    async (_c, { params, query }, reply) => reply(200, { items: await backups.list(params.idOrSlug, query.limit) }),
+  );
+
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/tenants/{idOrSlug}/backups/{backupId}',
+      tag,
+      auth,
+      summary: 'A backup: status, size, rows per table, duration',
+      params: tenantParams.extend({ backupId: z.string() }),
+      responses: { 200: backupView },
+    },
+    async (_c, { params }, reply) => reply(200, await backups.get(params.idOrSlug, params.backupId)),
+  );
+
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'post',
+      path: '/v1/tenants/{idOrSlug}/restore',
+      tag,
+      auth,
+      summary: "Replace the tenant's rows with a backup's, in one transaction (confirm: the tenant's slug)",
+      params: tenantParams,
+      body: restoreInPlaceBody,
+      responses: {
+        200: tenantView.extend({ restoredFrom: z.string(), restoredRows: z.record(z.string(), z.number()) }),
+      },
+    },
+    async (c, { params, body }, reply) => {
+      const { tenant, restoredRows } = await backups.restoreInPlace(params.idOrSlug, body.backupId, body, who(c));
+      return reply(200, { ...tenant, restoredFrom: body.backupId, restoredRows });
+    },
+  );
+
   return app;
 }

@@ -9,10 +9,11 @@ import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
-import { jsonBody } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
-import { batchBody, pathId } from './common.ts';
+import { defineRoute } from '../http/route.ts';
+import { batchOf, idParams } from './common.ts';
+import { toVector } from './vector-text.ts';
 
 export const DIMENSIONS = 384;
 export const EMBEDDING_BATCH_LIMIT = 1_000;
@@ -70,49 +71,59 @@ const resultView = z.object({
   metadata: z.record(z.string(), z.unknown()),
   distance: z.number(),
 });
-
-/** pgvector's text form of a vector. */
-const toVector = (v: number[]) => `[${v.join(',')}]`;
+const embeddingView = z.object({
+  id: z.string(),
+  externalId: z.string().nullable(),
+  content: z.string(),
+  metadata: z.record(z.string(), z.unknown()),
+  embedding: z.array(z.number()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
 
 export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'embeddings';
+  const auth = 'tenant';
+  const params = idParams('embedding');
 
-  docs.add({
-    method: 'post',
-    path: '/v1/embeddings:batch',
-    tag,
-    auth: 'tenant',
-    summary: `Upsert up to ${EMBEDDING_BATCH_LIMIT} embeddings (by externalId when given)`,
-    body: batch,
-    status: 201,
-    response: z.object({ ids: z.array(z.string()) }),
-  });
-  routes.post('/embeddings:batch', async (c) => {
-    const { items } = await batchBody(c, 'items', EMBEDDING_BATCH_LIMIT, batch);
-    const seen = new Map<string, number>();
-    items.forEach((it, i) => {
-      if (it.externalId === undefined) return;
-      if (seen.has(it.externalId)) {
-        throw new AppError(
-          400,
-          'duplicate_external_id',
-          'Duplicate externalId in batch',
-          `items.${i}.externalId repeats items.${seen.get(it.externalId)}`,
-          { field: `items.${i}.externalId`, index: i },
-        );
-      }
-      seen.set(it.externalId, i);
-    });
-    const records = items.map((it, ord) => ({
-      ord,
-      external_id: it.externalId ?? null,
-      content: it.content,
-      metadata: it.metadata,
-      embedding: toVector(it.embedding),
-    }));
-    const ids = await withTenant(app, c.get('tenant'), async (tx) => {
-      const rows = await tx<{ id: string; ord: number }[]>`
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'post',
+      path: '/v1/embeddings:batch',
+      tag,
+      auth,
+      summary: `Upsert up to ${EMBEDDING_BATCH_LIMIT} embeddings (by externalId when given)`,
+      body: batch,
+      readBody: batchOf('items', EMBEDDING_BATCH_LIMIT),
+      responses: { 201: z.object({ ids: z.array(z.string()) }) },
+    },
+    async (c, { body: { items } }, reply) => {
+      const seen = new Map<string, number>();
+      items.forEach((it, i) => {
+        if (it.externalId === undefined) return;
+        if (seen.has(it.externalId)) {
+          throw new AppError(
+            400,
+            'duplicate_external_id',
+            'Duplicate externalId in batch',
+            `items.${i}.externalId repeats items.${seen.get(it.externalId)}`,
+            { field: `items.${i}.externalId`, index: i },
+          );
+        }
+        seen.set(it.externalId, i);
+      });
+      const records = items.map((it, ord) => ({
+        ord,
+        external_id: it.externalId ?? null,
+        content: it.content,
+        metadata: it.metadata,
+        embedding: toVector(it.embedding),
+      }));
+      const ids = await withTenant(app, c.get('tenant'), async (tx) => {
+        const rows = await tx<{ id: string; ord: number }[]>`
         with input as (
           select * from jsonb_to_recordset(${tx.json(records)}) as x(ord int, external_id text, content text, metadata jsonb, embedding text)
         ), upserted as (
@@ -125,33 +136,36 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         select u.id, i.ord from upserted u join input i on i.external_id = u.external_id
         union all
         select id, null from upserted where external_id is null`;
-      // Rows with an externalId map back by it; the rest keep insertion order.
-      const byOrd = new Map(rows.filter((r) => r.ord !== null).map((r) => [r.ord, r.id]));
-      const anonymous = rows.filter((r) => r.ord === null).map((r) => r.id);
-      return records.map((r) => (r.external_id === null ? anonymous.shift()! : byOrd.get(r.ord)!));
-    });
-    return c.json({ ids }, 201);
-  });
+        // Rows with an externalId map back by it; the rest keep insertion order.
+        const byOrd = new Map(rows.filter((r) => r.ord !== null).map((r) => [r.ord, r.id]));
+        const anonymous = rows.filter((r) => r.ord === null).map((r) => r.id);
+        return records.map((r) => (r.external_id === null ? anonymous.shift()! : byOrd.get(r.ord)!));
+      });
+      return reply(201, { ids });
+    },
+  );
 
-  docs.add({
-    method: 'post',
-    path: '/v1/embeddings/search',
-    tag,
-    auth: 'tenant',
-    summary: `Top-k (k <= ${MAX_K}) by cosine distance, optionally where metadata contains filter`,
-    body: search,
-    response: z.object({ items: z.array(resultView) }),
-  });
-  routes.post('/embeddings/search', async (c) => {
-    const q = await jsonBody(c, search);
-    const rows = await withTenant(
-      app,
-      c.get('tenant'),
-      async (tx) => {
-        // Relaxed order lets the index keep scanning past filtered-out rows; the outer
-        // ORDER BY restores exact order among what it found.
-        await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(q.k))}, true)`;
-        const nearest = () => tx`
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'post',
+      path: '/v1/embeddings/search',
+      tag,
+      auth,
+      summary: `Top-k (k <= ${MAX_K}) by cosine distance, optionally where metadata contains filter`,
+      body: search,
+      responses: { 200: z.object({ items: z.array(resultView) }) },
+    },
+    async (c, { body: q }, reply) => {
+      const rows = await withTenant(
+        app,
+        c.get('tenant'),
+        async (tx) => {
+          // Relaxed order lets the index keep scanning past filtered-out rows; the outer
+          // ORDER BY restores exact order among what it found.
+          await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(q.k))}, true)`;
+          const nearest = () => tx`
         select * from (
           select id, external_id, content, metadata, embedding <=> ${toVector(q.vector)}::vector as distance
           from embeddings
@@ -159,82 +173,91 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
           order by embedding <=> ${toVector(q.vector)}::vector
           limit ${q.k}
         ) found order by distance`;
-        const exact = async () => {
-          await tx`select set_config('enable_indexscan', 'off', true)`;
-          return nearest();
-        };
-        if (q.filter) {
-          // A selective filter: exact search over the rows the metadata index finds is cheap
-          // and complete, where a graph walk toward the query could pass them all by.
-          const [{ matches }] = await tx<[{ matches: number }]>`
+          const exact = async () => {
+            await tx`select set_config('enable_indexscan', 'off', true)`;
+            return nearest();
+          };
+          if (q.filter) {
+            // A selective filter: exact search over the rows the metadata index finds is cheap
+            // and complete, where a graph walk toward the query could pass them all by.
+            const [{ matches }] = await tx<[{ matches: number }]>`
           select count(*)::int as matches from (select 1 from embeddings where metadata @> ${tx.json(q.filter as never)} limit ${EXACT_SEARCH_MAX_ROWS + 1}) m`;
-          if (matches <= EXACT_SEARCH_MAX_ROWS) return exact();
-        }
-        const found = await nearest();
-        if (!q.filter || found.length === q.k) return found;
-        // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: none
-        // are near the query. Exact search over the matching rows is complete.
-        return exact();
-      },
-      { readOnly: true },
-    );
-    return c.json({
-      items: rows.map((r) => ({
+            if (matches <= EXACT_SEARCH_MAX_ROWS) return exact();
+          }
+          const found = await nearest();
+          if (!q.filter || found.length === q.k) return found;
+          // The HNSW scan gave up (hnsw.max_scan_tuples) before finding k matching rows: none
+          // are near the query. Exact search over the matching rows is complete.
+          return exact();
+        },
+        { readOnly: true },
+      );
+      const items = rows.map((r) => ({
         id: r.id,
         externalId: r.external_id,
         content: r.content,
         metadata: r.metadata,
         distance: Number(r.distance),
-      })),
-    });
-  });
+      }));
+      return reply(200, { items });
+    },
+  );
 
-  docs.add({
-    method: 'get',
-    path: '/v1/embeddings/{id}',
-    tag,
-    auth: 'tenant',
-    summary: 'Get an embedding (with its vector)',
-  });
-  routes.get('/embeddings/:id', async (c) => {
-    const id = pathId(c, 'embedding');
-    const [row] = await withTenant(
-      app,
-      c.get('tenant'),
-      (tx) => tx`
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/embeddings/{id}',
+      tag,
+      auth,
+      summary: 'Get an embedding (with its vector)',
+      params,
+      responses: { 200: embeddingView },
+    },
+    async (c, { params: { id } }, reply) => {
+      const [row] = await withTenant(
+        app,
+        c.get('tenant'),
+        (tx) => tx`
       select id, external_id, content, metadata, embedding::text as embedding, created_at, updated_at from embeddings where id = ${id}`,
-      { readOnly: true },
-    );
-    if (!row) throw notFound('embedding', id);
-    return c.json({
-      id: row.id,
-      externalId: row.external_id,
-      content: row.content,
-      metadata: row.metadata,
-      embedding: JSON.parse(row.embedding),
-      createdAt: (row.created_at as Date).toISOString(),
-      updatedAt: (row.updated_at as Date).toISOString(),
-    });
-  });
+        { readOnly: true },
+      );
+      if (!row) throw notFound('embedding', id);
+      return reply(200, {
+        id: row.id,
+        externalId: row.external_id,
+        content: row.content,
+        metadata: row.metadata,
+        embedding: JSON.parse(row.embedding),
+        createdAt: (row.created_at as Date).toISOString(),
+        updatedAt: (row.updated_at as Date).toISOString(),
+      });
+    },
+  );
 
-  docs.add({
-    method: 'delete',
-    path: '/v1/embeddings/{id}',
-    tag,
-    auth: 'tenant',
-    summary: 'Delete an embedding',
-    status: 204,
-  });
-  routes.delete('/embeddings/:id', async (c) => {
-    const id = pathId(c, 'embedding');
-    const deleted = await withTenant(
-      app,
-      c.get('tenant'),
-      (tx) => tx`delete from embeddings where id = ${id} returning id`,
-    );
-    if (deleted.length === 0) throw notFound('embedding', id);
-    return c.body(null, 204);
-  });
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'delete',
+      path: '/v1/embeddings/{id}',
+      tag,
+      auth,
+      summary: 'Delete an embedding',
+      params,
+      responses: { 204: null },
+    },
+    async (c, { params: { id } }, reply) => {
+      const deleted = await withTenant(
+        app,
+        c.get('tenant'),
+        (tx) => tx`delete from embeddings where id = ${id} returning id`,
+      );
+      if (deleted.length === 0) throw notFound('embedding', id);
+      return reply(204);
+    },
+  );
 
   return routes;
 }

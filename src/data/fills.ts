@@ -7,10 +7,12 @@
  * @example
  * const result = await recordFills(tx, [{ portfolioId, symbol: 'AAPL', side: 'buy', quantity: '10', price: '190.5', executedAt }]);
  */
+import type { z } from 'zod';
 import type { TenantSql } from '../db/with-tenant.ts';
 import { AppError } from '../errors.ts';
 import { abs, div, formatDecimal, mul, parseDecimal } from './decimal.ts';
 import { applyFill, type Position } from './positions-math.ts';
+import type { positionView } from './common.ts';
 
 export type FillInput = {
   portfolioId: string;
@@ -23,13 +25,7 @@ export type FillInput = {
   executedAt: string;
 };
 
-export type PositionView = {
-  portfolioId: string;
-  symbol: string;
-  quantity: string;
-  averagePrice: string;
-  realizedPnl: string;
-};
+export type PositionView = z.infer<typeof positionView>;
 
 type OrderRow = {
   id: string;

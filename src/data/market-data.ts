@@ -9,13 +9,12 @@ import { z } from 'zod';
 import type { Sql } from '../db/connect.ts';
 import { withTenant } from '../db/with-tenant.ts';
 import { AppError } from '../errors.ts';
-import { queryParams } from '../http/body.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
+import { defineRoute } from '../http/route.ts';
 import { assertChunkBudget, assertTimeWindow, type ChunkLimits } from './chunk-budget.ts';
-import { batchBody, timestamp } from './common.ts';
+import { batchOf, symbol, timestamp } from './common.ts';
 import { decimalString, isDecimal, parseDecimal } from './decimal.ts';
-import { symbol } from './orders.ts';
 
 export const BAR_BATCH_LIMIT = 50_000;
 const MAX_CANDLES = 10_000;
@@ -65,6 +64,15 @@ const candleView = z.object({
   volume: z.string(),
   bars: z.number(),
 });
+const latestView = z.object({
+  symbol: z.string(),
+  time: z.string(),
+  open: z.string(),
+  high: z.string(),
+  low: z.string(),
+  close: z.string(),
+  volume: z.string(),
+});
 
 /**
  * Candles of `seconds` per bucket, as SQL with parameters ($1 bucket interval, $2 symbol,
@@ -90,54 +98,57 @@ export function candleSql(seconds: number): string {
 export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'market data';
+  const auth = 'tenant';
 
-  docs.add({
-    method: 'post',
-    path: '/v1/market-data:batch',
-    tag,
-    auth: 'tenant',
-    summary: `Ingest up to ${BAR_BATCH_LIMIT} OHLCV bars (upsert on symbol and time)`,
-    body: batch,
-    status: 201,
-    response: z.object({ count: z.number() }),
-  });
-  routes.post('/market-data:batch', async (c) => {
-    const { bars } = await batchBody(c, 'bars', BAR_BATCH_LIMIT, batch);
-    const seen = new Set<string>();
-    bars.forEach((b, i) => {
-      const key = `${b.symbol}@${Date.parse(b.time)}`;
-      if (seen.has(key))
-        throw new AppError(
-          400,
-          'duplicate_bar',
-          'Duplicate bar in batch',
-          `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`,
-          { field: `bars.${i}.time`, index: i },
-        );
-      seen.add(key);
-    });
-    const times = bars.map((b) => b.time);
-    assertTimeWindow(times, limits, (i) => `bars.${i}.time`);
-    const tenant = c.get('tenant');
-    const count = await withTenant(app, tenant, async (tx) => {
-      await assertChunkBudget(tx, tenant, ['market_data', 'market_data_1h'], times, limits);
-      const result = await tx`
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'post',
+      path: '/v1/market-data:batch',
+      tag,
+      auth,
+      summary: `Ingest up to ${BAR_BATCH_LIMIT} OHLCV bars (upsert on symbol and time)`,
+      body: batch,
+      readBody: batchOf('bars', BAR_BATCH_LIMIT),
+      responses: { 201: z.object({ count: z.number() }) },
+    },
+    async (c, { body: { bars } }, reply) => {
+      const seen = new Set<string>();
+      bars.forEach((b, i) => {
+        const key = `${b.symbol}@${Date.parse(b.time)}`;
+        if (seen.has(key))
+          throw new AppError(
+            400,
+            'duplicate_bar',
+            'Duplicate bar in batch',
+            `bars.${i}: a bar for ${b.symbol} at ${b.time} is already in this batch`,
+            { field: `bars.${i}.time`, index: i },
+          );
+        seen.add(key);
+      });
+      const times = bars.map((b) => b.time);
+      assertTimeWindow(times, limits, (i) => `bars.${i}.time`);
+      const tenant = c.get('tenant');
+      const count = await withTenant(app, tenant, async (tx) => {
+        await assertChunkBudget(tx, tenant, ['market_data', 'market_data_1h'], times, limits);
+        const result = await tx`
         insert into market_data (symbol, bar_time, open, high, low, close, volume)
         select symbol, time, open, high, low, close, volume
         from jsonb_to_recordset(${tx.json(bars)}) as x(symbol text, time timestamptz, open numeric, high numeric, low numeric, close numeric, volume numeric)
         on conflict (symbol, bar_time) do update
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume`;
-      // Recomputed from the bars, not merged: a corrected bar replaces its old values exactly.
-      // One range scan over the batch's symbols and hours, kept to the hours it touched.
-      const hourOf = (time: string) => Math.floor(Date.parse(time) / 3_600_000) * 3_600_000;
-      const touched = new Map(
-        bars.map((b) => [
-          `${b.symbol}@${hourOf(b.time)}`,
-          { symbol: b.symbol, bucket: new Date(hourOf(b.time)).toISOString() },
-        ]),
-      );
-      const hours = bars.map((b) => hourOf(b.time));
-      await tx`
+        // Recomputed from the bars, not merged: a corrected bar replaces its old values exactly.
+        // One range scan over the batch's symbols and hours, kept to the hours it touched.
+        const hourOf = (time: string) => Math.floor(Date.parse(time) / 3_600_000) * 3_600_000;
+        const touched = new Map(
+          bars.map((b) => [
+            `${b.symbol}@${hourOf(b.time)}`,
+            { symbol: b.symbol, bucket: new Date(hourOf(b.time)).toISOString() },
+          ]),
+        );
+        const hours = bars.map((b) => hourOf(b.time));
+        await tx`
         insert into market_data_1h (symbol, bucket, open, high, low, close, volume, bars)
         select m.symbol, time_bucket('1 hour', m.bar_time), first(m.open, m.bar_time), max(m.high), min(m.low),
                last(m.close, m.bar_time), sum(m.volume), count(*)
@@ -149,65 +160,74 @@ export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): 
         group by 1, 2
         on conflict (symbol, bucket) do update
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, bars = excluded.bars`;
-      return result.count;
-    });
-    return c.json({ count }, 201);
-  });
+        return result.count;
+      });
+      return reply(201, { count });
+    },
+  );
 
-  docs.add({
-    method: 'get',
-    path: '/v1/market-data/candles',
-    tag,
-    auth: 'tenant',
-    summary: 'OHLCV candles for a symbol, bucketed with time_bucket',
-    query: candlesQuery,
-    response: z.object({ items: z.array(candleView) }),
-  });
-  routes.get('/market-data/candles', async (c) => {
-    const q = queryParams(c, candlesQuery);
-    const seconds = BUCKETS[q.bucket];
-    const candles = (Date.parse(q.to) - Date.parse(q.from)) / 1000 / seconds;
-    if (candles > MAX_CANDLES) {
-      throw new AppError(
-        400,
-        'range_too_large',
-        'Range too large',
-        `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`,
-        { field: 'to' },
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/market-data/candles',
+      tag,
+      auth,
+      summary: 'OHLCV candles for a symbol, bucketed with time_bucket',
+      query: candlesQuery,
+      responses: { 200: z.object({ items: z.array(candleView) }) },
+    },
+    async (c, { query: q }, reply) => {
+      const seconds = BUCKETS[q.bucket];
+      const candles = (Date.parse(q.to) - Date.parse(q.from)) / 1000 / seconds;
+      if (candles > MAX_CANDLES) {
+        throw new AppError(
+          400,
+          'range_too_large',
+          'Range too large',
+          `that range holds ${Math.ceil(candles)} ${q.bucket} candles; ask for at most ${MAX_CANDLES}`,
+          { field: 'to' },
+        );
+      }
+      const rows = await withTenant(
+        app,
+        c.get('tenant'),
+        (tx) => tx.unsafe(candleSql(seconds), [`${seconds} seconds`, q.symbol, q.from, q.to]),
+        { readOnly: true },
       );
-    }
-    const rows = await withTenant(
-      app,
-      c.get('tenant'),
-      (tx) => tx.unsafe(candleSql(seconds), [`${seconds} seconds`, q.symbol, q.from, q.to]),
-      { readOnly: true },
-    );
-    return c.json({ items: rows.map((r) => ({ ...r, time: (r.time as Date).toISOString() })) });
-  });
+      const items = rows.map(
+        (r) => ({ ...r, time: (r.time as Date).toISOString() }) as unknown as z.input<typeof candleView>,
+      );
+      return reply(200, { items });
+    },
+  );
 
-  docs.add({
-    method: 'get',
-    path: '/v1/market-data/latest',
-    tag,
-    auth: 'tenant',
-    summary: 'Latest bar of each symbol (comma-separated symbols)',
-    query: latestQuery,
-  });
-  routes.get('/market-data/latest', async (c) => {
-    const { symbols } = queryParams(c, latestQuery);
-    const rows = await withTenant(
-      app,
-      c.get('tenant'),
-      (tx) => tx`
+  defineRoute(
+    routes,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/market-data/latest',
+      tag,
+      auth,
+      summary: 'Latest bar of each symbol (comma-separated symbols)',
+      query: latestQuery,
+      responses: { 200: z.object({ items: z.array(latestView) }) },
+    },
+    async (c, { query: { symbols } }, reply) => {
+      const rows = await withTenant(
+        app,
+        c.get('tenant'),
+        (tx) => tx`
       select s.symbol, m.bar_time, trim_scale(m.open)::text as open, trim_scale(m.high)::text as high,
              trim_scale(m.low)::text as low, trim_scale(m.close)::text as close, trim_scale(m.volume)::text as volume
       from unnest(${symbols}::text[]) as s(symbol)
       cross join lateral (select * from market_data where symbol = s.symbol order by bar_time desc limit 1) m
       order by s.symbol`,
-      { readOnly: true },
-    );
-    return c.json({
-      items: rows.map((r) => ({
+        { readOnly: true },
+      );
+      const items = rows.map((r) => ({
         symbol: r.symbol,
         time: (r.bar_time as Date).toISOString(),
         open: r.open,
@@ -215,9 +235,10 @@ export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): 
         low: r.low,
         close: r.close,
         volume: r.volume,
-      })),
-    });
-  });
+      }));
+      return reply(200, { items });
+    },
+  );
 
   return routes;
 }

@@ -42,7 +42,7 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
       await ensureRole(tx, ROLES.validator, 'nologin');
       await ensureRole(tx, ROLES.tenantLogins, 'nologin');
       await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
-      // Tenant queries are short: JIT compilation would cost more than it saves (see local-cluster.ts).
+      // Tenant queries are short: JIT compilation would cost more than it saves (see runtime/local-cluster.ts).
       await tx.unsafe(`alter role ${ROLES.app} set jit = off`);
       await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
       // Lets the owner end a tenant login's sessions on rotation, suspension and deletion.

@@ -1,5 +1,10 @@
 /**
  * Admin bearer-token check, compared in constant time. A failure says nothing about tenants.
+ * Not hono/bearer-auth: it answers 400 to a token outside RFC 6750's token68 characters,
+ * while TENANTFORGE_ADMIN_TOKEN may be any 16+ characters (such a token would never
+ * authenticate); its failures are plain-text HTTPExceptions, not our problem+json
+ * `unauthorized`; and /readyz needs a yes/no check that does not fail the request
+ * (`adminTokenCheck`). test/foundation/admin-auth.test.ts shows the difference.
  *
  * @example
  * app.use('/v1/tenants/*', adminAuth(config.adminToken));

@@ -8,8 +8,10 @@
  * sql`select *, ${sql.unsafe(cursorMicros('created_at'))} as created_us from t
  *     where true ${afterCursor(sql, 'created_at', after)} order by created_at, id limit 51`
  * const next = encodeCursor(last.created_us, last.id);
+ * defineRoute(router, docs, { ..., responses: { 200: pageOf(orderView) } }, handler);
  */
 import type { PendingQuery, Row } from 'postgres';
+import { z } from 'zod';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 
@@ -44,6 +46,10 @@ export function toPage<R, T>(
   const last = page.at(-1);
   return { items: page.map(view), nextCursor: rows.length > limit && last ? encodeCursor(...position(last)) : null };
 }
+
+/** The response schema of a page of `item`s (what `toPage` returns). */
+export const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 
 export function encodeCursor(createdUs: string, id: string): string {
   return Buffer.from(JSON.stringify([createdUs, id])).toString('base64url');

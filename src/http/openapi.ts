@@ -1,9 +1,9 @@
 /**
- * The OpenAPI document, generated from the same zod schemas that validate requests.
- * Each route file registers its routes next to their handlers.
+ * The OpenAPI document, generated from the same zod schemas that validate requests and
+ * describe responses. Routes register here through `defineRoute` (route.ts), never by hand.
  *
  * @example
- * docs.add({ method: 'post', path: '/v1/portfolios', tag: 'portfolios', auth: 'tenant', summary: 'Create', body: schema, status: 201 });
+ * docs.add({ method: 'get', path: '/v1/portfolios/{id}', tag: 'portfolios', auth: 'tenant', summary: 'Get', responses: { 200: view } });
  * app.get('/openapi.json', (c) => c.json(docs.document()));
  */
 import { z } from 'zod';
@@ -15,10 +15,13 @@ export type RouteDoc = {
   tag: string;
   auth: 'admin' | 'tenant' | 'none';
   summary: string;
+  params?: z.ZodType;
   body?: z.ZodType;
   query?: z.ZodType;
-  response?: z.ZodType;
-  status?: number;
+  /** Success statuses and their bodies (`null`: no body). */
+  responses: Record<number, z.ZodType | null>;
+  /** Content type of the success body when it is not JSON. */
+  contentType?: string;
 };
 
 export class OpenApi {
@@ -28,18 +31,35 @@ export class OpenApi {
     this.#routes.push(route);
   }
 
+  /** Every registered route, in registration order (for tests that check the responses). */
+  routes(): readonly RouteDoc[] {
+    return this.#routes;
+  }
+
   document(): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const r of this.#routes) {
+      const pathSchemas = (r.params ? jsonSchema(r.params, 'input') : {}) as { properties?: Record<string, unknown> };
       const parameters = [
         ...[...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
           name: m[1],
           in: 'path',
           required: true,
-          schema: { type: 'string' },
+          schema: pathSchemas.properties?.[m[1]!] ?? { type: 'string' },
         })),
         ...queryParameters(r.query),
       ];
+      const success = Object.fromEntries(
+        Object.entries(r.responses).map(([status, schema]) => [
+          status,
+          {
+            description: 'success',
+            ...(schema
+              ? { content: { [r.contentType ?? 'application/json']: { schema: jsonSchema(schema, 'output') } } }
+              : {}),
+          },
+        ]),
+      );
       (paths[r.path] ??= {})[r.method] = {
         tags: [r.tag],
         summary: r.summary,
@@ -51,10 +71,7 @@ export class OpenApi {
             }
           : {}),
         responses: {
-          [String(r.status ?? 200)]: {
-            description: 'success',
-            ...(r.response ? { content: { 'application/json': { schema: jsonSchema(r.response, 'output') } } } : {}),
-          },
+          ...success,
           default: {
             description: 'error',
             content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },

@@ -16,7 +16,7 @@
 import type { Sql, Tx } from '../db/connect.ts';
 import { EXTENSIONS_SCHEMA, ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
 import { LOCKS } from '../db/locks.ts';
-import { MigrationError } from '../db/migrate.ts';
+import { MigrationError } from './control-plane.ts';
 import { TemplateError } from '../provisioning/clone-plan.ts';
 import { readTenantMigrations, splitMigration, templateVersionOf, type TenantMigration } from './files.ts';
 import { isDataStatement, lineAt, splitStatements } from './statements.ts';

@@ -16,7 +16,8 @@
  */
 import type { Sql, Tx } from '../db/connect.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
-import { ROLES, TEMPLATE_SCHEMA } from '../db/roles.ts';
+import { createTenantRole, grantTenantRoleToRuntime } from './tenant-roles.ts';
+import { TEMPLATE_SCHEMA } from '../db/roles.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
 
 // Placeholders: the quoted schema identifier, the bare schema name (for a text argument), the quoted role.
@@ -218,10 +219,7 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
     // Role DDL and grants on shared catalog rows can fail with "tuple concurrently updated"
     // when run concurrently: serialise this last part of the transaction.
     step('lock role ddl', ROLE_DDL_LOCK);
-    step(
-      'create role',
-      `create role ${ROLE} nologin noinherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls`,
-    );
+    step('create role', createTenantRole(ROLE));
     for (const p of policies) {
       step(
         `policy ${p.relname}.${p.polname}`,
@@ -247,7 +245,7 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
       );
     }
     // Keep this the last step, by this name: warm-pool tenants are made without it (provisioner.ts).
-    step('grant role to runtime', `grant ${ROLE} to ${ROLES.app}`);
+    step('grant role to runtime', grantTenantRoleToRuntime(ROLE));
 
     return {
       templateVersion,

@@ -1,6 +1,7 @@
 /**
  * Creates, and drops, a tenant's schema and role by running the cached clone plan
- * inside the caller's transaction: the tenant exists completely or not at all.
+ * inside the caller's transaction: the tenant exists completely or not at all. The role
+ * statements themselves are in tenant-roles.ts.
  *
  * @example
  * const provisioner = new Provisioner(sql, secret);
@@ -13,13 +14,8 @@ import { templateVersionOf } from '../migrations/files.ts';
 import { currentTemplateVersion } from '../migrations/template.ts';
 import { compileClonePlan, renderClonePlan, type ClonePlan } from './clone-plan.ts';
 import { pinLoginSettings, type LoginOwner } from './login-settings.ts';
-import {
-  assertTenantRoleName,
-  assertTenantSchemaName,
-  tenantLoginName,
-  tenantRoleName,
-  tenantSchemaName,
-} from '../db/names.ts';
+import { asOwner, dropTenantRoles, setTenantAccess, terminateSessions } from './tenant-roles.ts';
+import { assertTenantSchemaName, tenantLoginName, tenantRoleName, tenantSchemaName } from '../db/names.ts';
 
 export type ProvisionedTenant = {
   schema: string;
@@ -109,7 +105,7 @@ export class Provisioner {
     ]);
     if (options.load) {
       await options.load(tx, { id: tenantId, ...names });
-      if (after.length) await tx.unsafe([`set local role ${ROLES.owner}`, ...after, 'reset role'].join(';\n'));
+      if (after.length) await tx.unsafe(asOwner(after));
     }
     if (templateVersionOf(migrations) !== plan.templateVersion)
       throw new StaleTemplateError('the template changed while provisioning; retry');
@@ -133,28 +129,8 @@ export class Provisioner {
    * transaction only: the roles are gone at commit.
    */
   async drop(tx: Tx, names: { schema: string; role: string }): Promise<void> {
-    const schema = assertTenantSchemaName(names.schema);
-    const role = assertTenantRoleName(names.role);
-    const login = tenantLoginName(schema);
-    await terminateSessions(tx, login);
-    await tx.unsafe(
-      [
-        `set local role ${ROLES.owner}`,
-        ROLE_DDL_LOCK,
-        `do $$ declare r text; begin
-           foreach r in array array['${role}', '${login}'] loop
-             if exists (select from pg_roles where rolname = r) then
-               execute format('grant %I to ${ROLES.owner}', r);
-               execute format('drop owned by %I', r);
-             end if;
-           end loop;
-         end $$`,
-        `drop schema if exists "${schema}" cascade`,
-        `drop role if exists "${login}"`,
-        `drop role if exists "${role}"`,
-        'reset role',
-      ].join(';\n'),
-    );
+    await terminateSessions(tx, tenantLoginName(assertTenantSchemaName(names.schema)));
+    await tx.unsafe(asOwner(dropTenantRoles(names)));
   }
 
   /** Pins the login's settings again (after a plan change), if the tenant has a login. */
@@ -162,11 +138,9 @@ export class Provisioner {
     const login = tenantLoginName(tenant.schema);
     const statements = pinLoginSettings(login, tenant).map((s) => `execute ${literal(s)};`);
     await tx.unsafe(
-      [
-        `set local role ${ROLES.owner}`,
+      asOwner([
         `do $$ begin if exists (select from pg_roles where rolname = ${literal(login)}) then ${statements.join(' ')} end if; end $$`,
-        'reset role',
-      ].join(';\n'),
+      ]),
     );
   }
 
@@ -175,29 +149,9 @@ export class Provisioner {
    * role's membership, and the direct login's LOGIN attribute and open sessions.
    */
   async setAccess(tx: Tx, names: { schema: string; role: string }, allowed: boolean): Promise<void> {
-    const role = assertTenantRoleName(names.role);
-    const login = tenantLoginName(names.schema);
-    await tx.unsafe(
-      [
-        `set local role ${ROLES.owner}`,
-        ROLE_DDL_LOCK,
-        allowed ? `grant "${role}" to ${ROLES.app}` : `revoke "${role}" from ${ROLES.app}`,
-        `do $$ begin if exists (select from pg_roles where rolname = '${login}') then alter role "${login}" ${allowed ? 'login' : 'nologin'}; end if; end $$`,
-        'reset role',
-      ].join(';\n'),
-    );
-    if (!allowed) await terminateSessions(tx, login);
+    await tx.unsafe(asOwner(setTenantAccess(names, allowed)));
+    if (!allowed) await terminateSessions(tx, tenantLoginName(names.schema));
   }
-}
-
-/**
- * Ends a login's open sessions and waits (up to 5 s each) until they are gone, so their
- * locks are released before what follows (the owner role holds pg_signal_backend).
- */
-export async function terminateSessions(tx: Tx, username: string): Promise<void> {
-  await tx.unsafe(`set local role ${ROLES.owner}`);
-  await tx`select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = ${username}`;
-  await tx.unsafe('reset role');
 }
 
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;

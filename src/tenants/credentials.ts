@@ -11,12 +11,9 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
-import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
-import { ROLE_DDL_LOCK } from '../db/locks.ts';
-import { pinLoginSettings } from '../provisioning/login-settings.ts';
-import { tenantLoginName, tenantRoleName } from '../db/names.ts';
-import { terminateSessions } from '../provisioning/provisioner.ts';
+import { tenantLoginName } from '../db/names.ts';
+import { asOwner, terminateSessions, upsertTenantLogin } from '../provisioning/tenant-roles.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
 
@@ -56,20 +53,15 @@ export class CredentialService {
     const password = randomBytes(24).toString('base64url');
     const [row] = await this.sql.begin(async (tx) => {
       const [exists] = await tx`select 1 from pg_roles where rolname = ${username}`;
-      const attributes = `login inherit connection limit ${plan.connectionLimit} password '${scramVerifier(password)}'`;
+      const tenantForLogin = { id: tenant.id, schema: tenant.schema, plan: tenant.plan as PlanName };
       await tx.unsafe(
-        [
-          `set local role ${ROLES.owner}`,
-          ROLE_DDL_LOCK,
-          exists
-            ? `alter role "${username}" ${attributes}`
-            : `create role "${username}" ${attributes} nosuperuser nocreatedb nocreaterole noreplication nobypassrls in role "${tenantRoleName(tenant.schema)}"`,
-          // The group holds CONNECT on the database (PUBLIC does not).
-          `grant ${ROLES.tenantLogins} to "${username}"`,
-          // Settings the login gave itself (ALTER ROLE current_user SET ...) go; ours are pinned again.
-          ...pinLoginSettings(username, { id: tenant.id, schema: tenant.schema, plan: tenant.plan as PlanName }),
-          'reset role',
-        ].join(';\n'),
+        asOwner(
+          upsertTenantLogin(tenantForLogin, {
+            exists: Boolean(exists),
+            verifier: scramVerifier(password),
+            connectionLimit: plan.connectionLimit,
+          }),
+        ),
       );
       // Sessions opened with the old password end now.
       await terminateSessions(tx, username);

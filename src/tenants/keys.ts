@@ -12,6 +12,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
 import type { TenantContext } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
+import type { RowOf } from '../db/rows.ts';
+import type { apiKeys } from '../db/schema.ts';
 import { isUuid } from '../ids.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
@@ -140,7 +142,7 @@ const invalidKey = () =>
     'send a valid tenant API key as "Authorization: Bearer <key>"',
   );
 
-type KeyRow = { id: string; name: string | null; prefix: string; created_at: Date; revoked_at: Date | null };
+type KeyRow = Pick<RowOf<typeof apiKeys>, 'id' | 'name' | 'prefix' | 'created_at' | 'revoked_at'>;
 
 function toView(row: KeyRow): ApiKeyView {
   return {

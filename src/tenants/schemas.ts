@@ -1,10 +1,11 @@
 /**
- * Input rules for tenants, shared by the HTTP API and the CLI.
+ * Input rules for tenants, shared by the HTTP API and the CLI, and the views the API answers with.
  *
  * @example
  * const input = createTenantInput.parse({ slug: 'acme-capital', name: 'Acme Capital' });
  */
 import { z } from 'zod';
+import { TENANT_STATUSES } from '../db/schema.ts';
 import { DEFAULT_PLAN, PLAN_NAMES } from './plans.ts';
 
 /** Names that would confuse people, URLs or PostgreSQL if used as a tenant slug. */
@@ -76,6 +77,46 @@ export type UpdateTenantInput = z.infer<typeof updateTenantInput>;
 export const listTenantsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().optional(),
-  status: z.enum(['active', 'suspended', 'deleted', 'purged']).optional(),
+  status: z.enum(TENANT_STATUSES).optional(),
 });
 export type ListTenantsQuery = z.infer<typeof listTenantsQuery>;
+
+/** A tenant as the registry API shows it. */
+export const tenantView = z.object({
+  id: z.string(),
+  slug: z.string(),
+  name: z.string(),
+  plan: z.string(),
+  schema: z.string(),
+  status: z.enum(TENANT_STATUSES),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  deletedAt: z.string().nullable(),
+  purgeAfter: z.string().nullable(),
+  provisioningMs: z.number().nullable(),
+});
+
+/** An API key without its secret (the prefix identifies it). */
+export const apiKeyView = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  prefix: z.string(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+/** A new API key: the only time the key itself is shown. */
+export const issuedKeyView = apiKeyView.extend({ key: z.string() });
+
+/** A tenant's direct database login: the password is shown once. */
+export const credentialsView = z.object({
+  username: z.string(),
+  password: z.string(),
+  host: z.string(),
+  port: z.number(),
+  database: z.string(),
+  url: z.string(),
+  connectionLimit: z.number(),
+  statementTimeoutMs: z.number(),
+  rotatedAt: z.string(),
+});

@@ -16,7 +16,8 @@ import { isUuid } from '../ids.ts';
 import { afterCursor, cursorMicros, decodeCursor, toPage } from '../http/cursor.ts';
 import type { Logger } from '../log.ts';
 import type { Provisioner } from '../provisioning/provisioner.ts';
-import type { TenantStatus } from '../db/schema.ts';
+import type { RowOf } from '../db/rows.ts';
+import type { TenantStatus, tenants } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
 import { claimPooled } from './warm-pool.ts';
@@ -35,20 +36,8 @@ export type Tenant = {
   provisioningMs: number | null;
 };
 
-type TenantRow = {
-  id: string;
-  slug: string;
-  name: string;
-  plan: string;
-  schema_name: string;
-  role_name: string;
-  status: TenantStatus;
-  created_at: Date;
-  updated_at: Date;
-  deleted_at: Date | null;
-  purge_after: Date | null;
-  provisioning_ms: number | null;
-};
+/** `select *` from platform.tenants (types from the drizzle schema). */
+type TenantRow = RowOf<typeof tenants>;
 
 export type CreateOptions = {
   /** Fills the new schema inside the provisioning transaction (a restore); a failure undoes the tenant. */
@@ -414,11 +403,12 @@ function mapCreateError(err: unknown, slug: string): unknown {
   return err;
 }
 
+/** Only for claimed or cloned rows: slug and name are empty only while a tenant is pooled. */
 function toTenant(row: TenantRow): Tenant {
   return {
     id: row.id,
-    slug: row.slug,
-    name: row.name,
+    slug: row.slug!,
+    name: row.name!,
     plan: row.plan,
     schema: row.schema_name,
     status: row.status,

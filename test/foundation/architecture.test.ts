@@ -1,7 +1,8 @@
 /**
  * The shape of the code, read from the sources (no database): the toolkit folders
- * (`db/`, and `http/` but for `app.ts`, which composes every feature) never import a
- * feature folder; advisory lock keys are spelled only in `db/locks.ts`; SQLSTATEs are
+ * (`db/`, `http/`, `runtime/`) never import a feature folder, and no folder imports the
+ * composition at the top (`app.ts`, `health.ts`, `platform.ts`, `server.ts`) but the
+ * command line; advisory lock keys are spelled only in `db/locks.ts`; SQLSTATEs are
  * compared only through `db/sqlstate.ts`.
  *
  * @example
@@ -13,21 +14,10 @@ import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.ts';
 
 const SRC = join(projectRoot, 'src');
-const TOOLKIT = ['db', 'http'];
-const COMPOSITION = new Set(['http/app.ts']);
+const TOOLKIT = ['db', 'http', 'runtime'];
 const FEATURES = ['data', 'tenants', 'provisioning', 'backup', 'migrations', 'isolation'];
-
-/**
- * Known upward imports that need a file moved out of a toolkit folder (left for the
- * layout change): each with its reason. An entry that no longer occurs fails the test,
- * so the list only shrinks.
- */
-const ALLOWED: Record<string, string> = {
-  'http/health.ts -> migrations/files.ts':
-    'readiness reports template and tenant migration state: it composes features, like app.ts, and moves up beside it',
-  'http/health.ts -> migrations/behind.ts': 'as above',
-  'http/health.ts -> migrations/template.ts': 'as above',
-};
+/** Top-level modules that wire features together; only the command line (and each other) may import them. */
+const COMPOSITION = ['app.ts', 'health.ts', 'platform.ts', 'server.ts'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -49,19 +39,34 @@ function specifiers(source: string): string[] {
   return found;
 }
 
-function upwardImports(): string[] {
-  const edges: string[] = [];
+/** Relative imports between files of src/, as `from -> to` paths relative to src/. */
+function importEdges(): [string, string][] {
+  const edges: [string, string][] = [];
   for (const file of sourceFiles(SRC)) {
     const from = relative(SRC, file);
-    const folder = from.split('/')[0]!;
-    if (!TOOLKIT.includes(folder) || COMPOSITION.has(from)) continue;
     for (const spec of specifiers(readFileSync(file, 'utf8'))) {
-      if (!spec.startsWith('.')) continue;
-      const to = relative(SRC, resolve(dirname(file), spec));
-      if (FEATURES.includes(to.split('/')[0]!)) edges.push(`${from} -> ${to}`);
+      if (spec.startsWith('.')) edges.push([from, relative(SRC, resolve(dirname(file), spec))]);
     }
   }
-  return edges.sort();
+  return edges;
+}
+
+const folderOf = (path: string) => (path.includes('/') ? path.split('/')[0]! : '');
+
+/** Imports from a toolkit folder into a feature folder. */
+function upwardImports(): string[] {
+  return importEdges()
+    .filter(([from, to]) => TOOLKIT.includes(folderOf(from)) && FEATURES.includes(folderOf(to)))
+    .map(([from, to]) => `${from} -> ${to}`)
+    .sort();
+}
+
+/** Imports of the composition from a folder other than the command line. */
+function compositionImports(): string[] {
+  return importEdges()
+    .filter(([from, to]) => folderOf(from) !== '' && folderOf(from) !== 'cli' && COMPOSITION.includes(to))
+    .map(([from, to]) => `${from} -> ${to}`)
+    .sort();
 }
 
 describe('import direction', () => {
@@ -76,11 +81,12 @@ describe('import direction', () => {
     ]);
   });
 
-  it('the toolkit folders (db/, http/ but app.ts) import no feature folder, except the allowlisted moves', () => {
-    const edges = upwardImports();
-    expect(edges.filter((e) => !(e in ALLOWED))).toEqual([]);
-    // A fixed entry must leave the list.
-    expect(Object.keys(ALLOWED).filter((e) => !edges.includes(e))).toEqual([]);
+  it('the toolkit folders (db/, http/, runtime/) import no feature folder', () => {
+    expect(upwardImports()).toEqual([]);
+  });
+
+  it('no feature or toolkit module imports the composition (app.ts, health.ts, platform.ts, server.ts)', () => {
+    expect(compositionImports()).toEqual([]);
   });
 });
 

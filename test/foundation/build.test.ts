@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../../src/db/local-cluster.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { freshDatabase } from '../support/platform.ts';
 

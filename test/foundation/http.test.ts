@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 

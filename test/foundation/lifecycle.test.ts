@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { openPool } from '../../src/db/connect.ts';
-import { freePort } from '../../src/db/local-cluster.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
 import { ROLE_DDL_LOCK } from '../../src/db/locks.ts';
 import { startCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/platform.ts';

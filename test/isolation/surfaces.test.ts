@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { freePort } from '../../src/db/local-cluster.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
 import { CHECK_NAMES } from '../../src/isolation/checks/catalog.ts';
 import { startValidatorJob } from '../../src/isolation/job.ts';
 import { renderMetrics } from '../../src/isolation/metrics.ts';

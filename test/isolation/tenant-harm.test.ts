@@ -190,7 +190,7 @@ describe("1. destroying another tenant's chunks", () => {
 describe('2. crashing the server', () => {
   it('merge_chunks, which crashes this TimescaleDB build, is refused to a tenant login (in a cluster of its own)', async () => {
     // A cluster of its own: if the call still crashed the server, only this test would fail.
-    const { startThrowawayCluster } = await import('../../src/db/local-cluster.ts');
+    const { startThrowawayCluster } = await import('../../src/runtime/local-cluster.ts');
     const cluster = await startThrowawayCluster();
     const admin = openPool(cluster.superuserUrl('postgres'), { max: 1, name: 'crash-admin' });
     let own: Platform | undefined;

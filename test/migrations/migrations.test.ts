@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../src/db/with-tenant.ts';
-import { MigrationError } from '../../src/db/migrate.ts';
+import { MigrationError } from '../../src/migrations/control-plane.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { countBehind } from '../../src/migrations/behind.ts';
 import { readTenantMigrations, templateVersionOf } from '../../src/migrations/files.ts';

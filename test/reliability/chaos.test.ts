@@ -21,7 +21,7 @@ import {
   startLocalCluster,
   startThrowawayCluster,
   type LocalCluster,
-} from '../../src/db/local-cluster.ts';
+} from '../../src/runtime/local-cluster.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { startCli, type RunningCli } from '../support/cli.ts';
 

@@ -14,7 +14,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createHttpServer } from '../../src/http/node-server.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 

@@ -7,7 +7,7 @@
 import { describe, expect, inject, it } from 'vitest';
 import { DatabaseAvailability, DatabaseDownError } from '../../src/db/availability.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { freePort } from '../../src/db/local-cluster.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
 import { startPeriodic } from '../../src/db/periodic.ts';
 import { backoffMs, isDatabaseUnavailable } from '../../src/db/unavailable.ts';
 import { startValidatorJob } from '../../src/isolation/job.ts';

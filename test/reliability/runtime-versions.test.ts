@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openPool } from '../../src/db/connect.ts';
 import { compareVersions, pgvectorWarning, PGVECTOR_SAFE_VERSION } from '../../src/db/versions.ts';
-import { checkReadiness } from '../../src/http/health.ts';
+import { checkReadiness } from '../../src/health.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform } from '../../src/platform.ts';
 import { freshDatabase, testConfig, testPlatform } from '../support/platform.ts';

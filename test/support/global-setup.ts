@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { startThrowawayCluster } from '../../src/db/local-cluster.ts';
+import { startThrowawayCluster } from '../../src/runtime/local-cluster.ts';
 import { chooseDatabaseSource, dockerReachable, type DatabaseSource } from './database-source.ts';
 import { startObjectStore, type S3Settings } from './object-store.ts';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform, type Platform, type StartOptions } from '../../src/platform.ts';
 

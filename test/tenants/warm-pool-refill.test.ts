@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { readTenantMigrations } from '../../src/migrations/files.ts';
 import { migrateTenants } from '../../src/migrations/runner.ts';

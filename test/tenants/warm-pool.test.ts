@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { TEMPLATE_VERSION_SQL, templateVersionOf } from '../../src/migrations/files.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { createLogger } from '../../src/log.ts';

@@ -6,19 +6,22 @@
  * `warnings` lists what works but needs attention (a pgvector with known HNSW defects).
  *
  * @example
- * app.route('/', healthRoutes(platform));
+ * app.route('/', healthRoutes(platform, docs));
  */
 import { Hono, type MiddlewareHandler } from 'hono';
-import type { DatabaseAvailability } from '../db/availability.ts';
-import { readServerInfo } from '../db/connect.ts';
-import { pgvectorWarning } from '../db/versions.ts';
-import { pendingControlPlaneMigrations } from '../db/migrate.ts';
-import { readTenantMigrations, templateVersionOf } from '../migrations/files.ts';
-import { countBehind } from '../migrations/behind.ts';
-import { currentTemplateVersion } from '../migrations/template.ts';
-import type { Platform } from '../platform.ts';
-import { adminTokenCheck } from './admin-auth.ts';
-import type { AppEnv } from './env.ts';
+import { z } from 'zod';
+import type { DatabaseAvailability } from './db/availability.ts';
+import { readServerInfo } from './db/connect.ts';
+import { pgvectorWarning } from './db/versions.ts';
+import { pendingControlPlaneMigrations } from './migrations/control-plane.ts';
+import { readTenantMigrations, templateVersionOf } from './migrations/files.ts';
+import { countBehind } from './migrations/behind.ts';
+import { currentTemplateVersion } from './migrations/template.ts';
+import type { Platform } from './platform.ts';
+import { adminTokenCheck } from './http/admin-auth.ts';
+import type { AppEnv } from './http/env.ts';
+import type { OpenApi } from './http/openapi.ts';
+import { defineRoute } from './http/route.ts';
 
 export type Readiness = {
   status: 'ready' | 'unready';
@@ -100,14 +103,55 @@ export function availabilityGate(availability: DatabaseAvailability): Middleware
   };
 }
 
-export function healthRoutes(platform: Source & Pick<Platform, 'adminToken'>): Hono<AppEnv> {
+const readinessView = z.object({
+  status: z.enum(['ready', 'unready']),
+  problems: z.array(z.string()),
+  warnings: z.array(z.string()),
+  database: z.object({ reachable: z.boolean(), serverVersion: z.string().nullable() }),
+  extensions: z.record(z.string(), z.string().nullable()),
+  migrations: z.object({
+    controlPlanePending: z.array(z.string()),
+    templateVersion: z.string().nullable(),
+    templateExpected: z.string(),
+    tenantsBehind: z.number().nullable(),
+  }),
+});
+/** The details go to the admin token; anyone else gets the verdict alone. */
+const readyView = z.union([readinessView, z.object({ status: readinessView.shape.status })]);
+
+export function healthRoutes(platform: Source & Pick<Platform, 'adminToken'>, docs: OpenApi): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const isAdmin = adminTokenCheck(platform.adminToken);
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', async (c) => {
-    const readiness = await checkReadiness(platform);
-    const status = readiness.status === 'ready' ? 200 : 503;
-    return c.json(isAdmin(c.req.header('authorization')) ? readiness : { status: readiness.status }, status);
-  });
+  const tag = 'health';
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'get',
+      path: '/healthz',
+      tag,
+      auth: 'none',
+      summary: 'Liveness: the process answers',
+      responses: { 200: z.object({ status: z.literal('ok') }) },
+    },
+    async (_c, _input, reply) => reply(200, { status: 'ok' }),
+  );
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'get',
+      path: '/readyz',
+      tag,
+      auth: 'none',
+      summary: 'Readiness: database, extensions, migrations (503 when not ready; details with the admin token)',
+      responses: { 200: readyView, 503: readyView },
+    },
+    async (c, _input, reply) => {
+      const readiness = await checkReadiness(platform);
+      const body = isAdmin(c.req.header('authorization')) ? readiness : { status: readiness.status };
+      return readiness.status === 'ready' ? reply(200, body) : reply(503, body);
+    },
+  );
   return app;
 }

@@ -10,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import type { Sql } from './connect.ts';
-import { LOCKS } from './locks.ts';
-import { ROLES } from './roles.ts';
+import type { Sql } from '../db/connect.ts';
+import { LOCKS } from '../db/locks.ts';
+import { ROLES } from '../db/roles.ts';
 import { projectRoot } from '../paths.ts';
 
 export const CONTROL_PLANE_FOLDER = join(projectRoot, 'drizzle');

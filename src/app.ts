@@ -4,32 +4,43 @@
  * @example
  * const app = createApp(platform);
  * const res = await app.request('/healthz');
+ * const { app, docs } = composeApp(platform);   // with the route registry (tests check every documented response)
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import { backupRoutes, restoreFrom } from '../backup/routes.ts';
-import { AppError } from '../errors.ts';
-import { isolationRoutes } from '../isolation/routes.ts';
-import { renderMigrationMetrics } from '../migrations/metrics.ts';
-import { migrationRoutes } from '../migrations/routes.ts';
-import { migrationStatus } from '../migrations/runs.ts';
-import type { Platform } from '../platform.ts';
-import type { ChunkLimits } from '../data/chunk-budget.ts';
-import type { Sql } from '../db/connect.ts';
-import { embeddingRoutes } from '../data/embeddings.ts';
-import { marketDataRoutes } from '../data/market-data.ts';
-import { orderRoutes } from '../data/orders.ts';
-import { portfolioRoutes } from '../data/portfolios.ts';
-import { tenantAuth } from '../data/tenant-auth.ts';
-import { tradeRoutes } from '../data/trades.ts';
-import { tenantRoutes } from '../tenants/routes.ts';
-import { adminAuth } from './admin-auth.ts';
-import type { AppEnv } from './env.ts';
+import { backupRoutes, restoreFrom } from './backup/routes.ts';
+import { AppError } from './errors.ts';
+import { isolationRoutes } from './isolation/routes.ts';
+import { renderMigrationMetrics } from './migrations/metrics.ts';
+import { migrationRoutes } from './migrations/routes.ts';
+import { migrationStatus } from './migrations/runs.ts';
+import type { Platform } from './platform.ts';
+import { z } from 'zod';
+import type { ChunkLimits } from './data/chunk-budget.ts';
+import type { Sql } from './db/connect.ts';
+import { embeddingRoutes } from './data/embeddings.ts';
+import { marketDataRoutes } from './data/market-data.ts';
+import { orderRoutes } from './data/orders.ts';
+import { portfolioRoutes } from './data/portfolios.ts';
+import { tenantAuth } from './data/tenant-auth.ts';
+import { tradeRoutes } from './data/trades.ts';
+import { tenantRoutes } from './tenants/routes.ts';
+import { adminAuth } from './http/admin-auth.ts';
+import type { AppEnv } from './http/env.ts';
 import { availabilityGate, healthRoutes } from './health.ts';
-import { urlHygiene } from './hygiene.ts';
-import { OpenApi } from './openapi.ts';
-import { problemHandler, problemResponse } from './problem.ts';
+import { urlHygiene } from './http/hygiene.ts';
+import { OpenApi } from './http/openapi.ts';
+import { defineRoute } from './http/route.ts';
+import { problemHandler, problemResponse } from './http/problem.ts';
+
+/** The OpenAPI document's top level (the tests that read it check its paths). */
+const openApiDocument = z.object({
+  openapi: z.string(),
+  info: z.object({ title: z.string(), version: z.string(), description: z.string() }),
+  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
+  components: z.record(z.string(), z.unknown()),
+});
 
 const ADMIN_BODY_LIMIT = 64 * 1024;
 const DATA_BODY_LIMIT = 256 * 1024;
@@ -37,7 +48,13 @@ const DATA_BODY_LIMIT = 256 * 1024;
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 export function createApp(platform: Platform): Hono<AppEnv> {
+  return composeApp(platform).app;
+}
+
+/** The app and the registry of its routes (paths, schemas of bodies and responses). */
+export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenApi } {
   const { log } = platform;
+  const docs = new OpenApi();
   const app = new Hono<AppEnv>();
 
   // Accept a caller's id only when it is short and plain, so it cannot forge log lines.
@@ -67,13 +84,26 @@ export function createApp(platform: Platform): Hono<AppEnv> {
     }),
   );
 
-  app.route('/', healthRoutes(platform));
+  app.route('/', healthRoutes(platform, docs));
   // Everything past here needs the database: while it is down, answer 503 at once.
   const gate = availabilityGate(platform.availability);
   app.use('/v1/*', gate);
   app.use('/metrics', gate);
-  const docs = new OpenApi();
-  app.get('/openapi.json', (c) => c.json(docs.document()));
+  const openapi = new Hono<AppEnv>();
+  defineRoute(
+    openapi,
+    docs,
+    {
+      method: 'get',
+      path: '/openapi.json',
+      tag: 'health',
+      auth: 'none',
+      summary: 'This OpenAPI document',
+      responses: { 200: openApiDocument },
+    },
+    async (_c, _input, reply) => reply(200, docs.document() as z.input<typeof openApiDocument>),
+  );
+  app.route('/', openapi);
 
   const tooLarge = (c: { req: { path: string } }) => {
     throw new AppError(
@@ -94,8 +124,8 @@ export function createApp(platform: Platform): Hono<AppEnv> {
       key?: string,
     ) => platform.backups.restoreInto(input, from.backupId, who, key, from.tenantId),
   };
-  app.route('/v1/tenants', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs, restore));
-  app.route('/v1/tenants', backupRoutes(platform.backups, docs));
+  app.route('/', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs, restore));
+  app.route('/', backupRoutes(platform.backups, docs));
 
   // The data plane: the tenant comes from the API key, every query runs in withTenant.
   const auth = tenantAuth(platform.keys);
@@ -115,15 +145,17 @@ export function createApp(platform: Platform): Hono<AppEnv> {
     marketDataRoutes,
     embeddingRoutes,
   ];
-  for (const routes of dataRoutes) app.route('/v1', routes(platform.app, docs, limits));
+  for (const routes of dataRoutes) app.route('/', routes(platform.app, docs, limits));
 
   app.use('/v1/admin/isolation', adminAuth(platform.adminToken));
   app.use('/v1/admin/migrations', adminAuth(platform.adminToken));
   app.use('/metrics', adminAuth(platform.adminToken));
-  app.route('/', migrationRoutes(platform.control));
+  app.route('/', migrationRoutes(platform.control, docs));
   app.route(
     '/',
-    isolationRoutes(platform.control, async () => renderMigrationMetrics(await migrationStatus(platform.control))),
+    isolationRoutes(platform.control, docs, async () =>
+      renderMigrationMetrics(await migrationStatus(platform.control)),
+    ),
   );
-  return app;
+  return { app, docs };
 }
