@@ -1,7 +1,8 @@
 /**
  * Retries work that lost a race in the catalog: serialization failures, deadlocks,
- * "tuple concurrently updated" on concurrent DDL, unique violations on role names, and
- * a provisioning that found the template migrated under it.
+ * "tuple concurrently updated" on concurrent DDL, unique violations on role names, a
+ * role another installer created between our existence check and our CREATE, and a
+ * provisioning that found the template migrated under it.
  *
  * @example
  * await withRetry(() => sql.begin((tx) => provision(tx)));
@@ -12,6 +13,7 @@ const RETRYABLE_CODES = new Set<string>([
   SQLSTATE.serializationFailure,
   SQLSTATE.deadlockDetected,
   SQLSTATE.uniqueViolation,
+  SQLSTATE.duplicateObject,
 ]);
 
 export function isRetryable(err: unknown): boolean {

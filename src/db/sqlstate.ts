@@ -25,6 +25,8 @@ export const SQLSTATE = {
   serializationFailure: '40001',
   deadlockDetected: '40P01',
   insufficientPrivilege: '42501',
+  /** CREATE of a role, type or constraint that exists (here: another install won the race). */
+  duplicateObject: '42710',
   /** Too many connections for the server (or for the role). */
   tooManyConnections: '53300',
   /** Out of shared memory, typically max_locks_per_transaction. */

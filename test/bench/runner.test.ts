@@ -15,7 +15,8 @@ function bench(args: string[], sloFile: string, out: string) {
     {
       cwd: projectRoot,
       encoding: 'utf8',
-      timeout: 400_000,
+      // Two provisioning runs (the miss and its confirmation), each with its warm-pool part.
+      timeout: 900_000,
       env: { ...process.env, DATABASE_URL: inject('databaseUrl'), TENANTFORGE_APP_PASSWORD: inject('appPassword') },
     },
   );
@@ -70,7 +71,7 @@ describe('bench runner', () => {
     expect(summary).toContain('**KNOWN MISS** (issue 0)');
     expect(summary).toContain('this is the confirming second run');
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
-  }, 420_000);
+  }, 920_000);
 
   it('refuses an unknown scenario with a usage error', () => {
     const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
