@@ -9,7 +9,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { BACKUP_STATUSES } from '../db/schema.ts';
-import type { AppEnv } from '../http/env.ts';
+import { type AppEnv, who } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { defineRoute } from '../http/route.ts';
 import { tenantView } from '../tenants/schemas.ts';
@@ -58,10 +58,6 @@ export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv
   const app = new Hono<AppEnv>();
   const tag = 'backups (admin)';
   const auth = 'admin';
-  const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({
-    actor: c.get('actor'),
-    requestId: c.get('requestId'),
-  });
 
   defineRoute(
     app,

@@ -10,3 +10,9 @@ export type AppEnv = {
     tenant: TenantContext;
   };
 };
+
+/** The caller as the audit log records it: the actor and the request it came with. */
+export const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({
+  actor: c.get('actor'),
+  requestId: c.get('requestId'),
+});

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { pageOf } from '../http/cursor.ts';
-import type { AppEnv } from '../http/env.ts';
+import { type AppEnv, who } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { defineRoute } from '../http/route.ts';
 import {
@@ -79,10 +79,6 @@ export function tenantRoutes(
   const app = new Hono<AppEnv>();
   const tag = 'tenants (admin)';
   const auth = 'admin';
-  const who = (c: { get(k: 'actor' | 'requestId'): string }) => ({
-    actor: c.get('actor'),
-    requestId: c.get('requestId'),
-  });
 
   defineRoute(
     app,
