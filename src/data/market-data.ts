@@ -64,15 +64,7 @@ const candleView = z.object({
   volume: z.string(),
   bars: z.number(),
 });
-const latestView = z.object({
-  symbol: z.string(),
-  time: z.string(),
-  open: z.string(),
-  high: z.string(),
-  low: z.string(),
-  close: z.string(),
-  volume: z.string(),
-});
+const latestView = candleView.omit({ bars: true }).extend({ symbol: z.string() });
 
 /**
  * Candles of `seconds` per bucket, as SQL with parameters ($1 bucket interval, $2 symbol,
