@@ -19,6 +19,7 @@ import { createLogger } from '../log.ts';
 import { startPlatform, StartupError, type Platform } from '../platform.ts';
 import { TemplateError } from '../provisioning/clone-plan.ts';
 import { progressPrinter } from '../migrations/progress.ts';
+import { UnknownTenantError } from '../migrations/behind.ts';
 import { migrateTenants, RunInProgressError, type RunSummary } from '../migrations/runner.ts';
 import { runServer } from '../server.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
@@ -28,9 +29,10 @@ import type { Backup } from '../backup/service.ts';
 const USAGE = `usage: tenantforge <command>
 
   serve                                  run the HTTP service (embedded PostgreSQL unless DATABASE_URL is set)
-  migrate [--json] [--wait]              install roles and extensions if allowed, migrate the control plane and the
-                                         template, then every tenant behind it: exit 0 all current, 1 some tenants
-                                         failed (named), 2 could not run
+  migrate [--json] [--wait] [--tenant T ...]
+                                         install roles and extensions if allowed, migrate the control plane and the
+                                         template, then every tenant behind it (with --tenant: only those, a canary
+                                         first): exit 0 all current, 1 some tenants failed (named), 2 could not run
   tenants create --slug S --name N [--plan free|pro|enterprise] [--idempotency-key K]
   tenants list [--limit N] [--cursor C] [--status S]
   tenants show <id-or-slug>
@@ -144,9 +146,12 @@ async function tenantsCommand(config: Config, sub: string | undefined, args: str
 
 /** Exit 0 when every tenant is current, 1 when some failed (named), 2 when the run could not start. */
 async function migrateCommand(config: Config, args: string[]): Promise<number> {
-  let options: { json?: boolean; wait?: boolean };
+  let options: { json?: boolean; wait?: boolean; tenant?: string[] };
   try {
-    options = parseArgs({ args, options: { json: { type: 'boolean' }, wait: { type: 'boolean' } } }).values;
+    options = parseArgs({
+      args,
+      options: { json: { type: 'boolean' }, wait: { type: 'boolean' }, tenant: { type: 'string', multiple: true } },
+    }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -164,6 +169,7 @@ async function migrateCommand(config: Config, args: string[]): Promise<number> {
           retries: config.migrateRetries,
           actor: cliActor(),
           wait: options.wait,
+          tenants: options.tenant,
           onProgress: show.update,
           signal: stop.signal,
           log,
@@ -377,6 +383,7 @@ function raise(err: Error): never {
 function fail(err: unknown, debug: boolean): number {
   const known = [
     RunInProgressError,
+    UnknownTenantError,
     ConfigError,
     DatabaseUnavailableError,
     MissingExtensionError,

@@ -18,6 +18,7 @@
  * @example
  * const summary = await migrateTenants(platform.control, { concurrency: 4, lockTimeoutMs: 2000, retries: 3, actor: 'cli' });
  * if (summary.failed) console.log(summary.failures);
+ * await migrateTenants(platform.control, { ...options, tenants: ['canary-desk'] });   // one tenant first
  */
 import { performance } from 'node:perf_hooks';
 import type { Sql } from '../db/connect.ts';
@@ -27,7 +28,7 @@ import { ROLES, EXTENSIONS_SCHEMA } from '../db/roles.ts';
 import type { Logger } from '../log.ts';
 import { renderClonePlan } from '../provisioning/clone-plan.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
-import { behindTenants, type BehindTenant } from './behind.ts';
+import { behindTenants, resolveTenants, type BehindTenant } from './behind.ts';
 import { templateVersionOf } from './files.ts';
 import { closeAbandonedRuns, recordFailure, startRun, updateRun } from './runs.ts';
 import { loadedPlan, type TenantPlan } from './tenant-plan.ts';
@@ -55,6 +56,11 @@ export type RunnerOptions = {
   /** First retry's wait; each next one doubles (plus jitter). */
   backoffMs?: number;
   actor: string;
+  /**
+   * Only these tenants (ids or slugs), for a canary before the rest; an unknown one fails
+   * the run before anything is touched (UnknownTenantError). Default: every tenant.
+   */
+  tenants?: string[];
   /** Wait for a run in progress to finish instead of failing with RunInProgressError. */
   wait?: boolean;
   onProgress?: (progress: Progress) => void;
@@ -116,7 +122,8 @@ async function run(sql: Sql, options: RunnerOptions, started: number): Promise<R
     LedgerEntry[]
   >`select name, checksum, tenant_plan from platform.template_migrations order by name`;
   const targetVersion = templateVersionOf(ledger);
-  const behind = await behindTenants(sql, targetVersion);
+  const only = options.tenants ? await resolveTenants(sql, options.tenants) : undefined;
+  const behind = await behindTenants(sql, targetVersion, only);
   const summary: RunSummary = {
     status: 'current',
     runId: null,

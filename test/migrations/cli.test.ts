@@ -154,6 +154,31 @@ describe('tenantforge migrate (command line)', () => {
     expect(await t.su`select id, template_version from platform.tenants order by id`).toEqual(versions);
   });
 
+  it('with --tenant migrates only the named tenants (a canary); an unknown name exits 2 touching nothing', async () => {
+    addMigration(dir, '0004_canary_note', 'alter table trades add column canary_note text;\n');
+    const versions = await t.su`select id, template_version from platform.tenants order by id`;
+    const typo = await runCli(['migrate', '--tenant', tenants[3]!.slug!, '--tenant', 'no-such-desk'], env, 60_000);
+    expect(typo.code, typo.stderr).toBe(2);
+    expect(typo.stderr).toContain('no such tenant: no-such-desk (give an id or a slug)');
+    expect(await t.su`select id, template_version from platform.tenants order by id`).toEqual(versions);
+
+    // One by slug, one by id.
+    const canary = await runCli(['migrate', '--json', '--tenant', tenants[3]!.slug!, '--tenant', tenants[8]!.id], env);
+    expect(canary.code, canary.stderr).toBe(0);
+    expect(JSON.parse(canary.stdout)).toMatchObject({ status: 'succeeded', total: 2, migrated: 2 });
+    const after = await states('0004_canary_note', 'canary_note');
+    const migrated = after.filter((s) => s.at_new && s.in_ledger && s.has_column).map((s) => s.slug);
+    expect(migrated.sort()).toEqual([tenants[3]!.slug!, tenants[8]!.slug].sort());
+    expect(after.filter((s) => s.at_new || s.in_ledger || s.has_column)).toHaveLength(2);
+
+    const rest = await runCli(['migrate', '--json'], env, 60_000);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(JSON.parse(rest.stdout)).toMatchObject({ status: 'succeeded', total: TENANTS - 2, migrated: TENANTS - 2 });
+    expect(
+      (await states('0004_canary_note', 'canary_note')).every((s) => s.at_new && s.in_ledger && s.has_column),
+    ).toBe(true);
+  });
+
   it('rejects unknown options as a usage error', async () => {
     const res = await runCli(['migrate', '--bogus'], env);
     expect(res.code).toBe(2);
