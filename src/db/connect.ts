@@ -30,7 +30,10 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     max: options.max ?? 10,
     connect_timeout: 5,
     idle_timeout: 60,
-    max_lifetime: options.maxLifetimeSeconds ?? 30 * 60,
+    // Each connection draws its own lifetime between the setting and half again, so the
+    // connections opened together at start-up are not all recycled in the same second.
+    // The driver takes a function here (as its own default is) although its type says number.
+    max_lifetime: jittered(options.maxLifetimeSeconds ?? 30 * 60) as unknown as number,
     connection: {
       application_name: `tenantforge:${options.name ?? 'pool'}`,
       ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
@@ -45,6 +48,10 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     backoff: (retries: number) => Math.min(1, 0.05 * 2 ** retries) * (0.75 + Math.random() / 4),
     onnotice: () => {},
   });
+}
+
+function jittered(seconds: number): () => number {
+  return () => seconds * (1 + Math.random() / 2);
 }
 
 export class DatabaseUnavailableError extends Error {

@@ -3,6 +3,8 @@
  * mid-query crashes an unpatched driver from a setImmediate (no try/catch reaches it);
  * the patched driver, the one `npm ci` installs, rejects the transaction, reconnects, and
  * the same connection answers the next queries with their own results.
+ * A connection that `max_lifetime` recycles while in use strands a waiting `reserve()`
+ * (every withTenant call reserves) and fails the next query; patched, both are answered.
  * Both run the same child process against the run's PostgreSQL; the unpatched copy is
  * the installed package with the patch applied in reverse.
  */
@@ -19,6 +21,7 @@ const run = promisify(execFile);
 const PATCH = join(projectRoot, 'patches', 'postgres+3.4.9.patch');
 const REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'backend-dies-in-transaction.mjs');
 const COPY_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'copy-out-last-push.mjs');
+const RECYCLE_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'connection-recycling.mjs');
 const CRASH = "Cannot read properties of null (reading 'write')";
 
 async function repro(moduleEntry: string, url: string, script = REPRO): Promise<{ code: number; output: string }> {
@@ -79,6 +82,21 @@ describe('postgres.js when a backend dies inside a transaction', () => {
     expect(stuck.code).toBe(3);
     const fixed = await repro(join(projectRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url, COPY_REPRO);
     expect(fixed.output).toContain('answered after 5 copies');
+    expect(fixed.code).toBe(0);
+  });
+
+  it('a connection recycled by max_lifetime while in use: unpatched a waiting reserve hangs and a query fails; patched both are answered', async () => {
+    const unpatched = await repro(
+      join(unpatchedRoot, 'node_modules', 'postgres', 'src', 'index.js'),
+      db.url,
+      RECYCLE_REPRO,
+    );
+    expect(unpatched.output).toContain('reserve:  no answer within 10000 ms');
+    expect(unpatched.output).toContain('plain: CONNECTION_DESTROYED');
+    expect(unpatched.code).toBe(3);
+    const fixed = await repro(join(projectRoot, 'node_modules', 'postgres', 'src', 'index.js'), db.url, RECYCLE_REPRO);
+    expect(fixed.output).toContain('reserve: answered');
+    expect(fixed.output).toContain('plain: answered');
     expect(fixed.code).toBe(0);
   });
 });
