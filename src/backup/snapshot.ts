@@ -17,14 +17,8 @@ import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/na
 import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestKey, type Manifest, type TableEntry } from './manifest.ts';
 import { Coalesce } from './coalesce.ts';
-import type { BackupStore } from './store.ts';
-
-/**
- * gzip level 1, from Node's own zlib. Measured on the test tenant's objects (README
- * "Backups"): level 6 is 5-15% smaller and about 1.5-2x slower; zstd -1 is 10-30% smaller
- * at the same speed, but needs a native package until Node 22's zlib has it.
- */
-export const GZIP_LEVEL = 1;
+import { gzipLevelFor } from './compression.ts';
+import type { BackupStore, StoredObject } from './store.ts';
 
 /** COPY arrives one row per chunk: compressed and hashed in blocks of this size instead. */
 const COPY_BLOCK_BYTES = 128 * 1024;
@@ -94,14 +88,13 @@ export async function snapshotTenant(options: {
         const object = `${table.name}.bin.gz`;
         const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
         const source = await query.readable();
-        const body = source
-          .pipe(new Coalesce(COPY_BLOCK_BYTES))
-          .pipe(counter)
-          .pipe(createGzip({ level: GZIP_LEVEL }));
+        const rows = source.pipe(new Coalesce(COPY_BLOCK_BYTES)).pipe(counter);
         source.on('error', (err) => counter.destroy(err));
-        counter.on('error', (err) => body.destroy(err));
-        const uploaded = store.upload(`${folder}/${object}`, body, { signal });
+        let uploaded: Promise<StoredObject> | undefined;
         try {
+          const body = rows.pipe(createGzip({ level: await gzipLevelFor(rows) }));
+          counter.on('error', (err) => body.destroy(err));
+          uploaded = store.upload(`${folder}/${object}`, body, { signal });
           await Promise.all([previous, Promise.race([finished(source), uploaded])]);
         } catch (err) {
           // The COPY must end before the transaction can roll back: cancel it and drop the
