@@ -15,11 +15,13 @@
  * Targets (slo.json `backup`): the backup's own duration within 1.25x of its baseline,
  * the restore (`POST /v1/tenants` with `restoreFrom`, end to end) within 1.5x of its
  * baseline, and the service's peak RSS during a backup under 200 MB (VmHWM, reset just
- * before each backup through /proc/<pid>/clear_refs).
+ * before each backup through /proc/<pid>/clear_refs), with the service built and run on
+ * plain Node as in production.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { buildService, type ServiceBuild } from '../lib/build.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
@@ -28,7 +30,6 @@ import type { Scenario } from '../run.ts';
 import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
 import type { Sql } from '../../src/db/connect.ts';
 import { freePort } from '../../src/runtime/local-cluster.ts';
-import { projectRoot } from '../../src/paths.ts';
 import { backupEnv, startObjectStore } from '../../test/support/object-store.ts';
 
 const ROUNDS = 3;
@@ -57,12 +58,15 @@ export const backup: Scenario = {
     const store = await startObjectStore(process.env, false);
     const files = mkdtempSync(join(tmpdir(), 'tf-bench-backup-'));
     let service: ChildProcess | undefined;
+    let build: ServiceBuild | undefined;
     try {
       // The service with backups configured, in its own process (the environment's own one has none).
       const { config } = env.platform;
       const port = await freePort();
       const baseUrl = `http://127.0.0.1:${port}`;
-      service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
+      // Built and run with plain Node, as `npm start` does: the peak RSS is the service's.
+      build = await buildService();
+      service = spawn(process.execPath, [build.main, 'serve'], {
         env: {
           PATH: process.env.PATH,
           HOME: process.env.HOME,
@@ -237,6 +241,7 @@ export const backup: Scenario = {
       await store.stop();
       await env.close();
       rmSync(files, { recursive: true, force: true });
+      build?.remove();
     }
   },
 };
