@@ -40,6 +40,7 @@ const schema = z.object({
   TENANTFORGE_SCHEMA_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   TENANTFORGE_APP_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
   TENANTFORGE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
+  TENANTFORGE_POOL_MAX_LIFETIME: intervalOrOff('30m'),
   TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
@@ -95,6 +96,8 @@ export type Config = {
   schemaSecret: string | undefined;
   appPassword: string | undefined;
   poolMax: number;
+  /** A pooled connection is replaced after this (plus up to half again, per connection); 0 never. */
+  poolMaxLifetimeMs: number;
   statementTimeoutMs: number;
   deletedRetentionMs: number;
   purgeIntervalMs: number;
@@ -178,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     schemaSecret: e.TENANTFORGE_SCHEMA_SECRET,
     appPassword: e.TENANTFORGE_APP_PASSWORD,
     poolMax: e.TENANTFORGE_POOL_MAX,
+    poolMaxLifetimeMs: e.TENANTFORGE_POOL_MAX_LIFETIME,
     statementTimeoutMs: e.TENANTFORGE_STATEMENT_TIMEOUT,
     deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,

@@ -108,7 +108,13 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
   }
   // Platform work (provisioning, suspension, purge) never waits on a lock for longer than
   // this: a lock a tenant holds makes it fail and be retried, never hang.
-  const control = openPool(url, { max: config.poolMax, name: 'control', lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS });
+  const maxLifetimeSeconds = config.poolMaxLifetimeMs / 1000;
+  const control = openPool(url, {
+    max: config.poolMax,
+    name: 'control',
+    lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS,
+    maxLifetimeSeconds,
+  });
   const pools: Sql[] = [control];
   try {
     await assertReachable(control, url);
@@ -132,7 +138,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     );
 
     const appUrl = config.appDatabaseUrl ?? withCredentials(url, ROLES.app, secrets.appPassword);
-    const app = openPool(appUrl, { max: config.poolMax, name: 'app' });
+    const app = openPool(appUrl, { max: config.poolMax, name: 'app', maxLifetimeSeconds });
     pools.push(app);
     await assertReachable(app, appUrl);
     limitTenants(app, {
