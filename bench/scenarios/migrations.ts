@@ -3,8 +3,9 @@
  * default and in the CI configuration), each tenant holding data in its `trades`
  * hypertable. The baseline, measured in the same run over the same tenants, is the same
  * DDL applied by hand: one transaction per schema, no registry lock, no ledger, no
- * version; the two alternate over batches of tenants. Targets: per-tenant p50 within 1.5x of the baseline's, no tenant failing, the
- * validator clean afterwards (no drift), and a run with nothing to do well under a second.
+ * version; the two alternate over batches of tenants. Targets: per-tenant p50 within
+ * 1.5x of the baseline's, no tenant failing, the validator clean afterwards (no drift),
+ * and a run with nothing to do well under a second.
  */
 import { mkdtempSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
