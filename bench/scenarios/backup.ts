@@ -21,7 +21,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { buildService, type ServiceBuild } from '../lib/build.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
@@ -30,6 +29,7 @@ import type { Scenario } from '../run.ts';
 import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
 import type { Sql } from '../../src/db/connect.ts';
 import { freePort } from '../../src/runtime/local-cluster.ts';
+import { buildService, type ServiceBuild } from '../../test/support/build.ts';
 import { backupEnv, startObjectStore } from '../../test/support/object-store.ts';
 
 const ROUNDS = 3;

@@ -1,40 +1,33 @@
 /**
  * The build: `tsc -p tsconfig.build.json` compiles the sources to JavaScript that runs on
  * plain Node (no tsx), finds `sql/` and `drizzle/` from its own folder, and serves. The
- * build goes to a folder of its own under .scratch/ (inside the project, as dist/ is), so
+ * build (`test/support/build.ts`) goes to a folder of its own under .scratch/ (inside the project), so
  * CLI tests running beside this one never pick up a half-written dist/.
  *
  * @example
  * npx vitest run test/foundation/build.test.ts
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/runtime/local-cluster.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { buildService, type ServiceBuild } from '../support/build.ts';
 import { freshDatabase } from '../support/platform.ts';
 
 const run = promisify(execFile);
-const scratch = join(projectRoot, '.scratch');
+let build: ServiceBuild | undefined;
 let outDir = '';
 let main = '';
 
 beforeAll(async () => {
-  mkdirSync(scratch, { recursive: true });
-  outDir = mkdtempSync(join(scratch, 'build-'));
-  const tsc = join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
-  await run(process.execPath, [tsc, '-p', join(projectRoot, 'tsconfig.build.json'), '--outDir', outDir], {
-    cwd: projectRoot,
-  });
-  main = join(outDir, 'src', 'cli', 'main.js');
+  build = await buildService();
+  ({ outDir, main } = build);
 }, 300_000);
 
-afterAll(() => {
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
-});
+afterAll(() => build?.remove());
 
 describe('the compiled build', () => {
   it('has rewritten every relative import to .js, so plain Node loads it', () => {
