@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { readTenantMigrations, TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
@@ -66,7 +67,7 @@ export const migrations: Scenario = {
             {
               id: tenant.id,
               schema: tenant.schema,
-              role: `${tenant.schema}_role`,
+              role: tenantRoleName(tenant.schema),
               // Seeding is not what is measured: at thousands of tenants a chunk creation can wait behind another provision.
               statementTimeoutMs: 120_000,
               chunkQuota: PLANS.free.chunkQuota,

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPool, type Sql } from '../../src/db/connect.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 import { withTenant, type TenantContext } from '../../src/db/with-tenant.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 
@@ -25,7 +26,7 @@ beforeAll(async () => {
   tenant = {
     id: created.id,
     schema: created.schema,
-    role: `${created.schema}_role`,
+    role: tenantRoleName(created.schema),
     statementTimeoutMs: 5_000,
     chunkQuota: 100,
   };
