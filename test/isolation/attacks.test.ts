@@ -148,6 +148,46 @@ describe('the runtime pool after a tenant transaction', () => {
     });
   });
 
+  it('inside withTenant: the tenant role, its schema first on the search path, its id, its timeouts, read only when asked', async () => {
+    const inside = await withTenant(
+      t.app,
+      a.context,
+      async (tx) =>
+        (
+          await tx<Record<string, string>[]>`
+            select current_user as role, current_setting('search_path') as path,
+                   current_setting('app.current_tenant_id') as tenant, current_setting('statement_timeout') as statement,
+                   current_setting('lock_timeout') as lock, current_setting('transaction_read_only') as read_only`
+        )[0]!,
+      { readOnly: true },
+    );
+    expect(inside).toEqual({
+      role: a.role,
+      path: `${a.schema}, extensions`,
+      tenant: a.id,
+      statement: `${a.context.statementTimeoutMs}ms`.replace(/^(\d+)000ms$/, '$1s'),
+      lock: expect.stringMatching(/^\d+m?s$/),
+      read_only: 'on',
+    });
+    const writable = await withTenant(
+      t.app,
+      a.context,
+      (tx) => tx`select current_setting('transaction_read_only') as ro`,
+    );
+    expect(writable[0]!.ro).toBe('off');
+  });
+
+  it('refuses a context whose values are not what they claim, before any statement runs', async () => {
+    for (const context of [
+      { ...a.context, id: `${a.id}'; drop table orders; --` },
+      { ...a.context, schema: 'public' },
+      { ...a.context, role: 'postgres' },
+      { ...a.context, statementTimeoutMs: 1.5 },
+    ]) {
+      await expect(withTenant(t.app, context, (tx) => tx`select 1`)).rejects.toThrow(/refusing/);
+    }
+  });
+
   it('nor after a tenant transaction that failed half-way', async () => {
     const served = new Set<number>();
     await expect(
