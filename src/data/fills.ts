@@ -49,39 +49,51 @@ export async function recordFills(
     ...(field ? { index: i } : {}),
   });
 
+  // The portfolio check, the order locks and the position rows are sent together (one
+  // round trip), in the order locks are always taken: orders by id, then positions.
+  // Positions are created first, then locked: two batches touching one new position
+  // serialise here instead of overwriting each other.
   const portfolioIds = [...new Set(fills.map((f) => f.portfolioId))];
-  const found = await tx<{ id: string }[]>`select id from portfolios where id = any(${portfolioIds}::uuid[])`;
-  const known = new Set(found.map((r) => r.id));
-  const unknown = fills.findIndex((f) => !known.has(f.portfolioId));
-  if (unknown >= 0) {
-    throw new AppError(
-      404,
-      'portfolio_not_found',
-      'Portfolio not found',
-      `no portfolio ${JSON.stringify(fills[unknown]!.portfolioId)}`,
-      where(unknown, 'portfolioId'),
-    );
-  }
-
-  const orders = await lockOrders(tx, fills);
-  const orderUpdates = advanceOrders(fills, orders, where);
-
-  // Create missing positions first, then lock them all: two batches touching one new
-  // position serialise here instead of overwriting each other.
+  const orderIds = [...new Set(fills.flatMap((f) => (f.orderId ? [f.orderId] : [])))];
   const keys = [...new Map(fills.map((f) => [`${f.portfolioId}/${f.symbol}`, f])).values()];
   const portfolios = keys.map((k) => k.portfolioId);
   const symbols = keys.map((k) => k.symbol);
-  await tx`
-    insert into positions (portfolio_id, symbol)
-    select * from unnest(${portfolios}::uuid[], ${symbols}::text[]) on conflict do nothing`;
-  const current = await tx<
-    { portfolio_id: string; symbol: string; quantity: string; average_price: string; realized_pnl: string }[]
-  >`
-    select portfolio_id, symbol, quantity::text, average_price::text, realized_pnl::text from positions
-    where (portfolio_id, symbol) in (select * from unnest(${portfolios}::uuid[], ${symbols}::text[]))
-    order by portfolio_id, symbol for update`;
+  const sent = [
+    tx<{ id: string }[]>`select id from portfolios where id = any(${portfolioIds}::uuid[])`.execute(),
+    orderIds.length
+      ? tx<OrderRow[]>`
+          select id, portfolio_id, symbol, side, status, quantity::text, filled_quantity::text, average_fill_price::text
+          from orders where id = any(${orderIds}::uuid[]) order by id for update`.execute()
+      : Promise.resolve([]),
+    tx`
+      insert into positions (portfolio_id, symbol)
+      select * from unnest(${portfolios}::uuid[], ${symbols}::text[]) on conflict do nothing`.execute(),
+    tx<{ portfolio_id: string; symbol: string; quantity: string; average_price: string; realized_pnl: string }[]>`
+      select portfolio_id, symbol, quantity::text, average_price::text, realized_pnl::text from positions
+      where (portfolio_id, symbol) in (select * from unnest(${portfolios}::uuid[], ${symbols}::text[]))
+      order by portfolio_id, symbol for update`.execute(),
+  ] as const;
+  const [found, locked, created, current] = await Promise.allSettled(sent);
+  // A missing portfolio also fails its position insert: the 404 is the answer, not that.
+  if (found.status === 'fulfilled') {
+    const known = new Set(found.value.map((r) => r.id));
+    const unknown = fills.findIndex((f) => !known.has(f.portfolioId));
+    if (unknown >= 0) {
+      throw new AppError(
+        404,
+        'portfolio_not_found',
+        'Portfolio not found',
+        `no portfolio ${JSON.stringify(fills[unknown]!.portfolioId)}`,
+        where(unknown, 'portfolioId'),
+      );
+    }
+  }
+  // Otherwise the first failure explains the rest, which only say "transaction aborted".
+  const failed = [found, locked, created, current].find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const orderUpdates = advanceOrders(fills, new Map(settled(locked).map((r) => [r.id, r])), where);
   const positions = new Map<string, Position>(
-    current.map((p) => [
+    settled(current).map((p) => [
       `${p.portfolio_id}/${p.symbol}`,
       {
         quantity: parseDecimal(p.quantity),
@@ -91,8 +103,8 @@ export async function recordFills(
     ]),
   );
   const inOrder = fills
-    .map((f, i) => ({ f, i }))
-    .sort((a, b) => Date.parse(a.f.executedAt) - Date.parse(b.f.executedAt) || a.i - b.i);
+    .map((f, i) => ({ f, i, at: Date.parse(f.executedAt) }))
+    .sort((a, b) => a.at - b.at || a.i - b.i);
   for (const { f } of inOrder) {
     const key = `${f.portfolioId}/${f.symbol}`;
     positions.set(
@@ -152,16 +164,13 @@ function toRecord(f: FillInput, ord: number) {
   };
 }
 
-const splitKey = (key: string) => [key.slice(0, 36), key.slice(37)] as const;
-
-async function lockOrders(tx: TenantSql, fills: FillInput[]): Promise<Map<string, OrderRow>> {
-  const ids = [...new Set(fills.flatMap((f) => (f.orderId ? [f.orderId] : [])))];
-  if (ids.length === 0) return new Map();
-  const rows = await tx<OrderRow[]>`
-    select id, portfolio_id, symbol, side, status, quantity::text, filled_quantity::text, average_fill_price::text
-    from orders where id = any(${ids}::uuid[]) order by id for update`;
-  return new Map(rows.map((r) => [r.id, r]));
+/** The value of a promise settled without error (checked before). */
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
 }
+
+const splitKey = (key: string) => [key.slice(0, 36), key.slice(37)] as const;
 
 /** New fill state of each referenced order; throws naming the first row that cannot apply. */
 function advanceOrders(

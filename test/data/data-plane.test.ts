@@ -292,6 +292,31 @@ describe('trades and positions', () => {
     expect((await acme.ok('GET', `/v1/orders/${order.id}`)).filledQuantity).toBe('0');
   });
 
+  it('answers 503 lock_timeout, not a 500, while the order of a fill stays locked, and stores nothing', async () => {
+    const order = await acme.ok('POST', '/v1/orders', {
+      portfolioId: portfolio.id,
+      symbol: 'INTC',
+      side: 'buy',
+      type: 'market',
+      quantity: '5',
+    });
+    const holder = await t.su.reserve();
+    try {
+      await holder`begin`;
+      await holder.unsafe(`select 1 from "${acme.schema}".orders where id = $1 for update`, [order.id]);
+      const res = await acme.call('POST', '/v1/trades:batch', {
+        trades: [fill(portfolio.id, { orderId: order.id, symbol: 'INTC', quantity: '2' })],
+      });
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ code: 'lock_timeout' });
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    expect((await acme.ok('GET', `/v1/trades?portfolioId=${portfolio.id}&symbol=INTC`)).items).toHaveLength(0);
+    expect((await acme.ok('GET', `/v1/orders/${order.id}`)).filledQuantity).toBe('0');
+  });
+
   it('computes positions with realized and unrealized P&L from the latest bar', async () => {
     const p = await acme.ok('POST', '/v1/portfolios', { name: 'PnL' });
     await acme.ok('POST', '/v1/trades:batch', {
