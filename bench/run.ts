@@ -98,7 +98,7 @@ async function main(): Promise<number> {
     // second run of the scenario, which alone is judged. Both are in the result file.
     if (values.ci && run.missed.length) {
       console.log(
-        `bench: ${scenario.name} missed ${run.missed.map((c) => c.name).join('; ')}: running it once more to confirm`,
+        `bench: ${scenario.name} missed ${run.missed.map(describeMiss).join('; ')}: running it once more to confirm`,
       );
       earlier.push({ checks: run.checks, metrics: run.result.metrics });
       run = await runOnce();

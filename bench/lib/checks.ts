@@ -22,6 +22,8 @@ export type Check = {
    * but does not fail the run.
    */
   knownMiss?: string;
+  /** What a miss needs explained beyond its number (e.g. the first error a load saw). */
+  detail?: string;
 };
 
 export const passed = (c: Check) => (c.op === '<=' ? c.value <= c.limit : c.value >= c.limit);
@@ -33,10 +35,8 @@ export const verdict = (c: Check) =>
 /** "p99 180 ms > 150 ms (20% over)" */
 export function describeMiss(c: Check): string {
   const by = c.op === '<=' ? (c.value - c.limit) / c.limit : (c.limit - c.value) / c.limit;
-  return `${c.kind} target ${c.name}: ${c.value} ${c.unit} ${c.op === '<=' ? '>' : '<'} ${c.limit} ${c.unit} (${Math.round(by * 1000) / 10}% over)`.replace(
-    /over\)$/,
-    c.op === '<=' ? 'over)' : 'short)',
-  );
+  const miss = `${c.kind} target ${c.name}: ${c.value} ${c.unit} ${c.op === '<=' ? '>' : '<'} ${c.limit} ${c.unit} (${Math.round(by * 1000) / 10}% ${c.op === '<=' ? 'over' : 'short'})`;
+  return c.detail ? `${miss}: ${c.detail}` : miss;
 }
 
 /**

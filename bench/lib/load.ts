@@ -36,12 +36,15 @@ export async function fixedRate(options: {
       const req = request(
         { agent, host: url.hostname, port: url.port, path: url.pathname + url.search, headers: options.headers },
         (res) => {
-          res.resume();
+          // A failure's body (its problem code and detail) says why; a success's is not needed.
+          let body = '';
+          if (res.statusCode === 200) res.resume();
+          else res.setEncoding('utf8').on('data', (part: string) => (body += part));
           res.on('end', () => {
             if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
             else {
               errors++;
-              firstError ??= `HTTP ${res.statusCode}`;
+              firstError ??= `HTTP ${res.statusCode} ${body.slice(0, 300)}`;
             }
             resolve();
           });

@@ -3,6 +3,7 @@
  * the data plane and to reach its schema directly as the owner (for baselines).
  */
 import type { TenantContext } from '../../src/db/with-tenant.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 import { PLANS } from '../../src/tenants/plans.ts';
 import type { BenchEnvironment } from './environment.ts';
 
@@ -34,7 +35,7 @@ export async function benchTenant(env: BenchEnvironment, slug: string): Promise<
     context: {
       id: created.id,
       schema: created.schema,
-      role: `${created.schema}_role`,
+      role: tenantRoleName(created.schema),
       statementTimeoutMs: PLANS.enterprise.statementTimeoutMs,
       chunkQuota: PLANS.enterprise.chunkQuota,
     },

@@ -138,7 +138,15 @@ export const dataPlane: Scenario = {
           op: '<=',
           unit: 'ms',
         },
-        { name: `HTTP read at ${rate}/s: errors`, kind: 'strict', value: http.errors, limit: 0, op: '<=', unit: '' },
+        {
+          name: `HTTP read at ${rate}/s: errors`,
+          kind: 'strict',
+          value: http.errors,
+          limit: 0,
+          op: '<=',
+          unit: '',
+          ...(http.firstError ? { detail: `first error: ${http.firstError}` } : {}),
+        },
         // Batches against the same rows inserted with raw SQL, interleaved: disk and machine noise hit both.
         {
           name: '1,000-trade batch: p50 API / raw SQL',

@@ -10,6 +10,7 @@ import type { Scenario } from '../run.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { PLANS } from '../../src/tenants/plans.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 
 const PROMISED_AT = 1_000;
 const RUNS = 5;
@@ -36,7 +37,7 @@ export const validator: Scenario = {
           const context = {
             id: tenant.id,
             schema: tenant.schema,
-            role: `${tenant.schema}_role`,
+            role: tenantRoleName(tenant.schema),
             statementTimeoutMs: 10_000,
             chunkQuota: PLANS.free.chunkQuota,
           };
