@@ -16,6 +16,7 @@ import { ROLES } from '../../src/db/roles.ts';
 import { PLANS } from '../../src/tenants/plans.ts';
 import type { Tenant } from '../../src/tenants/service.ts';
 import type { TestPlatform } from '../support/platform.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 
 export type TestTenant = Tenant & { role: string; context: TenantContext };
 
@@ -23,7 +24,7 @@ const admin = { actor: 'test:isolation' };
 
 export async function newTenant(t: TestPlatform, slug: string): Promise<TestTenant> {
   const { tenant } = await t.tenants.create({ slug, name: slug, plan: 'free' }, admin);
-  const role = `${tenant.schema}_role`;
+  const role = tenantRoleName(tenant.schema);
   return {
     ...tenant,
     role,

@@ -22,6 +22,7 @@ import { PLANS } from '../../src/tenants/plans.ts';
 import type { Platform } from '../../src/platform.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 
 let t: TestPlatform;
 let attacker: TenantClient;
@@ -37,7 +38,7 @@ async function loginOf(tenant: TenantClient): Promise<Sql> {
   return openPool(credentials.url, { max: 1, name: 'tenant-login' });
 }
 
-const role = (tenant: TenantClient) => `${tenant.schema}_role`;
+const role = (tenant: TenantClient) => tenantRoleName(tenant.schema);
 
 /**
  * What a hostile login does to stall others: lifts its own statement timeout, opens a
@@ -216,7 +217,7 @@ describe('2. crashing the server', () => {
       const context = {
         id: tenant.id,
         schema: tenant.schema,
-        role: `${tenant.schema}_role`,
+        role: tenantRoleName(tenant.schema),
         statementTimeoutMs: 5_000,
         chunkQuota: 100,
       };

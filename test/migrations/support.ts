@@ -15,6 +15,7 @@ import { TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
 import { PLANS } from '../../src/tenants/plans.ts';
 import type { Tenant } from '../../src/tenants/service.ts';
 import type { TestPlatform } from '../support/platform.ts';
+import { tenantRoleName } from '../../src/db/names.ts';
 
 export function sqlCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), 'tf-sql-'));
@@ -35,7 +36,7 @@ export async function tenantWithChunks(t: TestPlatform, slug: string, weeks: num
   const context = {
     id: tenant.id,
     schema: tenant.schema,
-    role: `${tenant.schema}_role`,
+    role: tenantRoleName(tenant.schema),
     statementTimeoutMs: 10_000,
     chunkQuota: PLANS.free.chunkQuota,
   };
