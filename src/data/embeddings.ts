@@ -162,9 +162,6 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         app,
         c.get('tenant'),
         async (tx) => {
-          // Relaxed order lets the index keep scanning past filtered-out rows; the outer
-          // ORDER BY restores exact order among what it found.
-          await tx`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(efSearch(q.k))}, true)`;
           const nearest = () => tx`
         select * from (
           select id, external_id, content, metadata, embedding <=> ${toVector(q.vector)}::vector as distance
@@ -190,7 +187,12 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
           // are near the query. Exact search over the matching rows is complete.
           return exact();
         },
-        { readOnly: true },
+        {
+          readOnly: true,
+          // Relaxed order lets the index keep scanning past filtered-out rows; the outer
+          // ORDER BY restores exact order among what it found.
+          settings: { 'hnsw.iterative_scan': 'relaxed_order', 'hnsw.ef_search': efSearch(q.k) },
+        },
       );
       const items = rows.map((r) => ({
         id: r.id,

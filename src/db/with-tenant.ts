@@ -55,11 +55,15 @@ export async function withTenant<T>(
   sql: Sql,
   tenant: TenantContext,
   work: (tx: TenantSql) => Promise<T>,
-  options: { readOnly?: boolean } = {},
+  options: {
+    readOnly?: boolean;
+    /** Planner and vector-index settings for this transaction (e.g. `hnsw.ef_search`), sent with the context. */
+    settings?: Record<string, string | number>;
+  } = {},
 ): Promise<T> {
   const limit = limits.get(sql);
   // Built (and its values validated) before a connection is taken.
-  const context = contextStatements(tenant, options.readOnly, limit?.lockTimeoutMs);
+  const context = contextStatements(tenant, options, limit?.lockTimeoutMs);
   const leave = limit ? await limit.gate.enter(tenant.id) : () => {};
   let conn: TenantSql;
   try {
@@ -104,8 +108,17 @@ export async function withTenant<T>(
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// Planner and vector-index knobs only: never the role, the search path, the tenant
+// setting, the timeouts or row security, which the context owns.
+const SETTING_NAME = /^((hnsw|ivfflat)\.[a-z_]+|enable_[a-z_]+|work_mem|jit)$/;
+const SETTING_VALUE = /^[A-Za-z0-9_.]+$/;
+
 /** BEGIN and the transaction-scoped tenant context, as one simple-protocol message. */
-function contextStatements(tenant: TenantContext, readOnly = false, lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS): string {
+function contextStatements(
+  tenant: TenantContext,
+  options: { readOnly?: boolean; settings?: Record<string, string | number> },
+  lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS,
+): string {
   const schema = assertTenantSchemaName(tenant.schema);
   const role = assertTenantRoleName(tenant.role);
   if (!UUID_PATTERN.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
@@ -113,13 +126,21 @@ function contextStatements(tenant: TenantContext, readOnly = false, lockTimeoutM
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`refusing timeout ${n}: not a whole number of ms`);
     return n;
   };
+  const extra = Object.entries(options.settings ?? {}).map(([name, value]) => {
+    if (!SETTING_NAME.test(name) || !SETTING_VALUE.test(String(value)))
+      throw new Error(
+        `refusing setting ${JSON.stringify(name)} = ${JSON.stringify(value)}: not a planner or vector-index setting with a plain value`,
+      );
+    return `set local ${name} = '${value}'`;
+  });
   return [
-    readOnly ? 'begin read only' : 'begin',
+    options.readOnly ? 'begin read only' : 'begin',
     `set local role "${role}"`,
     `set local search_path = "${schema}", ${EXTENSIONS_SCHEMA}`,
     `set local app.current_tenant_id = '${tenant.id}'`,
     `set local statement_timeout = ${millis(tenant.statementTimeoutMs)}`,
     `set local lock_timeout = ${millis(lockTimeoutMs)}`,
+    ...extra,
   ].join('; ');
 }
 

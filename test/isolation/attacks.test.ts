@@ -177,6 +177,29 @@ describe('the runtime pool after a tenant transaction', () => {
     expect(writable[0]!.ro).toBe('off');
   });
 
+  it('applies extra planner settings with the context, and refuses any other setting or a value that is not plain', async () => {
+    const [row] = await withTenant(
+      t.app,
+      a.context,
+      (tx) => tx`select current_setting('hnsw.ef_search') as ef, current_user as role`,
+      { readOnly: true, settings: { 'hnsw.ef_search': 321 } },
+    );
+    expect(row).toEqual({ ef: '321', role: a.role });
+    const hostile: Record<string, string>[] = [
+      { role: 'postgres' },
+      { row_security: 'off' },
+      { 'app.current_tenant_id': b.id },
+      { 'hnsw.ef_search': "1'; reset role; --" },
+      { 'work_mem; reset role': '1' },
+      { work_mem: '1 GB' },
+    ];
+    for (const settings of hostile) {
+      await expect(withTenant(t.app, a.context, (tx) => tx`select 1`, { settings })).rejects.toThrow(
+        /refusing setting/,
+      );
+    }
+  });
+
   it('refuses a context whose values are not what they claim, before any statement runs', async () => {
     for (const context of [
       { ...a.context, id: `${a.id}'; drop table orders; --` },
