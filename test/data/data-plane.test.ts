@@ -272,6 +272,16 @@ describe('trades and positions', () => {
     expect(over.body.code).toBe('illegal_transition');
   });
 
+  it('names the exact field that holds unstorable text, deep in a batch', async () => {
+    const res = await acme.call('POST', '/v1/trades:batch', {
+      trades: [fill(portfolio.id), fill(portfolio.id, { symbol: 'A\u0000B' }), fill(portfolio.id)],
+    });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'invalid_characters', field: 'trades.1.symbol' });
+    const key = await acme.call('POST', '/v1/trades:batch', { trades: [{ ...fill(portfolio.id), ['x\u0000']: 1 }] });
+    expect(key.body).toMatchObject({ code: 'invalid_characters', field: 'the name of a field in trades.0' });
+  });
+
   it('refuses a fill that would overfill its order, storing nothing', async () => {
     const order = await acme.ok('POST', '/v1/orders', {
       portfolioId: portfolio.id,
