@@ -278,7 +278,7 @@ describe('trades and positions', () => {
     });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'invalid_characters', field: 'trades.1.symbol' });
-    const key = await acme.call('POST', '/v1/trades:batch', { trades: [{ ...fill(portfolio.id), ['x\u0000']: 1 }] });
+    const key = await acme.call('POST', '/v1/trades:batch', { trades: [{ ...fill(portfolio.id), 'x\u0000': 1 }] });
     expect(key.body).toMatchObject({ code: 'invalid_characters', field: 'the name of a field in trades.0' });
   });
 
