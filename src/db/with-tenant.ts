@@ -87,10 +87,13 @@ export async function withTenant<T>(
     await begin;
   } catch (err) {
     // If setting the context failed, that error explains the rest (which only says "aborted").
-    const [setup] = await Promise.allSettled([begin]);
+    const setup = await begin.then(
+      () => null,
+      (reason: unknown) => ({ reason }),
+    );
     await conn`rollback`.catch(() => {});
     release();
-    if (setup.status === 'rejected') throw contextError(setup.reason, tenant);
+    if (setup) throw contextError(setup.reason, tenant);
     throw err;
   }
   const commit = conn`commit`.execute();
