@@ -32,9 +32,6 @@ export const dataPlane: Scenario = {
       for (const o of orders) await tenant.api('POST', '/v1/orders', o);
 
       progress('tenant-context overhead');
-      // A fresh cluster's set-up writes (extensions, template, tenant) end in a checkpoint of
-      // their own; taken now, it does not land in the timed loop.
-      await env.su`checkpoint`;
       const iterations = options.ci ? 1_500 : 4_000;
       const qualified = READ.replace('from orders', `from "${tenant.schema}".orders`);
       const samples = { withTenant: [] as number[], ownerTransaction: [] as number[], ownerBare: [] as number[] };

@@ -93,9 +93,6 @@ export const provisioning: Scenario = {
           );
         const before = await claimed();
         const service = await env.startService({ TENANTFORGE_WARM_POOL: String(n) });
-        // Both windows start from a fresh checkpoint, so one the fill before them triggers
-        // cannot land in one 0.3 s window only (one CI run measured 1.9x; others 0.9-1.2x).
-        await env.su`checkpoint`;
         const ms: number[] = [];
         try {
           for (let i = 0; i < n; i++) {
