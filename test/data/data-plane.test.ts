@@ -233,6 +233,8 @@ describe('trades and positions', () => {
   beforeAll(async () => {
     portfolio = await acme.ok('POST', '/v1/portfolios', { name: 'Fills' });
   });
+  const marketBuy = (symbol: string, quantity: string) =>
+    acme.ok('POST', '/v1/orders', { portfolioId: portfolio.id, symbol, side: 'buy', type: 'market', quantity });
 
   it('moves the order through partially filled to filled and the position with it', async () => {
     const order = await acme.ok('POST', '/v1/orders', {
@@ -283,13 +285,7 @@ describe('trades and positions', () => {
   });
 
   it('refuses a fill that would overfill its order, storing nothing', async () => {
-    const order = await acme.ok('POST', '/v1/orders', {
-      portfolioId: portfolio.id,
-      symbol: 'AMD',
-      side: 'buy',
-      type: 'market',
-      quantity: '5',
-    });
+    const order = await marketBuy('AMD', '5');
     const res = await acme.call('POST', '/v1/trades:batch', {
       trades: [
         fill(portfolio.id, { orderId: order.id, symbol: 'AMD', quantity: '3' }),
@@ -303,13 +299,7 @@ describe('trades and positions', () => {
   });
 
   it('answers 503 lock_timeout, not a 500, while the order of a fill stays locked, and stores nothing', async () => {
-    const order = await acme.ok('POST', '/v1/orders', {
-      portfolioId: portfolio.id,
-      symbol: 'INTC',
-      side: 'buy',
-      type: 'market',
-      quantity: '5',
-    });
+    const order = await marketBuy('INTC', '5');
     const holder = await t.su.reserve();
     try {
       await holder`begin`;
