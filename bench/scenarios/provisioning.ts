@@ -32,7 +32,7 @@ const SETTLE_WINDOW = 20;
 const SETTLED = 0.05;
 const SETTLE_MAX = 400;
 /** Claims timed at each warm-pool measurement, after CLAIM_WARMUP untimed ones. */
-const CLAIM_WINDOW = 60;
+const CLAIM_WINDOW = 100;
 const CLAIM_WARMUP = 10;
 
 export const provisioning: Scenario = {
