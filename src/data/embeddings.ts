@@ -162,12 +162,13 @@ export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
         app,
         c.get('tenant'),
         async (tx) => {
+          const vector = toVector(q.vector);
           const nearest = () => tx`
         select * from (
-          select id, external_id, content, metadata, embedding <=> ${toVector(q.vector)}::vector as distance
+          select id, external_id, content, metadata, embedding <=> ${vector}::vector as distance
           from embeddings
           ${q.filter ? tx`where metadata @> ${tx.json(q.filter as never)}` : tx``}
-          order by embedding <=> ${toVector(q.vector)}::vector
+          order by embedding <=> ${vector}::vector
           limit ${q.k}
         ) found order by distance`;
           const exact = async () => {
