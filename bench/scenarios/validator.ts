@@ -54,11 +54,17 @@ export const validator: Scenario = {
         await Promise.all(workers);
       };
 
-      const points: Record<string, ReturnType<typeof summarize> & { tenants: number; violations: number }> = {};
+      const points: Record<
+        string,
+        ReturnType<typeof summarize> & { tenants: number; violations: number; firstRunMs: number }
+      > = {};
       for (const target of [PROMISED_AT, ...(options.tenants > PROMISED_AT ? [options.tenants] : [])]) {
         progress(`provisioning and seeding to ${target} tenants`);
         await grow(target);
-        await validate(platform.control); // warm the catalog caches, as a scheduled run would find them
+        // The first run in a process warms the catalog caches and deparses every tenant's
+        // structure; later runs look again only at tenants whose structure changed (as a
+        // scheduled run finds them). Reported, not checked.
+        const [firstRunMs] = await timed(() => validate(platform.control));
         const samples: number[] = [];
         let violations = 0;
         for (let i = 0; i < RUNS; i++) {
@@ -66,9 +72,14 @@ export const validator: Scenario = {
           samples.push(ms);
           violations = Math.max(violations, report.violations.length);
         }
-        points[`at${target}`] = { tenants: target, violations, ...summarize(samples) };
+        points[`at${target}`] = {
+          tenants: target,
+          violations,
+          firstRunMs: Math.round(firstRunMs),
+          ...summarize(samples),
+        };
         progress(
-          `  ${target} tenants: p50 ${points[`at${target}`]!.p50} ms, max ${points[`at${target}`]!.max} ms, ${violations} violation(s)`,
+          `  ${target} tenants: first run ${Math.round(firstRunMs)} ms, then p50 ${points[`at${target}`]!.p50} ms, max ${points[`at${target}`]!.max} ms, ${violations} violation(s)`,
         );
       }
 

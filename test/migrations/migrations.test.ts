@@ -275,6 +275,57 @@ describe('drift', () => {
     await t.su.unsafe(`alter table "${victim.schema}".trades add column source text`);
     expect((await validate(t.control)).violations).toEqual([]);
   });
+
+  // A run skips tenants whose structure it found clean before and whose catalog rows have
+  // not changed since: each kind of change must bring the tenant back under review.
+  it('looks again at a tenant found clean once any part of its structure changes', async () => {
+    const victim = tenants[6]!;
+    const trades = `"${victim.schema}".trades`;
+    const changes: [string, string, string][] = [
+      [
+        'column type',
+        `alter table ${trades} alter column note type varchar(40)`,
+        `alter table ${trades} alter column note type text`,
+      ],
+      [
+        'not null',
+        `alter table ${trades} alter column note set not null`,
+        `alter table ${trades} alter column note drop not null`,
+      ],
+      [
+        'default',
+        `alter table ${trades} alter column note set default 'x'`,
+        `alter table ${trades} alter column note drop default`,
+      ],
+      ['index', `create index extra_idx on ${trades} (note)`, `drop index "${victim.schema}".extra_idx`],
+      [
+        'constraint',
+        `alter table ${trades} add constraint extra_check check (note <> '')`,
+        `alter table ${trades} drop constraint extra_check`,
+      ],
+      [
+        'trigger',
+        `create trigger extra_trg before update on "${victim.schema}".portfolios for each row execute function suppress_redundant_updates_trigger()`,
+        `drop trigger extra_trg on "${victim.schema}".portfolios`,
+      ],
+      [
+        'column name',
+        `alter table ${trades} rename column note to memo`,
+        `alter table ${trades} rename column memo to note`,
+      ],
+    ];
+    for (const [what, change, undo] of changes) {
+      expect((await validate(t.control)).violations, `before: ${what}`).toEqual([]);
+      await t.su.unsafe(change);
+      const found = (await validate(t.control)).violations;
+      expect(
+        found.map((v) => [v.check, v.tenantId]),
+        `after: ${what}`,
+      ).toContainEqual(['schema_drift', victim.id]);
+      await t.su.unsafe(undo);
+    }
+    expect((await validate(t.control)).violations).toEqual([]);
+  });
 });
 
 describe('bad input is refused before any tenant is touched', () => {
