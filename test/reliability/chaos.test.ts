@@ -261,7 +261,10 @@ describe('the service when PostgreSQL is killed under load', () => {
         expect(acked.tenants.filter((t) => !ids.has(t.id))).toEqual([]);
         for (const p of acked.portfolios) {
           const got = await call('GET', `/v1/portfolios/${p.id}`, { token: p.key });
-          expect(got.status, `acknowledged portfolio ${p.id}: ${JSON.stringify(got.body)}`).toBe(200);
+          expect(
+            got.status,
+            `acknowledged portfolio ${p.id}: ${JSON.stringify(got.body)} ${got.error ?? ''} after ${Math.round(got.ms)} ms`,
+          ).toBe(200);
         }
 
         // Nothing half-made: no tenant schema or role without its registry row, and the validator is clean.

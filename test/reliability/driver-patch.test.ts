@@ -5,7 +5,9 @@
  * the same connection answers the next queries with their own results.
  * A connection that `max_lifetime` recycles while in use strands a waiting `reserve()`
  * (every withTenant call reserves) and fails the next query; patched, both are answered.
- * Both run the same child process against the run's PostgreSQL; the unpatched copy is
+ * A reserve that fails while the database cannot be reached must leave the pool's queue,
+ * or the first connection that opens afterwards is handed to it and lost.
+ * Each runs the same child process against the run's PostgreSQL; the unpatched copy is
  * the installed package with the patch applied in reverse.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -22,6 +24,7 @@ const PATCH = join(projectRoot, 'patches', 'postgres+3.4.9.patch');
 const REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'backend-dies-in-transaction.mjs');
 const COPY_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'copy-out-last-push.mjs');
 const RECYCLE_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'connection-recycling.mjs');
+const OUTAGE_REPRO = join(projectRoot, 'test', 'reliability', 'fixtures', 'reserve-during-outage.mjs');
 const CRASH = "Cannot read properties of null (reading 'write')";
 
 async function repro(moduleEntry: string, url: string, script = REPRO): Promise<{ code: number; output: string }> {
@@ -98,5 +101,17 @@ describe('postgres.js when a backend dies inside a transaction', () => {
     expect(fixed.output).toContain('reserve: answered');
     expect(fixed.output).toContain('plain: answered');
     expect(fixed.code).toBe(0);
+  });
+
+  // Our own patch queued a reserve's connection attempt with `peek` (see index.js onclose),
+  // which left a failed reserve in the queue; the original driver drops it. Both must
+  // answer the reserve made after the outage.
+  it('a reserve that failed during an outage leaves the queue: the next reserve is answered, as unpatched', async () => {
+    for (const root of [unpatchedRoot, projectRoot]) {
+      const result = await repro(join(root, 'node_modules', 'postgres', 'src', 'index.js'), db.url, OUTAGE_REPRO);
+      expect(result.output).toContain('outage: failed');
+      expect(result.output).toContain('after: answered');
+      expect(result.code).toBe(0);
+    }
   });
 });
