@@ -18,7 +18,7 @@ import { migrationStatus } from './migrations/runs.ts';
 import type { Platform } from './platform.ts';
 import { z } from 'zod';
 import type { ChunkLimits } from './data/chunk-budget.ts';
-import type { Sql } from './db/connect.ts';
+import type { Runtime } from './db/with-tenant.ts';
 import { embeddingRoutes } from './data/embeddings.ts';
 import { marketDataRoutes } from './data/market-data.ts';
 import { orderRoutes } from './data/orders.ts';
@@ -138,7 +138,7 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
   }
   const { earliestTime, maxAheadMs, maxChunksPerRequest } = platform.config;
   const limits: ChunkLimits = { earliestTime, maxAheadMs, maxChunksPerRequest };
-  const dataRoutes: ((sql: Sql, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [
+  const dataRoutes: ((runtime: Runtime, docs: OpenApi, limits: ChunkLimits) => Hono<AppEnv>)[] = [
     portfolioRoutes,
     orderRoutes,
     tradeRoutes,

@@ -40,6 +40,7 @@ const schema = z.object({
   TENANTFORGE_SCHEMA_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   TENANTFORGE_APP_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
   TENANTFORGE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
+  TENANTFORGE_LANE_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(3),
   TENANTFORGE_POOL_MAX_LIFETIME: intervalOrOff('30m'),
   TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
@@ -85,7 +86,7 @@ const schema = z.object({
 export type Config = {
   /** Privileged connection (superuser, or the migrator role); absent = embedded local cluster. */
   databaseUrl: string | undefined;
-  /** Runtime role connection; absent = derived from databaseUrl with the tf_app role. */
+  /** Where the runtime lanes connect (each as its own lane role); absent = databaseUrl. */
   appDatabaseUrl: string | undefined;
   port: number;
   host: string;
@@ -95,7 +96,10 @@ export type Config = {
   adminToken: string | undefined;
   schemaSecret: string | undefined;
   appPassword: string | undefined;
+  /** Connections of the control pool. */
   poolMax: number;
+  /** Runtime connections per lane (db/roles.ts RUNTIME_LANES lanes). */
+  laneConnections: number;
   /** A pooled connection is replaced after this (plus up to half again, per connection); 0 never. */
   poolMaxLifetimeMs: number;
   statementTimeoutMs: number;
@@ -188,10 +192,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.TENANTFORGE_SHUTDOWN_TIMEOUT,
     validatorIntervalMs: e.TENANTFORGE_VALIDATOR_INTERVAL,
     lockTimeoutMs: e.TENANTFORGE_LOCK_TIMEOUT,
-    // Half the pool by default: one tenant alone still gets most of it, and never all of it.
+    laneConnections: e.TENANTFORGE_LANE_CONNECTIONS,
+    // All of its lane but one connection by default: one tenant alone gets most of it,
+    // and the other tenants of its lane always have a connection.
     tenantConcurrency: Math.min(
-      e.TENANTFORGE_TENANT_CONCURRENCY ?? Math.ceil(e.TENANTFORGE_POOL_MAX / 2),
-      e.TENANTFORGE_POOL_MAX,
+      e.TENANTFORGE_TENANT_CONCURRENCY ?? Math.max(1, e.TENANTFORGE_LANE_CONNECTIONS - 1),
+      e.TENANTFORGE_LANE_CONNECTIONS,
     ),
     tenantQueue: e.TENANTFORGE_TENANT_QUEUE,
     watchdogIntervalMs: e.TENANTFORGE_WATCHDOG_INTERVAL,

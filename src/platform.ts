@@ -26,7 +26,8 @@ import { canInstall, checkInstallation, installPlatform } from './db/install.ts'
 import { startLocalCluster, type LocalCluster } from './runtime/local-cluster.ts';
 import { migrateControlPlane } from './migrations/control-plane.ts';
 import { startPeriodic } from './db/periodic.ts';
-import { ROLES } from './db/roles.ts';
+import { RUNTIME_ROLES } from './db/roles.ts';
+import { openRuntimeLanes, type RuntimeLanes } from './db/runtime-lanes.ts';
 import { limitTenants } from './db/with-tenant.ts';
 import { BackupService, startBackupScheduler, startBackupWorker, type BackupServiceOptions } from './backup/service.ts';
 import { openStore } from './backup/store.ts';
@@ -49,8 +50,8 @@ export type Platform = {
   log: Logger;
   /** Privileged pool: control plane and DDL. */
   control: Sql;
-  /** Runtime-role pool: tenant data, always inside withTenant. */
-  app: Sql;
+  /** The runtime roles' pools, one per lane: tenant data, always inside withTenant. */
+  app: RuntimeLanes;
   server: ServerInfo;
   adminToken: string;
   provisioner: Provisioner;
@@ -137,15 +138,25 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       'migrations current',
     );
 
-    const appUrl = config.appDatabaseUrl ?? withCredentials(url, ROLES.app, secrets.appPassword);
-    const app = openPool(appUrl, { max: config.poolMax, name: 'app', maxLifetimeSeconds });
-    pools.push(app);
-    await assertReachable(app, appUrl);
-    limitTenants(app, {
-      perTenant: config.tenantConcurrency,
-      queue: config.tenantQueue,
-      lockTimeoutMs: config.lockTimeoutMs,
+    // APP_DATABASE_URL gives where the runtime connects (and may carry the lanes' password);
+    // each lane logs in as its own role.
+    const appUrl = config.appDatabaseUrl ?? url;
+    const appPassword =
+      (config.appDatabaseUrl && decodeURIComponent(new URL(config.appDatabaseUrl).password)) || secrets.appPassword;
+    const app = openRuntimeLanes(appUrl, appPassword, {
+      connections: config.laneConnections,
+      name: 'app',
+      maxLifetimeSeconds,
     });
+    pools.push(...app.pools);
+    for (const [i, lane] of app.pools.entries()) {
+      await assertReachable(lane, withCredentials(appUrl, RUNTIME_ROLES[i]!, appPassword));
+      limitTenants(lane, {
+        perTenant: config.tenantConcurrency,
+        queue: config.tenantQueue,
+        lockTimeoutMs: config.lockTimeoutMs,
+      });
+    }
 
     const provisioner = new Provisioner(control, secrets.schemaSecret, options.provisioner);
     await provisioner.plan();

@@ -86,7 +86,7 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     TENANTFORGE_POOL_MAX: String(options.poolMax ?? 10),
     TENANTFORGE_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
     TENANTFORGE_SCHEMA_SECRET: randomBytes(24).toString('base64url'),
-    // tf_app belongs to the whole cluster: on a shared server, keep the password it has.
+    // The runtime lane roles belong to the whole cluster: on a shared server, keep the password they have.
     TENANTFORGE_APP_PASSWORD: process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(24).toString('base64url'),
     PORT: String(port),
     LOG_LEVEL: 'warn',

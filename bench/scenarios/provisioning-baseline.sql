@@ -37,5 +37,6 @@ begin
     execute format('revoke all on table %I.%I from public', s, t);
     execute format('grant select, insert, update, delete on table %I.%I to %I', s, t, r);
   end loop;
-  execute format('grant %I to tf_app', r);
+  -- The tenant's runtime lane: tf_app_<first hex digit of its name mod 8>, as the service does.
+  execute format('grant %I to %I', r, format('tf_app_%s', ('x' || substr(r, 8, 1))::bit(4)::int % 8));
 end $fn$;

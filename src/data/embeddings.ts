@@ -6,8 +6,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../db/connect.ts';
-import { withTenant } from '../db/with-tenant.ts';
+import { withTenant, type Runtime } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -81,7 +80,7 @@ const embeddingView = z.object({
   updatedAt: z.string(),
 });
 
-export function embeddingRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+export function embeddingRoutes(app: Runtime, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'embeddings';
   const auth = 'tenant';

@@ -6,8 +6,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../db/connect.ts';
-import { withTenant } from '../db/with-tenant.ts';
+import { withTenant, type Runtime } from '../db/with-tenant.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -87,7 +86,7 @@ export function candleSql(seconds: number): string {
     group by 1 order by 1`;
 }
 
-export function marketDataRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
+export function marketDataRoutes(app: Runtime, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'market data';
   const auth = 'tenant';

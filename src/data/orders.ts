@@ -5,8 +5,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../db/connect.ts';
-import { withTenant, type TenantSql } from '../db/with-tenant.ts';
+import { withTenant, type TenantSql, type Runtime } from '../db/with-tenant.ts';
 import { AppError, notFound } from '../errors.ts';
 import { afterCursor, cursorMicros, decodeCursor, pageOf, toPage } from '../http/cursor.ts';
 import type { AppEnv } from '../http/env.ts';
@@ -79,7 +78,7 @@ export const orderFromRow = (r: Row) => ({
   updatedAt: r.updated_at.toISOString(),
 });
 
-export function orderRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+export function orderRoutes(app: Runtime, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'orders';
   const auth = 'tenant';

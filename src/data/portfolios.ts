@@ -4,8 +4,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../db/connect.ts';
-import { withTenant } from '../db/with-tenant.ts';
+import { withTenant, type Runtime } from '../db/with-tenant.ts';
 import { afterCursor, cursorMicros, decodeCursor, pageOf, toPage } from '../http/cursor.ts';
 import { notFound } from '../errors.ts';
 import type { AppEnv } from '../http/env.ts';
@@ -40,7 +39,7 @@ const view = (r: Row) => ({
   updatedAt: r.updated_at.toISOString(),
 });
 
-export function portfolioRoutes(app: Sql, docs: OpenApi): Hono<AppEnv> {
+export function portfolioRoutes(app: Runtime, docs: OpenApi): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'portfolios';
   const auth = 'tenant';

@@ -4,8 +4,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Sql } from '../db/connect.ts';
-import { withTenant } from '../db/with-tenant.ts';
+import { withTenant, type Runtime } from '../db/with-tenant.ts';
 import { afterCursor, cursorMicros, decodeCursor, pageOf, toPage } from '../http/cursor.ts';
 import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -63,7 +62,7 @@ const view = (r: Row) => ({
 const COLUMNS = `id, portfolio_id, order_id, symbol, side, trim_scale(quantity)::text as quantity, trim_scale(price)::text as price,
   trim_scale(fee)::text as fee, executed_at`;
 
-export function tradeRoutes(app: Sql, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
+export function tradeRoutes(app: Runtime, docs: OpenApi, limits: ChunkLimits): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const tag = 'trades';
   const auth = 'tenant';

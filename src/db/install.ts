@@ -8,7 +8,15 @@
  */
 import { extensionHint, MissingExtensionError, unavailableExtensions, type Sql, type Tx } from './connect.ts';
 import { hardenPublicPrivileges } from './public-privileges.ts';
-import { EXTENSIONS_SCHEMA, REQUIRED_EXTENSIONS, ROLES } from './roles.ts';
+import { runtimeRoleOfSql } from './names.ts';
+import {
+  EXTENSIONS_SCHEMA,
+  LEGACY_RUNTIME_ROLE,
+  PLATFORM_ROLES,
+  REQUIRED_EXTENSIONS,
+  ROLES,
+  RUNTIME_ROLES,
+} from './roles.ts';
 import { LOCKS } from './locks.ts';
 import { withRetry } from './retry.ts';
 import { compareVersions } from './versions.ts';
@@ -20,7 +28,7 @@ export async function canInstall(sql: Sql): Promise<boolean> {
 }
 
 export type InstallOptions = {
-  /** Password set on the runtime role, so the service can log in as it. */
+  /** Password set on the runtime lane roles, so the service can log in as them. */
   appPassword: string;
 };
 
@@ -38,12 +46,15 @@ export async function installPlatform(sql: Sql, options: InstallOptions): Promis
     sql.begin(async (tx) => {
       await ensureRole(tx, ROLES.owner, 'nologin createrole');
       await ensureRole(tx, ROLES.migrator, 'nologin');
-      await ensureRole(tx, ROLES.app, 'login noinherit');
       await ensureRole(tx, ROLES.validator, 'nologin');
       await ensureRole(tx, ROLES.tenantLogins, 'nologin');
-      await tx.unsafe(`alter role ${ROLES.app} password ${quoteLiteral(options.appPassword)}`);
-      // Tenant queries are short: JIT compilation would cost more than it saves (see runtime/local-cluster.ts).
-      await tx.unsafe(`alter role ${ROLES.app} set jit = off`);
+      for (const lane of RUNTIME_ROLES) {
+        await ensureRole(tx, lane, 'login noinherit');
+        await tx.unsafe(`alter role ${lane} password ${quoteLiteral(options.appPassword)}`);
+        // Tenant queries are short: JIT compilation would cost more than it saves (see runtime/local-cluster.ts).
+        await tx.unsafe(`alter role ${lane} set jit = off`);
+      }
+      await retireLegacyRuntimeRole(tx);
       await tx.unsafe(`grant ${ROLES.owner} to ${ROLES.migrator}`);
       // Lets the owner end a tenant login's sessions on rotation, suspension and deletion.
       await tx.unsafe(`grant pg_signal_backend to ${ROLES.owner}`);
@@ -85,6 +96,26 @@ async function updatePgvector(tx: Tx): Promise<void> {
     await tx.unsafe('alter extension vector update');
 }
 
+/**
+ * A database installed by an earlier release has one runtime role, tf_app, a member of
+ * every tenant role: each membership moves to the tenant's lane, and tf_app loses its
+ * LOGIN (kept, NOLOGIN and member of nothing, so grants naming it elsewhere do not break).
+ */
+async function retireLegacyRuntimeRole(tx: Tx): Promise<void> {
+  const [legacy] = await tx`select 1 from pg_roles where rolname = ${LEGACY_RUNTIME_ROLE}`;
+  if (!legacy) return;
+  await tx.unsafe(`
+    do $$ declare r text; begin
+      for r in select g.rolname from pg_auth_members m
+               join pg_roles g on g.oid = m.roleid join pg_roles a on a.oid = m.member
+               where a.rolname = '${LEGACY_RUNTIME_ROLE}' and g.rolname ~ '^tenant_[0-9a-f]+_role$' loop
+        execute format('grant %I to %I', r, ${runtimeRoleOfSql('r')});
+        execute format('revoke %I from ${LEGACY_RUNTIME_ROLE}', r);
+      end loop;
+    end $$`);
+  await tx.unsafe(`alter role ${LEGACY_RUNTIME_ROLE} nologin`);
+}
+
 async function ensureRole(tx: Tx, name: string, attributes: string): Promise<void> {
   const [exists] = await tx`select 1 from pg_roles where rolname = ${name}`;
   const safety = 'nosuperuser nocreatedb noreplication nobypassrls';
@@ -100,10 +131,8 @@ export type InstallationProblem = { what: string; fix: string };
 /** What a non-superuser start-up finds missing (empty when all is in place). */
 export async function checkInstallation(sql: Sql): Promise<InstallationProblem[]> {
   const problems: InstallationProblem[] = [];
-  const roles = await sql<
-    { rolname: string }[]
-  >`select rolname from pg_roles where rolname = any(${Object.values(ROLES)})`;
-  for (const role of Object.values(ROLES)) {
+  const roles = await sql<{ rolname: string }[]>`select rolname from pg_roles where rolname = any(${PLATFORM_ROLES})`;
+  for (const role of PLATFORM_ROLES) {
     if (!roles.some((r) => r.rolname === role)) {
       problems.push({
         what: `role ${role} is missing`,

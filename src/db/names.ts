@@ -7,6 +7,7 @@
  * const role = tenantRoleName(schema);               // 'tenant_3f9c0a51d2e47b8c6a10_role'
  */
 import { createHmac } from 'node:crypto';
+import { RUNTIME_LANES, runtimeRole, runtimeRoleSql } from './roles.ts';
 
 /** 20 hex digits = 80 bits: collisions are negligible even at millions of tenants. */
 const HEX_DIGITS = 20;
@@ -27,6 +28,20 @@ export function tenantSchemaName(tenantId: string, secret: string): string {
 export function tenantRoleName(schema: string): string {
   return assertTenantRoleName(`${assertTenantSchemaName(schema)}_role`);
 }
+
+/**
+ * The runtime role (lane, see db/roles.ts) that may act as a tenant: by the first hex
+ * digit of its hashed name, so the schema, role and login name all give the same lane.
+ */
+export function runtimeRoleOf(tenantName: string): string {
+  const digit = /^tenant_([0-9a-f])/.exec(tenantName)?.[1];
+  if (!digit) throw new InvalidTenantNameError(`refusing tenant name ${JSON.stringify(tenantName)}: no lane for it`);
+  return runtimeRole(Number.parseInt(digit, 16) % RUNTIME_LANES);
+}
+
+/** `runtimeRoleOf` in SQL, for `expr` (a text expression holding a tenant schema or role name). */
+export const runtimeRoleOfSql = (expr: string) =>
+  runtimeRoleSql(`('x' || substr(${expr}, 8, 1))::bit(4)::int % ${RUNTIME_LANES}`);
 
 /** The tenant's direct database login (see tenants/credentials.ts). */
 export function tenantLoginName(schema: string): string {

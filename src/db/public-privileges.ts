@@ -22,7 +22,7 @@
  * await hardenPublicPrivileges(tx, 'tenantforge');
  */
 import type { Tx } from './connect.ts';
-import { EXTENSIONS_SCHEMA, ROLES } from './roles.ts';
+import { EXTENSIONS_SCHEMA, ROLES, RUNTIME_ROLES } from './roles.ts';
 
 /** Schemas whose every routine is revoked from PUBLIC (extension code, internal and user-facing). */
 export const EXTENSION_ROUTINE_SCHEMAS = [
@@ -87,6 +87,6 @@ export async function hardenPublicPrivileges(tx: Tx, database: string): Promise<
     end $$`);
   await tx.unsafe(`revoke connect, temporary on database ${db} from public`);
   await tx.unsafe(
-    `grant connect on database ${db} to ${ROLES.app}, ${ROLES.migrator}, ${ROLES.owner}, ${ROLES.tenantLogins}`,
+    `grant connect on database ${db} to ${[...RUNTIME_ROLES, ROLES.migrator, ROLES.owner, ROLES.tenantLogins].join(', ')}`,
   );
 }

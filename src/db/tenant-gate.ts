@@ -1,5 +1,5 @@
 /**
- * A per-tenant cap on concurrent use of the runtime pool. Without it, one tenant whose
+ * A per-tenant cap on concurrent use of a runtime lane's pool. Without it, one tenant whose
  * requests wait on locks (or are simply many) holds every pooled connection and every
  * other tenant's requests queue behind it. With it, a tenant holds at most `perTenant`
  * connections; its further requests wait in its own queue, which never delays another

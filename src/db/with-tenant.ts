@@ -1,7 +1,8 @@
 /**
- * `withTenant`: the only way tenant data is touched. One transaction on the runtime
- * pool that first sets, transaction-scoped (SET LOCAL), the tenant role, search_path,
- * `app.current_tenant_id`, a statement timeout and a lock timeout. Everything reverts at
+ * `withTenant`: the only way tenant data is touched. One transaction on the tenant's
+ * runtime lane (db/runtime-lanes.ts) that first sets, transaction-scoped (SET LOCAL),
+ * the tenant role, search_path, `app.current_tenant_id`, a statement timeout and a lock
+ * timeout. Everything reverts at
  * COMMIT or ROLLBACK, so the connection never carries one tenant's context to the next
  * request. A pool given limits with `limitTenants` also caps how many of its connections
  * one tenant holds at once (see tenant-gate.ts), and how long a request waits on a lock
@@ -16,11 +17,12 @@
  * to the pool only after the COMMIT (or a ROLLBACK) has completed.
  *
  * @example
- * const rows = await withTenant(app, tenant, (tx) => tx`select * from portfolios`, { readOnly: true });
+ * const rows = await withTenant(platform.app, tenant, (tx) => tx`select * from portfolios`, { readOnly: true });
  */
 import type { ReservedSql } from 'postgres';
 import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
 import type { Sql } from './connect.ts';
+import { RuntimeLanes } from './runtime-lanes.ts';
 import { EXTENSIONS_SCHEMA } from './roles.ts';
 import { TenantGate, type TenantGateOptions } from './tenant-gate.ts';
 import { SQLSTATE } from './sqlstate.ts';
@@ -51,8 +53,11 @@ export function limitTenants(sql: Sql, options: TenantGateOptions & { lockTimeou
   return gate;
 }
 
+/** Where withTenant takes its connection: the service's lanes (the tenant's own), or one pool. */
+export type Runtime = RuntimeLanes | Sql;
+
 export async function withTenant<T>(
-  sql: Sql,
+  runtime: Runtime,
   tenant: TenantContext,
   work: (tx: TenantSql) => Promise<T>,
   options: {
@@ -61,8 +66,9 @@ export async function withTenant<T>(
     settings?: Record<string, string | number>;
   } = {},
 ): Promise<T> {
-  const limit = limits.get(sql);
   // Built (and its values validated) before a connection is taken.
+  const sql = runtime instanceof RuntimeLanes ? runtime.forTenant(assertTenantRoleName(tenant.role)) : runtime;
+  const limit = limits.get(sql);
   const context = contextStatements(tenant, options, limit?.lockTimeoutMs);
   const leave = limit ? await limit.gate.enter(tenant.id) : () => {};
   let conn: TenantSql;

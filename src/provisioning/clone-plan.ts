@@ -18,12 +18,14 @@ import type { Sql, Tx } from '../db/connect.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
 import { createTenantRole, grantTenantRoleToRuntime } from './tenant-roles.ts';
 import { TEMPLATE_SCHEMA } from '../db/roles.ts';
-import { assertTenantRoleName, assertTenantSchemaName } from '../db/names.ts';
+import { assertTenantRoleName, assertTenantSchemaName, runtimeRoleOf } from '../db/names.ts';
 
-// Placeholders: the quoted schema identifier, the bare schema name (for a text argument), the quoted role.
+// Placeholders: the quoted schema identifier, the bare schema name (for a text argument),
+// the quoted role, the quoted runtime role of the tenant's lane.
 const SCHEMA = '\u0000schema\u0000';
 const SCHEMA_NAME = '\u0000schema-name\u0000';
 const ROLE = '\u0000role\u0000';
+const LANE = '\u0000lane\u0000';
 
 /**
  * One statement of the plan. `table` and `key` say which template object it clones
@@ -245,7 +247,7 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
       );
     }
     // Keep this the last step, by this name: warm-pool tenants are made without it (provisioner.ts).
-    step('grant role to runtime', grantTenantRoleToRuntime(ROLE));
+    step('grant role to runtime', grantTenantRoleToRuntime(ROLE, LANE));
 
     return {
       templateVersion,
@@ -256,12 +258,13 @@ export async function compileClonePlanIn(tx: Tx, templateVersion: string): Promi
   }
 }
 
-/** The plan's statements for one tenant. Both names are validated again here. */
+/** The plan's statements for one tenant. Both names are validated again here; the lane follows from them. */
 export function renderClonePlan(plan: ClonePlan, names: { schema: string; role: string }): string[] {
   const schemaName = assertTenantSchemaName(names.schema);
   const schema = ident(schemaName);
   const role = ident(assertTenantRoleName(names.role));
+  const lane = ident(runtimeRoleOf(names.role));
   return plan.steps.map((s) =>
-    s.sql.replaceAll(SCHEMA, schema).replaceAll(SCHEMA_NAME, schemaName).replaceAll(ROLE, role),
+    s.sql.replaceAll(SCHEMA, schema).replaceAll(SCHEMA_NAME, schemaName).replaceAll(ROLE, role).replaceAll(LANE, lane),
   );
 }

@@ -12,7 +12,13 @@
  */
 import type { Tx } from '../db/connect.ts';
 import { ROLE_DDL_LOCK } from '../db/locks.ts';
-import { assertTenantRoleName, assertTenantSchemaName, tenantLoginName, tenantRoleName } from '../db/names.ts';
+import {
+  assertTenantRoleName,
+  assertTenantSchemaName,
+  runtimeRoleOf,
+  tenantLoginName,
+  tenantRoleName,
+} from '../db/names.ts';
 import { ROLES } from '../db/roles.ts';
 import { type LoginOwner, pinLoginSettings } from './login-settings.ts';
 
@@ -22,8 +28,12 @@ const TENANT_ROLE_ATTRIBUTES = 'nologin noinherit nosuperuser nocreatedb nocreat
 /** `role`: a quoted identifier (or the clone plan's placeholder for one). */
 export const createTenantRole = (role: string) => `create role ${role} ${TENANT_ROLE_ATTRIBUTES}`;
 
-/** The runtime role reaches tenant data only through membership of the tenant's role (SET ROLE in withTenant). */
-export const grantTenantRoleToRuntime = (role: string) => `grant ${role} to ${ROLES.app}`;
+/**
+ * The runtime reaches tenant data only through membership of the tenant's role (SET ROLE
+ * in withTenant), held by the tenant's lane (`runtimeRoleOf`). `role` and `lane` are
+ * quoted identifiers (or the clone plan's placeholders for them).
+ */
+export const grantTenantRoleToRuntime = (role: string, lane: string) => `grant ${role} to ${lane}`;
 
 /** Statements run as the owner role (which holds CREATEROLE), then back to the session's role. */
 export const asOwner = (statements: string[]) =>
@@ -36,10 +46,11 @@ export const asOwner = (statements: string[]) =>
  */
 export function setTenantAccess(names: { schema: string; role: string }, allowed: boolean): string[] {
   const role = `"${assertTenantRoleName(names.role)}"`;
+  const lane = `"${runtimeRoleOf(names.role)}"`;
   const login = tenantLoginName(names.schema);
   return [
     ROLE_DDL_LOCK,
-    allowed ? grantTenantRoleToRuntime(role) : `revoke ${role} from ${ROLES.app}`,
+    allowed ? grantTenantRoleToRuntime(role, lane) : `revoke ${role} from ${lane}`,
     `do $$ begin if exists (select from pg_roles where rolname = '${login}') then alter role "${login}" ${allowed ? 'login' : 'nologin'}; end if; end $$`,
   ];
 }

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import type { Sql, Tx } from '../db/connect.ts';
 import { idempotencyLock, LOCKS, ROLE_DDL_LOCK } from '../db/locks.ts';
 import { ROLES } from '../db/roles.ts';
+import { runtimeRoleOfSql } from '../db/names.ts';
 import { withRetry } from '../db/retry.ts';
 import type { Logger } from '../log.ts';
 import { TEMPLATE_VERSION_SQL } from '../migrations/files.ts';
@@ -165,7 +166,7 @@ export async function claimPooled<Row extends { id: string }>(
             `do $$ declare r text := (select role_name from platform.tenants where id = ${claimedId}); begin
              if r is not null then
                execute ${literal(ROLE_DDL_LOCK)};
-               execute format('grant %I to ${ROLES.app}', r);
+               execute format('grant %I to %I', r, ${runtimeRoleOfSql('r')});
              end if;
            end $$`,
             'reset role',

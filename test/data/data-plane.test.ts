@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validate } from '../../src/isolation/validator.ts';
+import { runtimeRole } from '../../src/db/roles.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, vector, type TenantClient } from '../support/tenant-client.ts';
 
@@ -656,10 +657,15 @@ describe('the shared pool under interleaved tenants', () => {
       for (const id of ids) expect(owned.get(tenant.id)!.has(id), `tenant ${tenant.id} saw ${id}`).toBe(true);
       expect(ids.length).toBe(owned.get(tenant.id)!.size);
     }
-    // After all that, a pooled connection carries no tenant context.
-    const leftover =
-      await t.app`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
-    expect(leftover[0]).toMatchObject({ role: 'tf_app', tenant: expect.toSatisfy((v: string | null) => !v) });
+    // After all that, no pooled connection of any lane carries a tenant context.
+    for (const [lane, pool] of t.app.pools.entries()) {
+      const leftover =
+        await pool`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
+      expect(leftover[0]).toMatchObject({
+        role: runtimeRole(lane),
+        tenant: expect.toSatisfy((v: string | null) => !v),
+      });
+    }
   });
 });
 

@@ -4,8 +4,8 @@
  *
  * Roles: tenant A and tenant B, each through a login of its own that holds its tenant
  * role and nothing else (the tenant's direct credentials, with its tenant setting set
- * as a tenant's tools would), and the runtime role tf_app on its pool with neither SET
- * ROLE nor a tenant setting. Every cell runs in a transaction that is rolled back, so
+ * as a tenant's tools would), and tenant A's runtime lane role on its pool with neither
+ * SET ROLE nor a tenant setting. Every cell runs in a transaction that is rolled back, so
  * cells are independent and the data stays as seeded.
  *
  * Outcomes: `own` = succeeds and every row it returns is the actor's tenant's (never
@@ -135,8 +135,14 @@ type Actor = { name: string; sql: () => Sql; own: () => TestTenant; other: () =>
 const ACTORS: Record<'A' | 'B' | 'runtime', Actor> = {
   A: { name: 'tenant A', sql: () => logins[0]!.sql, own: () => a, other: () => b, setting: true },
   B: { name: 'tenant B', sql: () => logins[1]!.sql, own: () => b, other: () => a, setting: true },
-  // The runtime role has no tenant: "own" is the tenant it can SET ROLE into (A).
-  runtime: { name: 'runtime tf_app', sql: () => t.app, own: () => a, other: () => a, setting: false },
+  // The runtime role has no tenant: "own" is the tenant it can SET ROLE into (A, on A's lane).
+  runtime: {
+    name: 'runtime lane of A',
+    sql: () => t.app.forTenant(a.role),
+    own: () => a,
+    other: () => a,
+    setting: false,
+  },
 };
 
 beforeAll(async () => {
@@ -279,7 +285,7 @@ function expectedDenial(cell: Cell, target: Target, _actor: Actor): string {
   }
   const schema = target.tenant!.schema;
   if (cell.actor === 'runtime') {
-    // tf_app is NOINHERIT: without SET ROLE it has no tenant schema's USAGE.
+    // Lane roles are NOINHERIT: without SET ROLE they have no tenant schema's USAGE.
     return `permission denied for schema ${schema}`;
   }
   if (cell.whose === 'other') {

@@ -6,6 +6,10 @@
  * unnoticed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { installPlatform } from '../../src/db/install.ts';
+import { runtimeRoleOf } from '../../src/db/names.ts';
+import { RUNTIME_ROLES } from '../../src/db/roles.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { inspect, validate } from '../../src/isolation/validator.ts';
 import type { Tx } from '../../src/db/connect.ts';
@@ -106,9 +110,64 @@ describe('spoofing app.current_tenant_id', () => {
   });
 });
 
+describe('runtime lanes', () => {
+  it("a lane's connections can act as the tenants of that lane only", async () => {
+    let other = b;
+    for (let i = 0; runtimeRoleOf(other.role) === runtimeRoleOf(a.role); i++)
+      other = await newTenant(t, `attack-lane-${i}`);
+    const lane = t.app.forTenant(a.role);
+    await expect(lane.begin((tx) => tx.unsafe(`set local role "${other.role}"`))).rejects.toThrow(
+      `permission denied to set role "${other.role}"`,
+    );
+    // withTenant takes the connection from the tenant's own lane, so both are reachable through it.
+    for (const tenant of [a, other]) {
+      const [row] = await withTenant(
+        t.app,
+        tenant.context,
+        (tx) => tx`select session_user as lane, current_user as role`,
+      );
+      expect(row).toEqual({ lane: runtimeRoleOf(tenant.role), role: tenant.role });
+    }
+  });
+
+  it('start-up moves an earlier release runtime role memberships to the lanes and takes its login', async () => {
+    const roles = ['0', '9', 'f'].map((d) => `tenant_${d}${randomBytes(9).toString('hex')}_role`);
+    await t.su.unsafe(
+      `do $$ begin if not exists (select from pg_roles where rolname = 'tf_app') then create role tf_app login; end if; end $$`,
+    );
+    await t.su.unsafe(roles.map((r) => `create role "${r}" nologin; grant "${r}" to tf_app`).join('; '));
+    try {
+      await installPlatform(t.su, { appPassword: randomBytes(18).toString('base64url') });
+      const members = await t.su<{ role: string; member: string }[]>`
+        select r.rolname as role, l.rolname as member
+        from pg_auth_members m join pg_roles r on r.oid = m.roleid join pg_roles l on l.oid = m.member
+        where r.rolname = any(${roles})`;
+      expect(members.map((m) => [m.role, m.member]).sort()).toEqual(roles.map((r) => [r, runtimeRoleOf(r)]).sort());
+      const [legacy] = await t.su<
+        { login: boolean }[]
+      >`select rolcanlogin as login from pg_roles where rolname = 'tf_app'`;
+      expect(legacy!.login).toBe(false);
+    } finally {
+      await t.su.unsafe(roles.map((r) => `drop role "${r}"`).join('; '));
+    }
+  });
+
+  it('each lane role is a member of exactly the active tenant roles of its lane', async () => {
+    const rows = await t.su<{ lane: string; tenant_role: string }[]>`
+      select l.rolname as lane, r.rolname as tenant_role
+      from pg_auth_members m join pg_roles l on l.oid = m.member join pg_roles r on r.oid = m.roleid
+      where l.rolname = any(${RUNTIME_ROLES}) and r.rolname in (select role_name from platform.tenants)`;
+    const active = await t.su<{ role_name: string }[]>`
+      select role_name from platform.tenants where status = 'active'`;
+    expect(rows.map((r) => [r.lane, r.tenant_role]).sort()).toEqual(
+      active.map((r) => [runtimeRoleOf(r.role_name), r.role_name]).sort(),
+    );
+  });
+});
+
 describe('the runtime pool after a tenant transaction', () => {
   async function reusedConnectionState(served: Set<number>) {
-    const conn = await t.app.reserve();
+    const conn = await t.app.forTenant(a.role).reserve();
     try {
       const [state] = await conn<{ pid: number; role: string; tenant: string; path: string }[]>`
         select pg_backend_pid() as pid, current_user as role, current_setting('app.current_tenant_id', true) as tenant,
@@ -129,7 +188,7 @@ describe('the runtime pool after a tenant transaction', () => {
     }
   }
 
-  it('carries no tenant: role back to tf_app, setting empty, no rows visible, never another tenant', async () => {
+  it('carries no tenant: role back to its lane role, setting empty, no rows visible, never another tenant', async () => {
     const served = new Set<number>();
     for (let i = 0; i < 3; i++) {
       served.add(
@@ -141,7 +200,7 @@ describe('the runtime pool after a tenant transaction', () => {
       );
     }
     expect(await reusedConnectionState(served)).toMatchObject({
-      role: 'tf_app',
+      role: runtimeRoleOf(a.role),
       tenant: '',
       visibleAfterSetRole: 0,
       withoutRole: '42501',
@@ -219,7 +278,11 @@ describe('the runtime pool after a tenant transaction', () => {
         await tx`select 1/0`;
       }),
     ).rejects.toMatchObject({ code: '22012' });
-    expect(await reusedConnectionState(served)).toMatchObject({ role: 'tf_app', tenant: '', visibleAfterSetRole: 0 });
+    expect(await reusedConnectionState(served)).toMatchObject({
+      role: runtimeRoleOf(a.role),
+      tenant: '',
+      visibleAfterSetRole: 0,
+    });
   });
 });
 

@@ -13,7 +13,7 @@ import {
   RISKY_CATALOG_ROUTINE_PATTERN,
   TIMESCALEDB_ALLOWED,
 } from '../../src/db/public-privileges.ts';
-import { ROLES } from '../../src/db/roles.ts';
+import { RUNTIME_ROLES } from '../../src/db/roles.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { assertChunkBudget } from '../../src/data/chunk-budget.ts';
 import { validate } from '../../src/isolation/validator.ts';
@@ -366,8 +366,9 @@ describe('5. starving the shared pool', () => {
       // The attacker's requests hold their share of the pool, waiting on the lock.
       await waitUntil(
         async () =>
-          (await t.su`select 1 from pg_stat_activity where usename = ${ROLES.app} and wait_event_type = 'Lock'`)
-            .length > 0,
+          (
+            await t.su`select 1 from pg_stat_activity where usename = any(${RUNTIME_ROLES}) and wait_event_type = 'Lock'`
+          ).length > 0,
       );
       const other = await victim.call('GET', '/v1/portfolios');
       expect(other.status).toBe(200);
@@ -383,15 +384,15 @@ describe('5. starving the shared pool', () => {
     }
   });
 
-  it('one tenant holds at most its share of the runtime pool; the rest of its requests wait their turn', async () => {
+  it('one tenant holds at most its share of its runtime lane; the rest of its requests wait their turn', async () => {
     const gate = t.config.tenantConcurrency;
-    expect(gate).toBeLessThan(t.config.poolMax);
+    expect(gate).toBeLessThan(t.config.laneConnections);
     const held = await holdLocks(asAttacker, 'portfolios');
     try {
       const blocked = Array.from({ length: gate * 2 }, () => attacker.call('GET', '/v1/portfolios'));
       await new Promise((r) => setTimeout(r, 300));
       const waiting = await t.su<{ n: number }[]>`
-        select count(*)::int as n from pg_stat_activity where usename = ${ROLES.app} and wait_event_type = 'Lock'`;
+        select count(*)::int as n from pg_stat_activity where usename = any(${RUNTIME_ROLES}) and wait_event_type = 'Lock'`;
       expect(waiting[0]!.n).toBe(gate);
       await Promise.all(blocked);
     } finally {

@@ -3,6 +3,8 @@
  * breaks exactly one rule on fresh tenants and the validator reports that rule and
  * nothing else; where the repair is safe, `fix` repairs it and the platform is clean again.
  */
+import { runtimeRoleOf } from '../../src/db/names.ts';
+import { RUNTIME_ROLES, runtimeRole } from '../../src/db/roles.ts';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tx } from '../../src/db/connect.ts';
@@ -39,6 +41,9 @@ type Scenario = {
 };
 
 const asOwner = (sql: string) => `set role tf_owner; ${sql}; reset role`;
+
+/** A lane other than the tenant's own. */
+const otherLane = (role: string) => RUNTIME_ROLES.find((lane) => lane !== runtimeRoleOf(role))!;
 
 const scenarios: Scenario[] = [
   {
@@ -118,7 +123,12 @@ const scenarios: Scenario[] = [
   {
     rule: "the runtime role is given back a suspended tenant's role",
     prepare: (s) => t.tenants.update(s.a.id, { status: 'suspended' }, { actor: 'test' }),
-    breaks: (s) => `grant "${s.a.role}" to tf_app`,
+    breaks: (s) => `grant "${s.a.role}" to ${runtimeRoleOf(s.a.role)}`,
+    expect: (s) => [['role_membership', 'a', s.a.role, true]],
+  },
+  {
+    rule: 'a runtime lane is given a tenant role of another lane',
+    breaks: (s) => `grant "${s.a.role}" to ${otherLane(s.a.role)}`,
     expect: (s) => [['role_membership', 'a', s.a.role, true]],
   },
   {
@@ -332,8 +342,8 @@ const scenarios: Scenario[] = [
   {
     rule: 'the runtime role owns a table',
     breaks: (s) =>
-      `create table platform.owned_${s.suffix} (x int); alter table platform.owned_${s.suffix} owner to tf_app`,
-    expect: () => [['runtime_role', null, 'tf_app', true]],
+      `create table platform.owned_${s.suffix} (x int); alter table platform.owned_${s.suffix} owner to ${runtimeRole(3)}`,
+    expect: () => [['runtime_role', null, runtimeRole(3), true]],
     cleanup: (s) => `drop table platform.owned_${s.suffix}`,
   },
 ];
@@ -446,7 +456,7 @@ describe('a clean platform', () => {
 });
 
 /**
- * A transaction that alters tf_app, retried when another test file's start-up updates
+ * A transaction that alters a runtime lane role, retried when another test file's start-up updates
  * the same cluster-wide role row at the same moment ("tuple concurrently updated").
  */
 async function onRuntimeRole(work: (tx: Tx) => Promise<unknown>): Promise<unknown> {
@@ -494,10 +504,10 @@ describe('each rule, broken on its own, is reported alone', () => {
     const rollback = new Error('rollback');
     await expect(
       onRuntimeRole(async (tx) => {
-        await tx`alter role tf_app bypassrls`;
+        await tx`alter role tf_app_5 bypassrls`;
         const { violations } = await inspect(tx as Tx);
-        expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app', true]]);
-        expect(violations[0]!.rule).toBe('the runtime role tf_app has BYPASSRLS');
+        expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app_5', true]]);
+        expect(violations[0]!.rule).toBe('the runtime role tf_app_5 has BYPASSRLS');
         expect(violations[0]!.fix).toContain('nobypassrls');
         throw rollback;
       }),
@@ -508,10 +518,10 @@ describe('each rule, broken on its own, is reported alone', () => {
     const rollback = new Error('rollback');
     await expect(
       onRuntimeRole(async (tx) => {
-        await tx`alter role tf_app inherit`;
+        await tx`alter role tf_app_2 inherit`;
         const { violations } = await inspect(tx as Tx);
-        expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app', true]]);
-        expect(violations[0]!.rule).toBe('the runtime role tf_app has INHERIT');
+        expect(violations.map((v) => [v.check, v.object, v.autofix])).toEqual([['runtime_role', 'tf_app_2', true]]);
+        expect(violations[0]!.rule).toBe('the runtime role tf_app_2 has INHERIT');
         expect(violations[0]!.fix).toContain('noinherit');
         throw rollback;
       }),

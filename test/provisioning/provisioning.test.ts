@@ -215,7 +215,7 @@ describe('a tenant schema matches the template', () => {
   });
 
   it('keeps hypertable chunks in the tenant schema, with the hypertable grants only', async () => {
-    await t.app.begin(async (tx) => {
+    await t.app.forTenant(tenant.schema).begin(async (tx) => {
       await tx`select set_config('role', ${`${tenant.schema}_role`}, true), set_config('search_path', ${`${tenant.schema}, extensions`}, true),
                       set_config('app.current_tenant_id', ${tenant.id}, true)`;
       const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
@@ -239,7 +239,7 @@ describe('a tenant schema matches the template', () => {
   it("keeps one tenant's role out of another tenant's tables and chunks", async () => {
     const other = await createTenant('neighbour');
     const attempt = (sql: string) =>
-      t.app.begin(async (tx) => {
+      t.app.forTenant(other.schema).begin(async (tx) => {
         await tx`select set_config('role', ${`${other.schema}_role`}, true), set_config('app.current_tenant_id', ${tenant.id}, true)`;
         return tx.unsafe(sql);
       });

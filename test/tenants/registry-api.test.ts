@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runtimeRoleOf } from '../../src/db/names.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 
 let t: TestPlatform;
@@ -17,7 +18,7 @@ async function catalog(schema: string, role: string) {
     select exists (select 1 from pg_namespace where nspname = ${schema}) as schema,
            exists (select 1 from pg_roles where rolname = ${role}) as role,
            exists (select 1 from pg_auth_members m join pg_roles r on r.oid = m.roleid join pg_roles a on a.oid = m.member
-                   where r.rolname = ${role} and a.rolname = 'tf_app') as runtime_member`;
+                   where r.rolname = ${role} and a.rolname = ${runtimeRoleOf(role)}) as runtime_member`;
   return row!;
 }
 

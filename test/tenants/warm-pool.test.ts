@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { runtimeRoleOf, runtimeRoleOfSql } from '../../src/db/names.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
@@ -70,7 +71,7 @@ async function schemaCount(): Promise<number> {
 
 async function runtimeMember(role: string): Promise<boolean> {
   const [row] = await t.su<{ member: boolean }[]>`
-    select exists (select 1 from pg_auth_members m where m.roleid = ${role}::regrole and m.member = 'tf_app'::regrole) as member`;
+    select exists (select 1 from pg_auth_members m where m.roleid = ${role}::regrole and m.member = ${runtimeRoleOf(role)}::regrole) as member`;
   return row!.member;
 }
 
@@ -103,7 +104,8 @@ describe('claims', () => {
     }
     const [members] = await t.su<{ n: number }[]>`
       select count(*)::int as n from pg_auth_members m join pg_roles r on r.oid = m.roleid
-      where m.member = 'tf_app'::regrole and r.rolname = any(${rows.map((r) => r.role_name)}::text[])`;
+      join pg_roles l on l.oid = m.member
+      where r.rolname = any(${rows.map((r) => r.role_name)}::text[]) and l.rolname = ${t.su.unsafe(runtimeRoleOfSql('r.rolname'))}`;
     expect(members!.n).toBe(100);
     const [audit] = await t.su<{ n: number }[]>`
       select count(*)::int as n from platform.audit_log
@@ -285,9 +287,9 @@ describe("a pooled tenant is nobody's", () => {
 
   it('is unreachable by the runtime role: no membership, so SET ROLE and withTenant fail', async () => {
     expect(await runtimeMember(pooled.role_name)).toBe(false);
-    await expect(t.app.begin((tx) => tx.unsafe(`set local role "${pooled.role_name}"`))).rejects.toThrow(
-      /permission denied/,
-    );
+    await expect(
+      t.app.forTenant(pooled.role_name).begin((tx) => tx.unsafe(`set local role "${pooled.role_name}"`)),
+    ).rejects.toThrow(/permission denied/);
     await expect(
       withTenant(
         t.app,
@@ -301,7 +303,9 @@ describe("a pooled tenant is nobody's", () => {
         (tx) => tx`select count(*) from portfolios`,
       ),
     ).rejects.toThrow(/is not accessible/);
-    await expect(t.app.unsafe(`select * from "${pooled.schema_name}".portfolios`)).rejects.toThrow(/permission denied/);
+    await expect(
+      t.app.forTenant(pooled.role_name).unsafe(`select * from "${pooled.schema_name}".portfolios`),
+    ).rejects.toThrow(/permission denied/);
   });
 
   it('cannot be logged in to: its role is NOLOGIN and it has no login role until claimed', async () => {
@@ -344,7 +348,7 @@ describe("a pooled tenant is nobody's", () => {
     expect(report.violations).toEqual([]);
     const [p] = await t.su<{ id: string; role_name: string }[]>`
       select id::text, role_name from platform.tenants where status = 'pooled' limit 1`;
-    await t.su.unsafe(`grant "${p!.role_name}" to tf_app`);
+    await t.su.unsafe(`grant "${p!.role_name}" to ${runtimeRoleOf(p!.role_name)}`);
     const broken = await validate(t.control);
     expect(broken.violations).toEqual([
       expect.objectContaining({

@@ -12,7 +12,7 @@ export const CHECKS = {
   orphan_role: 'no tenant role with privileges in this database exists without a registered tenant',
   role_attributes: 'tenant roles are not SUPERUSER, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION',
   role_membership:
-    "no tenant role can act as another tenant's role or a privileged role; no role bridges two tenants; suspended, deleted and pooled tenants are out of the runtime role's reach",
+    "no tenant role can act as another tenant's role or a privileged role; no role bridges two tenants; suspended, deleted and pooled tenants are out of the runtime lanes' reach, and each lane holds its own lane's tenants only",
   ownership: 'tenant schemas and everything in them are owned by the owner role, never the tenant role',
   rls_enabled: 'every tenant table has row level security enabled',
   rls_forced: 'every tenant table has row level security forced (binding its owner too)',
@@ -45,7 +45,7 @@ export const CHECKS = {
     "each tenant's columns, constraints, indexes, triggers and hypertables are the template's at the tenant's version (policies: see the policy checks)",
   extension_schema: 'no extension is installed in public',
   runtime_role:
-    'the runtime role is NOINHERIT, owns nothing, is not superuser, BYPASSRLS or administrative, and reaches no privileged role',
+    'each runtime lane role is NOINHERIT, owns nothing, is not superuser, BYPASSRLS or administrative, and reaches no privileged role',
 } as const;
 
 export type CheckName = keyof typeof CHECKS;

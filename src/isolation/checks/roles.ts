@@ -1,17 +1,16 @@
 /**
  * Tenant roles: their attributes, and every membership path out of them (a role can
  * act as every role it is a member of, directly or through other roles). Also the
- * roles that bridge two tenants, and the runtime role's reach into tenants that are
- * suspended, deleted or still in the warm pool.
+ * roles that bridge two tenants, and the runtime roles' reach: into tenants that are
+ * suspended, deleted or still in the warm pool, and into tenants of another lane.
  *
  * @example
  * const violations = await roleChecks(ctx);
  */
-import { ROLES } from '../../db/roles.ts';
+import { runtimeRoleOfSql } from '../../db/names.ts';
+import { PLATFORM_ROLES, RUNTIME_ROLES } from '../../db/roles.ts';
 import type { Violation } from './catalog.ts';
 import { intactTenants, type CheckContext } from './context.ts';
-
-const PLATFORM_ROLES = Object.values(ROLES);
 
 export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
   const { tx } = ctx;
@@ -49,7 +48,7 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
                when r.rolsuper then 'a superuser'
                when r.rolbypassrls then 'a BYPASSRLS role'
                when r.rolname like 'pg\\_%' then 'a predefined role'
-               when r.rolname = any(${PLATFORM_ROLES}::text[]) then 'a platform role'
+               when r.rolname = any(${PLATFORM_ROLES as string[]}::text[]) then 'a platform role'
                when r.rolcreaterole or r.rolcreatedb or r.rolreplication then 'an administrative role'
              end as kind
       from up join pg_roles r on r.oid = up.reached
@@ -71,7 +70,7 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
       select m.member as holder, tr.oid as tenant_role, m.member as first_hop, array[m.member] as path
       from tenant_roles tr join pg_auth_members m on m.roleid = tr.oid
       join pg_roles h on h.oid = m.member
-      where h.rolname <> all(${PLATFORM_ROLES}::text[]) and h.rolname !~ '^tenant_[0-9a-f]+_role$'
+      where h.rolname <> all(${PLATFORM_ROLES as string[]}::text[]) and h.rolname !~ '^tenant_[0-9a-f]+_role$'
       union all
       select m.member, down.tenant_role, down.first_hop, down.path || m.member
       from down join pg_auth_members m on m.roleid = down.holder
@@ -89,15 +88,20 @@ export async function roleChecks(ctx: CheckContext): Promise<Violation[]> {
     join down d on d.holder = b.holder and d.tenant_role = t.role_oid
     order by t.id, b.holder, cardinality(d.path)`;
 
+  // A lane may hold only the roles of its own lane's tenants, and of those only the active ones.
   const runtimeReach = tx<Violation[]>`
-    with t as materialized (${intactTenants(ctx)}),
-    gone as materialized (select * from t where t.status in ('suspended', 'deleted', 'pooled'))
-    select 'role_membership' as "check", g.id as "tenantId", g.slug as "tenantSlug", g.role_name as object,
-           format('tenant %s is %s, but the runtime role %s can act as its role %s', g.slug, g.status, ${ROLES.app}::text, g.role_name) as rule,
-           format('revoke %I from %I', g.role_name, ${ROLES.app}::text) as fix,
+    with t as materialized (${intactTenants(ctx)})
+    select 'role_membership' as "check", t.id as "tenantId", t.slug as "tenantSlug", t.role_name as object,
+           case when t.status in ('suspended', 'deleted', 'pooled')
+                then format('tenant %s is %s, but the runtime role %s can act as its role %s', t.slug, t.status, l.rolname, t.role_name)
+                else format('the runtime role %s can act as %s, a tenant of lane %s', l.rolname, t.role_name, ${tx.unsafe(runtimeRoleOfSql('t.role_name'))})
+           end as rule,
+           format('revoke %I from %I', t.role_name, l.rolname) as fix,
            true as autofix
-    from gone g
-    join pg_auth_members m on m.roleid = g.role_oid and m.member = (select oid from pg_roles where rolname = ${ROLES.app})`;
+    from t
+    join pg_auth_members m on m.roleid = t.role_oid
+    join pg_roles l on l.oid = m.member and l.rolname = any(${RUNTIME_ROLES as string[]}::text[])
+    where t.status in ('suspended', 'deleted', 'pooled') or l.rolname <> ${tx.unsafe(runtimeRoleOfSql('t.role_name'))}`;
 
   return (await Promise.all([attributes, reach, bridges, runtimeReach])).flat();
 }
