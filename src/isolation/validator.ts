@@ -23,6 +23,7 @@ import { chunkChecks } from './checks/chunks.ts';
 import type { CheckContext, RegistryTenant } from './checks/context.ts';
 import { defaultPrivilegeChecks } from './checks/default-privileges.ts';
 import { driftChecks } from './checks/drift.ts';
+import { catalogFingerprints } from './checks/found-clean.ts';
 import { functionChecks } from './checks/functions.ts';
 import { grantChecks } from './checks/grants.ts';
 import { ownershipChecks } from './checks/ownership.ts';
@@ -150,7 +151,8 @@ export async function inspect(
     select set_config('search_path', 'pg_catalog, pg_temp', true), set_config('statement_timeout', '60s', true),
            set_config('lock_timeout', '1s', true), set_config('jit', 'off', true),
            set_config('max_parallel_workers_per_gather', '0', true)`;
-  const ctx: CheckContext = { tx, tenants, whole: !tenant, locked, structures };
+  const fingerprints = await catalogFingerprints({ tx, tenants });
+  const ctx: CheckContext = { tx, tenants, whole: !tenant, locked, structures, fingerprints };
   const violations = (await Promise.all(FAMILIES.map((family) => family(ctx)))).flat().map(normalise);
   violations.sort(byCheckThenObject);
   const notChecked = tenants

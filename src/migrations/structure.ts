@@ -82,41 +82,6 @@ export function structureItems(tx: Tx, targets: Fragment): Fragment {
     from rel join pg_trigger g on g.tgrelid = rel.relid and not g.tgisinternal`;
 }
 
-/**
- * Rows (id, fingerprint) for each schema of `targets` (as for `structureItems`): a hash of
- * the identity and row version (xmin) of every catalog row `structureItems` reads for that
- * schema, without deparsing anything. DDL that could change an item writes a new row
- * version (or adds or removes a row), so an unchanged fingerprint means unchanged items;
- * the converse does not hold (VACUUM FREEZE, the first chunk of a hypertable) and only
- * costs a full look. Keep it in step with `structureItems`.
- */
-export function structureFingerprints(tx: Tx, targets: Fragment): Fragment {
-  return tx`
-    with s as materialized (${targets}),
-    rel as materialized (
-      select s.id, c.oid as relid from s join pg_class c on c.relnamespace = s.nsp where c.relkind in ('r', 'p')
-    ),
-    versions as (
-      select s.id, 'r' || c.oid || ':' || c.xmin as v from s join pg_class c on c.relnamespace = s.nsp
-      union all
-      select s.id, 't' || y.oid || ':' || y.xmin from s join pg_type y on y.typnamespace = s.nsp
-      union all
-      select rel.id, 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin from rel join pg_attribute a on a.attrelid = rel.relid and a.attnum > 0
-      union all
-      select rel.id, 'd' || d.oid || ':' || d.xmin from rel join pg_attrdef d on d.adrelid = rel.relid
-      union all
-      select rel.id, 'c' || k.oid || ':' || k.xmin from rel join pg_constraint k on k.conrelid = rel.relid
-      union all
-      select rel.id, 'i' || i.indexrelid || ':' || i.xmin from rel join pg_index i on i.indrelid = rel.relid
-      union all
-      select rel.id, 'g' || g.oid || ':' || g.xmin from rel join pg_trigger g on g.tgrelid = rel.relid
-      union all
-      select rel.id, 'h' || h.inhrelid || ':' || h.xmin from rel join pg_inherits h on h.inhrelid = rel.relid
-    )
-    -- A sum of 64-bit hashes: order-free, so no sort of every key (half the time of an md5 of them in order).
-    select id, sum(hashtextextended(v, 0))::text as fingerprint from versions group by id`;
-}
-
 /** The template's structure now. */
 export async function templateStructure(tx: Tx): Promise<string[]> {
   await tx`select set_config('search_path', 'pg_catalog, pg_temp', true)`;

@@ -5,6 +5,7 @@
  * keeps serving, bad files are refused before any tenant is touched, and two runners
  * never overlap.
  */
+import { TENANT_POLICY_EXPRESSION } from '../../src/isolation/checks/policies.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { MigrationError } from '../../src/migrations/control-plane.ts';
@@ -278,50 +279,67 @@ describe('drift', () => {
 
   // A run skips tenants whose structure it found clean before and whose catalog rows have
   // not changed since: each kind of change must bring the tenant back under review.
-  it('looks again at a tenant found clean once any part of its structure changes', async () => {
+  it('looks again at a tenant found clean once any part of its structure or policies changes', async () => {
     const victim = tenants[6]!;
     const trades = `"${victim.schema}".trades`;
-    const changes: [string, string, string][] = [
+    const changes: [string, string, string, string][] = [
       [
         'column type',
         `alter table ${trades} alter column note type varchar(40)`,
         `alter table ${trades} alter column note type text`,
+        'schema_drift',
       ],
       [
         'not null',
         `alter table ${trades} alter column note set not null`,
         `alter table ${trades} alter column note drop not null`,
+        'schema_drift',
       ],
       [
         'default',
         `alter table ${trades} alter column note set default 'x'`,
         `alter table ${trades} alter column note drop default`,
+        'schema_drift',
       ],
-      ['index', `create index extra_idx on ${trades} (note)`, `drop index "${victim.schema}".extra_idx`],
+      [
+        'index',
+        `create index extra_idx on ${trades} (note)`,
+        `drop index "${victim.schema}".extra_idx`,
+        'schema_drift',
+      ],
       [
         'constraint',
         `alter table ${trades} add constraint extra_check check (note <> '')`,
         `alter table ${trades} drop constraint extra_check`,
+        'schema_drift',
       ],
       [
         'trigger',
         `create trigger extra_trg before update on "${victim.schema}".portfolios for each row execute function suppress_redundant_updates_trigger()`,
         `drop trigger extra_trg on "${victim.schema}".portfolios`,
+        'schema_drift',
       ],
       [
         'column name',
         `alter table ${trades} rename column note to memo`,
         `alter table ${trades} rename column memo to note`,
+        'schema_drift',
+      ],
+      [
+        'policy',
+        `alter policy tenant_isolation on ${trades} using (true)`,
+        `alter policy tenant_isolation on ${trades} using (${TENANT_POLICY_EXPRESSION})`,
+        'policy_always_true',
       ],
     ];
-    for (const [what, change, undo] of changes) {
+    for (const [what, change, undo, check] of changes) {
       expect((await validate(t.control)).violations, `before: ${what}`).toEqual([]);
       await t.su.unsafe(change);
       const found = (await validate(t.control)).violations;
       expect(
         found.map((v) => [v.check, v.tenantId]),
         `after: ${what}`,
-      ).toContainEqual(['schema_drift', victim.id]);
+      ).toContainEqual([check, victim.id]);
       await t.su.unsafe(undo);
     }
     expect((await validate(t.control)).violations).toEqual([]);

@@ -36,6 +36,8 @@ export type CheckContext = {
   locked: Map<string, number>;
   /** The template's structure at each version tenants are on (read from the control plane before switching role). */
   structures: Map<string, string[]>;
+  /** Each intact tenant's catalog fingerprint (found-clean.ts): what lets a family skip a tenant it found clean before. */
+  fingerprints: Map<string, string>;
 };
 
 /** The registry as a relation: id, slug, schema_name, role_name, status, plan. */

@@ -7,42 +7,36 @@
  * not judged.
  *
  * Deparsing every tenant's structure is most of a whole run's cost (about 1 ms a tenant).
- * A tenant found clean is remembered with its structure's fingerprint (catalog row
- * versions, see `structureFingerprints`); later runs in this process look again only at
- * tenants whose fingerprint changed. Anything that could change an item changes the
- * fingerprint, so the remembered verdict is never stale.
+ * A tenant found clean is remembered with its catalog fingerprint (row versions, see
+ * found-clean.ts); later runs in this process look again only at tenants whose
+ * fingerprint changed. Anything that could change an item changes the fingerprint.
  *
  * @example
  * const violations = await driftChecks(ctx);
  */
 import { createHash } from 'node:crypto';
-import { structureFingerprints, structureItems } from '../../migrations/structure.ts';
+import { structureItems } from '../../migrations/structure.ts';
 import type { Violation } from './catalog.ts';
 import { intactTenants, type CheckContext } from './context.ts';
+import { FoundClean } from './found-clean.ts';
 
-/** Tenant id to the stamp (expected structure, fingerprint) of the structure last found clean. */
-const foundClean = new Map<string, string>();
+const memory = new FoundClean();
 
 export async function driftChecks(all: CheckContext): Promise<Violation[]> {
   const { tx, structures } = all;
   // Deparsing an expression locks its table: a tenant holding its own table locked is
   // skipped here (the validator names it as not checked), never waited on.
   const candidates = all.tenants.filter((t) => t.version && structures.has(t.version) && !all.locked.has(t.id));
-  if (candidates.length === 0) return [];
-  const fingerprints = new Map(
-    (
-      await tx<{ id: string; fingerprint: string }[]>`
-        with t as materialized (${intactTenants({ ...all, tenants: candidates })})
-        select id, fingerprint from (${structureFingerprints(tx, tx`select id, nsp, schema_name from t`)}) f`
-    ).map((r) => [r.id, r.fingerprint]),
-  );
   // What a tenant was compared with is part of the verdict too.
   const expectedHash = new Map(
     [...structures].map(([v, items]) => [v, createHash('sha256').update(items.join('\n')).digest('hex')]),
   );
-  const stamp = (t: { id: string; version?: string }) => `${expectedHash.get(t.version!)} ${fingerprints.get(t.id)}`;
-  if (all.whole) for (const id of foundClean.keys()) if (!fingerprints.has(id)) foundClean.delete(id);
-  const judged = candidates.filter((t) => foundClean.get(t.id) !== stamp(t));
+  const stamp = (t: { id: string; version?: string }) => {
+    const fingerprint = all.fingerprints.get(t.id);
+    return fingerprint && `${expectedHash.get(t.version!)} ${fingerprint}`;
+  };
+  if (all.whole) memory.keepOnly(new Set(all.fingerprints.keys()));
+  const judged = candidates.filter((t) => !memory.holds(t.id, stamp(t)));
   const ctx = { ...all, tenants: judged };
   if (judged.length === 0) return [];
   const versions = [...structures.keys()];
@@ -68,12 +62,6 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
     select d.id, t.slug, t.schema_name, t.version, d.item, d.missing from diff d join t on t.id = d.id
     order by t.slug, d.item`;
 
-  const drifted = new Set(rows.map((r) => r.id));
-  for (const t of judged) {
-    if (drifted.has(t.id) || !fingerprints.has(t.id)) foundClean.delete(t.id);
-    else foundClean.set(t.id, stamp(t));
-  }
-
   // A changed object is one item missing and another found under the same name: one violation.
   const byObject = new Map<string, { row: (typeof rows)[number]; expected?: string; found?: string }>();
   for (const row of rows) {
@@ -84,7 +72,7 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
     else entry.found = row.item;
     byObject.set(key, entry);
   }
-  return [...byObject.values()].map(({ row, expected, found }) => {
+  const violations: Violation[] = [...byObject.values()].map(({ row, expected, found }) => {
     const [kind, name] = (expected ?? found)!.split(' ', 2) as [string, string];
     const what = `${kind} ${row.schema_name}.${name}`;
     const rule =
@@ -103,4 +91,9 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
       autofix: false,
     };
   });
+  memory.record(
+    judged.map((t) => [t.id, stamp(t)]),
+    violations,
+  );
+  return violations;
 }

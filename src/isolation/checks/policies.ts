@@ -8,13 +8,15 @@
  * of expression trees are slow, so policies are grouped by a hash of their tree and
  * their table's column layout (the clone plan makes both the same for a table in every
  * tenant), and only the distinct shapes (trees without their source positions, on one
- * layout: a handful, whatever the tenant count) are deparsed and compared.
+ * layout: a handful, whatever the tenant count) are deparsed and compared. A tenant
+ * found clean is looked at again only once its catalog fingerprint changes (found-clean.ts).
  *
  * @example
  * const violations = await policyChecks(ctx);
  */
 import type { Violation } from './catalog.ts';
 import { tenantTables, type CheckContext } from './context.ts';
+import { FoundClean } from './found-clean.ts';
 
 /**
  * An expression's form for comparison: what deparsing adds or drops (whitespace,
@@ -35,12 +37,18 @@ export const VANISHED = 'policy tables dropped during validation';
 export const TENANT_POLICY_EXPRESSION =
   "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
 
+const memory = new FoundClean();
+
 export async function policyChecks(all: CheckContext): Promise<Violation[]> {
   // Deparsing a policy locks its table: a tenant holding its own table locked would stall the run.
-  const ctx = { ...all, tenants: all.tenants.filter((t) => !all.locked.has(t.id)) };
+  // A tenant found clean before, whose catalog fingerprint is unchanged, is not looked at again.
+  if (all.whole) memory.keepOnly(new Set(all.fingerprints.keys()));
+  const judged = all.tenants.filter((t) => !all.locked.has(t.id) && !memory.holds(t.id, all.fingerprints.get(t.id)));
+  if (judged.length === 0) return [];
+  const ctx = { ...all, tenants: judged };
   const { tx } = ctx;
   const canonical = TENANT_POLICY_EXPRESSION;
-  return tx<Violation[]>`
+  const violations = await tx<Violation[]>`
     with tt as materialized (${tenantTables(ctx)}),
     -- Deparsing names columns by position: a tree reads the same only on tables whose
     -- columns match, so the column layout is part of what makes two policies the same.
@@ -131,4 +139,9 @@ export async function policyChecks(all: CheckContext): Promise<Violation[]> {
                   tt.schema_name, tt.relname, tt.role_name, ${canonical}::text, ${canonical}::text),
            true
     from tt where not exists (select 1 from pg_policy p where p.polrelid = tt.relid)`;
+  memory.record(
+    judged.map((t) => [t.id, all.fingerprints.get(t.id)]),
+    violations,
+  );
+  return violations;
 }

@@ -1,0 +1,82 @@
+/**
+ * What a check family found clean, per tenant, with the stamp of what it looked at (the
+ * tenant's catalog fingerprint, see `structureFingerprints`, plus whatever else the
+ * verdict depended on). A later run in this process skips a tenant whose stamp is
+ * unchanged: the catalog rows the verdict was drawn from are the same row versions.
+ * Kept for the expensive families only (deparsing expressions), in memory: a restarted
+ * service pays for one full run.
+ *
+ * @example
+ * const memory = new FoundClean();
+ * const judged = tenants.filter((t) => !memory.holds(t.id, stampOf(t)));
+ * ... run the check for `judged` ...
+ * memory.record(judged.map((t) => [t.id, stampOf(t)]), violations);
+ */
+import type { Tx } from '../../db/connect.ts';
+import type { Violation } from './catalog.ts';
+import { intactTenants, type CheckContext } from './context.ts';
+
+export class FoundClean {
+  readonly #stamps = new Map<string, string>();
+
+  /** Whether this tenant was found clean when its stamp was `stamp`. */
+  holds(tenantId: string, stamp: string | undefined): boolean {
+    return stamp !== undefined && this.#stamps.get(tenantId) === stamp;
+  }
+
+  /** After a check of `judged` (tenant id, stamp): the tenants with no violation are remembered, the rest forgotten. */
+  record(judged: [string, string | undefined][], violations: Violation[]): void {
+    const failing = new Set(violations.map((v) => v.tenantId));
+    for (const [id, stamp] of judged) {
+      if (stamp === undefined || failing.has(id)) this.#stamps.delete(id);
+      else this.#stamps.set(id, stamp);
+    }
+  }
+
+  /** Forgets tenants no longer registered (a whole run knows them all). */
+  keepOnly(tenantIds: Set<string>): void {
+    for (const id of this.#stamps.keys()) if (!tenantIds.has(id)) this.#stamps.delete(id);
+  }
+}
+
+/**
+ * Each intact tenant's catalog fingerprint: a hash of the identity and row version (xmin)
+ * of every catalog row the remembering families read for it (its relations, columns,
+ * defaults, constraints, indexes, triggers, inheritance, types and policies, and its
+ * role's oid), without deparsing anything. DDL that could change what they see writes a
+ * new row version (or adds or removes a row); the converse does not hold (VACUUM FREEZE,
+ * a hypertable's first chunk) and only costs a full look. Keep it in step with
+ * `structureItems` (migrations/structure.ts) and the policy checks.
+ */
+export async function catalogFingerprints(ctx: Pick<CheckContext, 'tx' | 'tenants'>): Promise<Map<string, string>> {
+  const tx: Tx = ctx.tx;
+  const rows = await tx<{ id: string; fingerprint: string }[]>`
+    with s as materialized (${intactTenants(ctx as CheckContext)}),
+    rel as materialized (
+      select s.id, c.oid as relid from s join pg_class c on c.relnamespace = s.nsp where c.relkind in ('r', 'p')
+    ),
+    versions as (
+      select s.id, 'o' || s.role_oid as v from s
+      union all
+      select s.id, 'r' || c.oid || ':' || c.xmin from s join pg_class c on c.relnamespace = s.nsp
+      union all
+      select s.id, 't' || y.oid || ':' || y.xmin from s join pg_type y on y.typnamespace = s.nsp
+      union all
+      select rel.id, 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin from rel join pg_attribute a on a.attrelid = rel.relid and a.attnum > 0
+      union all
+      select rel.id, 'd' || d.oid || ':' || d.xmin from rel join pg_attrdef d on d.adrelid = rel.relid
+      union all
+      select rel.id, 'c' || k.oid || ':' || k.xmin from rel join pg_constraint k on k.conrelid = rel.relid
+      union all
+      select rel.id, 'i' || i.indexrelid || ':' || i.xmin from rel join pg_index i on i.indrelid = rel.relid
+      union all
+      select rel.id, 'g' || g.oid || ':' || g.xmin from rel join pg_trigger g on g.tgrelid = rel.relid
+      union all
+      select rel.id, 'h' || h.inhrelid || ':' || h.xmin from rel join pg_inherits h on h.inhrelid = rel.relid
+      union all
+      select rel.id, 'p' || p.oid || ':' || p.xmin from rel join pg_policy p on p.polrelid = rel.relid
+    )
+    -- A sum of 64-bit hashes: order-free, so no sort of every key (half the time of an md5 of them in order).
+    select id, sum(hashtextextended(v, 0))::text as fingerprint from versions group by id`;
+  return new Map(rows.map((r) => [r.id, r.fingerprint]));
+}
