@@ -17,6 +17,7 @@ import { dataPlane } from './scenarios/data-plane.ts';
 import { migrations } from './scenarios/migrations.ts';
 import { provisioning } from './scenarios/provisioning.ts';
 import { queries } from './scenarios/queries.ts';
+import { spread } from './scenarios/spread.ts';
 import { validator } from './scenarios/validator.ts';
 import { vectorSearch } from './scenarios/vector-search.ts';
 
@@ -36,7 +37,7 @@ export type ScenarioResult = {
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
 
-const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, vectorSearch, validator, migrations, backup];
+const SCENARIOS: Scenario[] = [provisioning, dataPlane, queries, spread, vectorSearch, validator, migrations, backup];
 const RESULTS = join(import.meta.dirname, 'results');
 
 async function main(): Promise<number> {

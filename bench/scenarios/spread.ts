@@ -1,0 +1,245 @@
+/**
+ * Spread: the same mixed read load (portfolios, orders, trades, hourly candles, latest
+ * bars, vector search; 12,000 requests, 10 at a time, over HTTP) on one tenant and spread
+ * round-robin over every tenant of the run (1,000 with `--ci`, else `--tenants`), in the
+ * same run: the first halves of the one-tenant load before the spread load, the second
+ * after it. Then each runtime backend's private memory (Private_Clean + Private_Dirty of
+ * /proc/<pid>/smaps_rollup: the catalog caches a backend fills with every table it opens,
+ * never shared and never freed), with the number of runtime connections.
+ *
+ * The service under load gets lanes of 10 connections and lets one tenant use all 10:
+ * with the defaults (3 per lane, 2 per tenant) the one-tenant load would queue behind its
+ * tenant's cap, and the comparison would measure that cap instead of what spreading costs.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Sql } from '../../src/db/connect.ts';
+import { assertTenantSchemaName } from '../../src/db/names.ts';
+import type { Check } from '../lib/checks.ts';
+import { ratio, summarize } from '../lib/stats.ts';
+import type { Scenario } from '../run.ts';
+
+const REQUESTS = 12_000;
+const CONCURRENCY = 10;
+const SEED_WORKERS = 4;
+const SYMBOLS = ['AAPL', 'MSFT', 'NVDA', 'TSLA', 'AMZN'];
+const DAY = '2026-03-02';
+const LANE_CONNECTIONS = 10;
+
+type Seeded = { id: string; key: string; portfolioId: string };
+type Request = { method: 'GET' | 'POST'; path: string; key: string; body?: string };
+
+export const spread: Scenario = {
+  name: 'spread',
+  async run({ startEnvironment, slo, options, progress }) {
+    const tenantCount = options.ci ? (slo.spread?.ciTenants ?? 1_000) : options.tenants;
+    const env = await startEnvironment();
+    try {
+      progress(`seeding ${tenantCount} tenants, each with a portfolio, orders, trades, bars and embeddings`);
+      const started = performance.now();
+      const seeded: Seeded[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: SEED_WORKERS }, async () => {
+          while (next < tenantCount) {
+            const n = next++;
+            const { tenant } = await env.platform.tenants.create(
+              { slug: `spread-${n}`, name: `Spread ${n}`, plan: 'enterprise' },
+              { actor: 'bench' },
+            );
+            const portfolioId = randomUUID();
+            await env.su.unsafe(seedSql(tenant.schema, tenant.id, portfolioId));
+            const { key } = await env.platform.keys.issue(tenant.id, { name: 'bench' }, { actor: 'bench' });
+            seeded.push({ id: tenant.id, key, portfolioId });
+            if (seeded.length % 1_000 === 0) progress(`  ${seeded.length} tenants`);
+          }
+        }),
+      );
+      const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
+
+      const service = await env.startService({
+        TENANTFORGE_LANE_CONNECTIONS: String(LANE_CONNECTIONS),
+        TENANTFORGE_TENANT_CONCURRENCY: String(LANE_CONNECTIONS),
+      });
+      try {
+        const one = seeded[0]!;
+        const oneTenant = Array.from({ length: REQUESTS }, (_, i) => request(one, i));
+        // Round-robin over the tenants, each tenant's kinds in turn.
+        const spreadLoad = Array.from({ length: REQUESTS }, (_, i) =>
+          request(seeded[i % seeded.length]!, Math.floor(i / seeded.length) + i),
+        );
+        progress('warming up on one tenant');
+        await load(service.baseUrl, oneTenant.slice(0, 600));
+        progress(`one tenant: ${REQUESTS / 2} requests`);
+        const firstHalf = await load(service.baseUrl, oneTenant.slice(0, REQUESTS / 2));
+        const oneBackends = await runtimeBackends(env.su);
+        progress(`spread over ${seeded.length} tenants: ${REQUESTS} requests`);
+        const spreadRun = await load(service.baseUrl, spreadLoad);
+        const spreadBackends = await runtimeBackends(env.su);
+        progress(`one tenant again: ${REQUESTS / 2} requests`);
+        const secondHalf = await load(service.baseUrl, oneTenant.slice(REQUESTS / 2));
+
+        const single = summarize([...firstHalf.ms, ...secondHalf.ms]);
+        const spreadSummary = summarize(spreadRun.ms);
+        const errors = firstHalf.errors + secondHalf.errors + spreadRun.errors;
+        const t = slo.spread?.strict ?? {};
+        const checks: Check[] = [
+          {
+            name: `mixed reads spread over ${seeded.length} tenants: p50 / one tenant`,
+            kind: 'strict',
+            value: ratio(spreadSummary.p50, single.p50),
+            limit: t.p50VsOneTenant ?? 1.2,
+            op: '<=',
+            unit: 'x',
+          },
+          {
+            name: `runtime backend private memory after the spread load (${spreadBackends.count} connections)`,
+            kind: 'strict',
+            value: spreadBackends.maxMb,
+            limit: t.backendPrivateMb ?? 256,
+            op: '<=',
+            unit: 'MB',
+          },
+          {
+            name: 'mixed reads: errors',
+            kind: 'strict',
+            value: errors,
+            limit: 0,
+            op: '<=',
+            unit: '',
+            ...(firstHalf.firstError || spreadRun.firstError || secondHalf.firstError
+              ? { detail: `first error: ${firstHalf.firstError ?? spreadRun.firstError ?? secondHalf.firstError}` }
+              : {}),
+          },
+        ];
+        return {
+          metrics: {
+            tenants: seeded.length,
+            seedSeconds,
+            requests: REQUESTS,
+            concurrency: CONCURRENCY,
+            laneConnections: LANE_CONNECTIONS,
+            oneTenant: { ...single, seconds: round(firstHalf.seconds + secondHalf.seconds) },
+            spread: { ...spreadSummary, seconds: round(spreadRun.seconds) },
+            p50Ratio: ratio(spreadSummary.p50, single.p50),
+            backendsAfterOneTenant: oneBackends,
+            backendsAfterSpread: spreadBackends,
+          },
+          checks,
+        };
+      } finally {
+        await service.stop();
+      }
+    } finally {
+      await env.close();
+    }
+  },
+};
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+/** The i-th request of a tenant's mix: the six reads in turn. */
+function request(t: Seeded, i: number): Request {
+  switch (i % 6) {
+    case 0:
+      return { method: 'GET', path: '/v1/portfolios', key: t.key };
+    case 1:
+      return { method: 'GET', path: `/v1/orders?portfolioId=${t.portfolioId}&limit=50`, key: t.key };
+    case 2:
+      return { method: 'GET', path: `/v1/trades?portfolioId=${t.portfolioId}&limit=50`, key: t.key };
+    case 3:
+      return {
+        method: 'GET',
+        path: `/v1/market-data/candles?symbol=${SYMBOLS[i % SYMBOLS.length]}&bucket=1h&from=${DAY}T00:00:00Z&to=${DAY}T23:59:59Z`,
+        key: t.key,
+      };
+    case 4:
+      return { method: 'GET', path: `/v1/market-data/latest?symbols=${SYMBOLS.join(',')}`, key: t.key };
+    default:
+      return {
+        method: 'POST',
+        path: '/v1/embeddings/search',
+        key: t.key,
+        body: JSON.stringify({ vector: Array.from({ length: 384 }, (_, d) => Math.sin(i + d)), k: 10 }),
+      };
+  }
+}
+
+/** Runs the requests CONCURRENCY at a time, in order; a non-2xx answer counts as an error. */
+async function load(
+  baseUrl: string,
+  requests: Request[],
+): Promise<{ ms: number[]; errors: number; firstError?: string; seconds: number }> {
+  const ms: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < requests.length) {
+        const r = requests[next++]!;
+        const t0 = performance.now();
+        const res = await fetch(`${baseUrl}${r.path}`, {
+          method: r.method,
+          headers: { authorization: `Bearer ${r.key}`, 'content-type': 'application/json' },
+          body: r.body,
+        });
+        const text = await res.text();
+        ms.push(performance.now() - t0);
+        if (res.status >= 300) {
+          errors++;
+          firstError ??= `${r.method} ${r.path} answered ${res.status}: ${text.slice(0, 200)}`;
+        }
+      }
+    }),
+  );
+  return { ms, errors, firstError, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The runtime lanes' backends and their private memory (this process reads /proc as root or the cluster's user). */
+async function runtimeBackends(su: Sql): Promise<{ count: number; maxMb: number; meanMb: number }> {
+  const rows = await su<{ pid: number }[]>`select pid from pg_stat_activity where usename like 'tf\\_app\\_%'`;
+  const mb = rows.map((r) => privateMb(r.pid)).filter((v): v is number => v !== undefined);
+  return {
+    count: mb.length,
+    maxMb: mb.length ? Math.max(...mb) : 0,
+    meanMb: mb.length ? round(mb.reduce((a, b) => a + b, 0) / mb.length) : 0,
+  };
+}
+
+function privateMb(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+    return round((kb('Private_Clean') + kb('Private_Dirty')) / 1024);
+  } catch {
+    return undefined; // the backend ended meanwhile
+  }
+}
+
+/** One tenant's rows, written as the owner in one transaction: the ids are generated, never input. */
+function seedSql(schema: string, tenantId: string, portfolioId: string): string {
+  const s = `"${assertTenantSchemaName(schema)}"`;
+  const symbols = `array[${SYMBOLS.map((x) => `'${x}'`).join(', ')}]`;
+  return `
+    begin;
+    select set_config('app.current_tenant_id', '${tenantId}', true);
+    insert into ${s}.portfolios (id, name) values ('${portfolioId}', 'Main');
+    insert into ${s}.orders (portfolio_id, symbol, side, type, quantity)
+      select '${portfolioId}', (${symbols})[1 + i % 5], case when i % 2 = 0 then 'buy' else 'sell' end, 'market', 1 + i
+      from generate_series(0, 19) i;
+    insert into ${s}.trades (portfolio_id, symbol, side, quantity, price, executed_at)
+      select '${portfolioId}', (${symbols})[1 + i % 5], 'buy', 1, 100 + i % 7, timestamptz '${DAY} 09:00Z' + i * interval '1 minute'
+      from generate_series(0, 49) i;
+    insert into ${s}.market_data (symbol, bar_time, open, high, low, close, volume)
+      select (${symbols})[1 + i % 5], timestamptz '${DAY} 09:00Z' + (i / 5) * interval '1 minute', 100, 101, 99, 100.5, 10
+      from generate_series(0, 999) i;
+    insert into ${s}.market_data_1h (symbol, bucket, open, high, low, close, volume, bars)
+      select symbol, date_trunc('hour', bar_time), 100, 101, 99, 100.5, sum(volume), count(*)
+      from ${s}.market_data group by symbol, date_trunc('hour', bar_time);
+    insert into ${s}.embeddings (content, embedding)
+      select 'document ' || i, (select array_agg(sin(i * 7 + d))::extensions.vector(384) from generate_series(1, 384) d)
+      from generate_series(1, 20) i;
+    commit;`;
+}
