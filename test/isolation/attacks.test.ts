@@ -137,7 +137,8 @@ describe('runtime lanes', () => {
     );
     await t.su.unsafe(roles.map((r) => `create role "${r}" nologin; grant "${r}" to tf_app`).join('; '));
     try {
-      await installPlatform(t.su, { appPassword: randomBytes(18).toString('base64url') });
+      // The run's own password: lane roles are cluster-wide, shared by every test file's platform.
+      await installPlatform(t.su, { appPassword: t.config.appPassword! });
       const members = await t.su<{ role: string; member: string }[]>`
         select r.rolname as role, l.rolname as member
         from pg_auth_members m join pg_roles r on r.oid = m.roleid join pg_roles l on l.oid = m.member
