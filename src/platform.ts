@@ -26,7 +26,6 @@ import { canInstall, checkInstallation, installPlatform } from './db/install.ts'
 import { startLocalCluster, type LocalCluster } from './runtime/local-cluster.ts';
 import { migrateControlPlane } from './migrations/control-plane.ts';
 import { startPeriodic } from './db/periodic.ts';
-import { RUNTIME_ROLES } from './db/roles.ts';
 import { openRuntimeLanes, type RuntimeLanes } from './db/runtime-lanes.ts';
 import { limitTenants } from './db/with-tenant.ts';
 import { BackupService, startBackupScheduler, startBackupWorker, type BackupServiceOptions } from './backup/service.ts';
@@ -149,8 +148,8 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       maxLifetimeSeconds,
     });
     pools.push(...app.pools);
-    for (const [i, lane] of app.pools.entries()) {
-      await assertReachable(lane, withCredentials(appUrl, RUNTIME_ROLES[i]!, appPassword));
+    await Promise.all(app.pools.map((lane, i) => assertReachable(lane, app.urls[i]!)));
+    for (const lane of app.pools) {
       limitTenants(lane, {
         perTenant: config.tenantConcurrency,
         queue: config.tenantQueue,
@@ -281,13 +280,6 @@ async function ensureDatabase(maintenanceUrl: string, name: string): Promise<voi
   } finally {
     await sql.end();
   }
-}
-
-function withCredentials(url: string, user: string, password: string): string {
-  const u = new URL(url);
-  u.username = user;
-  u.password = encodeURIComponent(password);
-  return u.toString();
 }
 
 type Secrets = { adminToken: string; schemaSecret: string; appPassword: string };

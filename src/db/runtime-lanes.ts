@@ -15,9 +15,13 @@ import { RUNTIME_ROLES } from './roles.ts';
 export class RuntimeLanes {
   readonly #byRole: Map<string, Sql>;
 
-  constructor(readonly pools: readonly Sql[]) {
-    if (pools.length !== RUNTIME_ROLES.length)
-      throw new Error(`expected ${RUNTIME_ROLES.length} lane pools, got ${pools.length}`);
+  /** `pools[i]` logs in as lane i's role at `urls[i]`. */
+  constructor(
+    readonly pools: readonly Sql[],
+    readonly urls: readonly string[],
+  ) {
+    if (pools.length !== RUNTIME_ROLES.length || urls.length !== RUNTIME_ROLES.length)
+      throw new Error(`expected ${RUNTIME_ROLES.length} lane pools and URLs, got ${pools.length} and ${urls.length}`);
     this.#byRole = new Map(RUNTIME_ROLES.map((role, lane) => [role, pools[lane]!]));
   }
 
@@ -36,12 +40,18 @@ export function openRuntimeLanes(
   password: string,
   options: Omit<PoolOptions, 'max'> & { connections: number },
 ): RuntimeLanes {
-  return new RuntimeLanes(
-    RUNTIME_ROLES.map((role) => {
-      const u = new URL(url);
-      u.username = role;
-      u.password = encodeURIComponent(password);
-      return openPool(u.toString(), { ...options, max: options.connections, name: `${options.name ?? 'app'}:${role}` });
+  const urls = RUNTIME_ROLES.map((role) => {
+    const u = new URL(url);
+    u.username = role;
+    u.password = encodeURIComponent(password);
+    return u.toString();
+  });
+  const pools = urls.map((laneUrl, lane) =>
+    openPool(laneUrl, {
+      ...options,
+      max: options.connections,
+      name: `${options.name ?? 'app'}:${RUNTIME_ROLES[lane]}`,
     }),
   );
+  return new RuntimeLanes(pools, urls);
 }

@@ -2,9 +2,8 @@
  * `withTenant`: the only way tenant data is touched. One transaction on the tenant's
  * runtime lane (db/runtime-lanes.ts) that first sets, transaction-scoped (SET LOCAL),
  * the tenant role, search_path, `app.current_tenant_id`, a statement timeout and a lock
- * timeout. Everything reverts at
- * COMMIT or ROLLBACK, so the connection never carries one tenant's context to the next
- * request. A pool given limits with `limitTenants` also caps how many of its connections
+ * timeout. Everything reverts at COMMIT or ROLLBACK, so the connection never carries one
+ * tenant's context to the next request. A pool given limits with `limitTenants` also caps how many of its connections
  * one tenant holds at once (see tenant-gate.ts), and how long a request waits on a lock
  * (a tenant can lock its own tables from its direct login).
  *

@@ -35,8 +35,7 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
     const fingerprint = all.fingerprints.get(t.id);
     return fingerprint && `${expectedHash.get(t.version!)} ${fingerprint}`;
   };
-  if (all.whole) memory.keepOnly(new Set(all.fingerprints.keys()));
-  const judged = candidates.filter((t) => !memory.holds(t.id, stamp(t)));
+  const judged = memory.toJudge(all, candidates, stamp);
   const ctx = { ...all, tenants: judged };
   if (judged.length === 0) return [];
   const versions = [...structures.keys()];

@@ -1,6 +1,6 @@
 /**
  * What a check family found clean, per tenant, with the stamp of what it looked at (the
- * tenant's catalog fingerprint, see `structureFingerprints`, plus whatever else the
+ * tenant's catalog fingerprint, see `catalogFingerprints`, plus whatever else the
  * verdict depended on). A later run in this process skips a tenant whose stamp is
  * unchanged: the catalog rows the verdict was drawn from are the same row versions.
  * Kept for the expensive families only (deparsing expressions), in memory: a restarted
@@ -8,7 +8,7 @@
  *
  * @example
  * const memory = new FoundClean();
- * const judged = tenants.filter((t) => !memory.holds(t.id, stampOf(t)));
+ * const judged = memory.toJudge(ctx, tenants, stampOf);
  * ... run the check for `judged` ...
  * memory.record(judged.map((t) => [t.id, stampOf(t)]), violations);
  */
@@ -19,9 +19,16 @@ import { intactTenants, type CheckContext } from './context.ts';
 export class FoundClean {
   readonly #stamps = new Map<string, string>();
 
-  /** Whether this tenant was found clean when its stamp was `stamp`. */
-  holds(tenantId: string, stamp: string | undefined): boolean {
-    return stamp !== undefined && this.#stamps.get(tenantId) === stamp;
+  /**
+   * The tenants of `candidates` to look at: those not found clean under their stamp now.
+   * A whole run also forgets tenants no longer registered.
+   */
+  toJudge<T extends { id: string }>(ctx: CheckContext, candidates: T[], stamp: (t: T) => string | undefined): T[] {
+    if (ctx.whole) for (const id of this.#stamps.keys()) if (!ctx.fingerprints.has(id)) this.#stamps.delete(id);
+    return candidates.filter((t) => {
+      const now = stamp(t);
+      return now === undefined || this.#stamps.get(t.id) !== now;
+    });
   }
 
   /** After a check of `judged` (tenant id, stamp): the tenants with no violation are remembered, the rest forgotten. */
@@ -31,11 +38,6 @@ export class FoundClean {
       if (stamp === undefined || failing.has(id)) this.#stamps.delete(id);
       else this.#stamps.set(id, stamp);
     }
-  }
-
-  /** Forgets tenants no longer registered (a whole run knows them all). */
-  keepOnly(tenantIds: Set<string>): void {
-    for (const id of this.#stamps.keys()) if (!tenantIds.has(id)) this.#stamps.delete(id);
   }
 }
 

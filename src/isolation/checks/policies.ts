@@ -42,8 +42,11 @@ const memory = new FoundClean();
 export async function policyChecks(all: CheckContext): Promise<Violation[]> {
   // Deparsing a policy locks its table: a tenant holding its own table locked would stall the run.
   // A tenant found clean before, whose catalog fingerprint is unchanged, is not looked at again.
-  if (all.whole) memory.keepOnly(new Set(all.fingerprints.keys()));
-  const judged = all.tenants.filter((t) => !all.locked.has(t.id) && !memory.holds(t.id, all.fingerprints.get(t.id)));
+  const judged = memory.toJudge(
+    all,
+    all.tenants.filter((t) => !all.locked.has(t.id)),
+    (t) => all.fingerprints.get(t.id),
+  );
   if (judged.length === 0) return [];
   const ctx = { ...all, tenants: judged };
   const { tx } = ctx;
