@@ -23,9 +23,9 @@ import { chunkChecks } from './checks/chunks.ts';
 import type { CheckContext, RegistryTenant } from './checks/context.ts';
 import { defaultPrivilegeChecks } from './checks/default-privileges.ts';
 import { driftChecks } from './checks/drift.ts';
-import { catalogFingerprints } from './checks/found-clean.ts';
+import { catalogFingerprints, rememberingClean } from './checks/found-clean.ts';
 import { functionChecks } from './checks/functions.ts';
-import { grantChecks } from './checks/grants.ts';
+import { foreignGrantChecks, grantChecks } from './checks/grants.ts';
 import { ownershipChecks } from './checks/ownership.ts';
 import { platformChecks } from './checks/platform.ts';
 import { policyChecks, VANISHED } from './checks/policies.ts';
@@ -38,19 +38,23 @@ import { tenantDefaultPrivilegeChecks } from './checks/tenant-default-privileges
 import { applyFixes, type FixResult } from './fix.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
 
+// Families that judge a tenant by its own catalog rows alone skip, in later runs, the
+// tenants they found clean whose fingerprint is unchanged (drift and policies do so
+// themselves, with more in their stamps). The others look at every tenant every time.
 const FAMILIES = [
   registryChecks,
   roleChecks,
-  ownershipChecks,
-  rlsChecks,
+  rememberingClean(ownershipChecks),
+  rememberingClean(rlsChecks),
   policyChecks,
-  grantChecks,
+  rememberingClean(grantChecks),
+  foreignGrantChecks,
   defaultPrivilegeChecks,
   tenantDefaultPrivilegeChecks,
   roleSettingChecks,
   routineChecks,
-  functionChecks,
-  chunkChecks,
+  rememberingClean(functionChecks),
+  rememberingClean(chunkChecks),
   platformChecks,
   driftChecks,
 ];

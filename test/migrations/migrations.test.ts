@@ -6,6 +6,7 @@
  * never overlap.
  */
 import { TENANT_POLICY_EXPRESSION } from '../../src/isolation/checks/policies.ts';
+import { ROLES } from '../../src/db/roles.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { MigrationError } from '../../src/migrations/control-plane.ts';
@@ -279,10 +280,14 @@ describe('drift', () => {
 
   // A run skips tenants whose structure it found clean before and whose catalog rows have
   // not changed since: each kind of change must bring the tenant back under review.
-  it('looks again at a tenant found clean once any part of its structure or policies changes', async () => {
+  it('looks again at a tenant found clean once any part of its structure, policies, grants or code changes', async () => {
     const victim = tenants[6]!;
     const trades = `"${victim.schema}".trades`;
-    const changes: [string, string, string, string][] = [
+    const portfolios = `"${victim.schema}".portfolios`;
+    const [chunk] = await t.su<{ name: string }[]>`
+      select format('%I.%I', chunk_schema, chunk_name) as name
+      from timescaledb_information.chunks where hypertable_schema = ${tenants[0]!.schema} and hypertable_name = 'trades' limit 1`;
+    const changes: [string, string, string, string, SeededTenant?][] = [
       [
         'column type',
         `alter table ${trades} alter column note type varchar(40)`,
@@ -331,15 +336,58 @@ describe('drift', () => {
         `alter policy tenant_isolation on ${trades} using (${TENANT_POLICY_EXPRESSION})`,
         'policy_always_true',
       ],
+      [
+        'table grant',
+        `grant select on ${portfolios} to public`,
+        `revoke select on ${portfolios} from public`,
+        'table_grants',
+      ],
+      [
+        'column grant',
+        `grant update (name) on ${portfolios} to public`,
+        `revoke update (name) on ${portfolios} from public`,
+        'table_grants',
+      ],
+      [
+        'schema grant',
+        `grant create on schema "${victim.schema}" to public`,
+        `revoke create on schema "${victim.schema}" from public`,
+        'schema_grants',
+      ],
+      [
+        'row level security',
+        `alter table ${portfolios} no force row level security`,
+        `alter table ${portfolios} force row level security`,
+        'rls_forced',
+      ],
+      [
+        'owner',
+        `alter table ${portfolios} owner to "${victim.schema}_role"`,
+        `alter table ${portfolios} owner to ${ROLES.owner}`,
+        'ownership',
+      ],
+      [
+        'function',
+        `create function "${victim.schema}".sneaky() returns int language sql security definer as 'select 1'`,
+        `drop function "${victim.schema}".sneaky()`,
+        'security_definer',
+      ],
+      [
+        'chunk grant',
+        `grant select on ${chunk!.name} to public`,
+        `revoke select on ${chunk!.name} from public`,
+        'chunk_grants',
+        tenants[0]!,
+      ],
     ];
-    for (const [what, change, undo, check] of changes) {
+    for (const [what, change, undo, check, tenant = victim] of changes) {
       expect((await validate(t.control)).violations, `before: ${what}`).toEqual([]);
       await t.su.unsafe(change);
       const found = (await validate(t.control)).violations;
       expect(
         found.map((v) => [v.check, v.tenantId]),
         `after: ${what}`,
-      ).toContainEqual([check, victim.id]);
+      ).toContainEqual([check, tenant.id]);
       await t.su.unsafe(undo);
     }
     expect((await validate(t.control)).violations).toEqual([]);

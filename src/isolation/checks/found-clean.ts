@@ -3,18 +3,21 @@
  * tenant's catalog fingerprint, see `catalogFingerprints`, plus whatever else the
  * verdict depended on). A later run in this process skips a tenant whose stamp is
  * unchanged: the catalog rows the verdict was drawn from are the same row versions.
- * Kept for the expensive families only (deparsing expressions), in memory: a restarted
- * service pays for one full run.
+ * In memory: a restarted service pays for one full run.
  *
  * @example
  * const memory = new FoundClean();
  * const judged = memory.toJudge(ctx, tenants, stampOf);
  * ... run the check for `judged` ...
  * memory.record(judged.map((t) => [t.id, stampOf(t)]), violations);
+ *
+ * const rlsRemembering = rememberingClean(rlsChecks); // the same, for a whole family
  */
 import type { Tx } from '../../db/connect.ts';
 import type { Violation } from './catalog.ts';
 import { intactTenants, type CheckContext } from './context.ts';
+
+type Family = (ctx: CheckContext) => Promise<Violation[]>;
 
 export class FoundClean {
   readonly #stamps = new Map<string, string>();
@@ -42,25 +45,53 @@ export class FoundClean {
 }
 
 /**
+ * `family`, looking only at tenants it has not found clean under their current catalog
+ * fingerprint. Only for families whose verdict on a tenant rests on that tenant's
+ * fingerprinted catalog rows alone, and which report each violation under the tenant
+ * whose rows it is about.
+ */
+export function rememberingClean(family: Family): Family {
+  const memory = new FoundClean();
+  const remembering: Family = async (ctx) => {
+    const stamp = (t: { id: string }) => ctx.fingerprints.get(t.id);
+    const judged = memory.toJudge(ctx, ctx.tenants, stamp);
+    const violations = await family({ ...ctx, tenants: judged });
+    memory.record(
+      judged.map((t) => [t.id, stamp(t)]),
+      violations,
+    );
+    return violations;
+  };
+  Object.defineProperty(remembering, 'name', { value: family.name });
+  return remembering;
+}
+
+/**
  * Each intact tenant's catalog fingerprint: a hash of the identity and row version (xmin)
- * of every catalog row the remembering families read for it (its relations, columns,
- * defaults, constraints, indexes, triggers, inheritance, types and policies, and its
- * role's oid), without deparsing anything. DDL that could change what they see writes a
+ * of every catalog row the remembering families read for it (its schema, relations,
+ * columns, defaults, constraints, indexes, triggers, inheritance both ways (chunks
+ * included, wherever they live), types, routines and policies, and its role's oid),
+ * without deparsing anything. DDL or a GRANT that could change what they see writes a
  * new row version (or adds or removes a row); the converse does not hold (VACUUM FREEZE,
- * a hypertable's first chunk) and only costs a full look. Keep it in step with
- * `structureItems` (migrations/structure.ts) and the policy checks.
+ * a hypertable's new chunk) and only costs a full look. Keep it in step with
+ * `structureItems` (migrations/structure.ts) and the remembering families.
  */
 export async function catalogFingerprints(ctx: Pick<CheckContext, 'tx' | 'tenants'>): Promise<Map<string, string>> {
   const tx: Tx = ctx.tx;
   const rows = await tx<{ id: string; fingerprint: string }[]>`
     with s as materialized (${intactTenants(ctx as CheckContext)}),
     rel as materialized (
-      select s.id, c.oid as relid from s join pg_class c on c.relnamespace = s.nsp where c.relkind in ('r', 'p')
+      select s.id, s.nsp, c.oid as relid
+      from s join pg_class c on c.relnamespace = s.nsp where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
     ),
     versions as (
       select s.id, 'o' || s.role_oid as v from s
       union all
+      select s.id, 'n' || n.oid || ':' || n.xmin from s join pg_namespace n on n.oid = s.nsp
+      union all
       select s.id, 'r' || c.oid || ':' || c.xmin from s join pg_class c on c.relnamespace = s.nsp
+      union all
+      select s.id, 'f' || p.oid || ':' || p.xmin from s join pg_proc p on p.pronamespace = s.nsp
       union all
       select s.id, 't' || y.oid || ':' || y.xmin from s join pg_type y on y.typnamespace = s.nsp
       union all
@@ -75,6 +106,11 @@ export async function catalogFingerprints(ctx: Pick<CheckContext, 'tx' | 'tenant
       select rel.id, 'g' || g.oid || ':' || g.xmin from rel join pg_trigger g on g.tgrelid = rel.relid
       union all
       select rel.id, 'h' || h.inhrelid || ':' || h.xmin from rel join pg_inherits h on h.inhrelid = rel.relid
+      union all
+      -- Chunks kept outside the tenant's schema (those inside are relations above).
+      select rel.id, 'k' || k.oid || ':' || k.xmin || ':' || h.xmin
+      from rel join pg_inherits h on h.inhparent = rel.relid join pg_class k on k.oid = h.inhrelid
+      where k.relnamespace <> rel.nsp
       union all
       select rel.id, 'p' || p.oid || ':' || p.xmin from rel join pg_policy p on p.polrelid = rel.relid
     )

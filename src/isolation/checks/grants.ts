@@ -5,8 +5,9 @@
  * is NULL (EXECUTE on functions, USAGE on types). One violation per object and grantee.
  *
  * A hypertable's grants to other roles are reported as chunk_rls_bypass instead: they
- * reach its chunks, where RLS does not apply. And the other way round (foreign_grants):
- * a tenant role holds privileges in its own schema only.
+ * reach its chunks, where RLS does not apply. And the other way round
+ * (`foreignGrantChecks`, foreign_grants): a tenant role holds privileges in its own
+ * schema only.
  *
  * @example
  * const violations = await grantChecks(ctx);
@@ -100,10 +101,17 @@ export async function grantChecks(ctx: CheckContext): Promise<Violation[]> {
            true as autofix
     from found f`;
 
-  // The other way round: every privilege a tenant role holds in this database
-  // (pg_shdepend), wherever it is. A chunk belongs where its hypertable does; what lies
-  // in a tenant's schema is that tenant's grant checks' to report.
-  const foreign = tx<Violation[]>`
+  return (await Promise.all([schemas, relations, functions, types])).flat();
+}
+
+/**
+ * The other way round: every privilege a tenant role holds in this database
+ * (pg_shdepend), wherever it is. A chunk belongs where its hypertable does; what lies in
+ * a tenant's schema is that tenant's grant checks' to report.
+ */
+export async function foreignGrantChecks(ctx: CheckContext): Promise<Violation[]> {
+  const { tx } = ctx;
+  return tx<Violation[]>`
     with t as materialized (${intactTenants(ctx)}),
     db as materialized (select oid from pg_database where datname = current_database()),
     held as (
@@ -134,6 +142,4 @@ export async function grantChecks(ctx: CheckContext): Promise<Violation[]> {
     from held h
     -- Default privileges naming a tenant role outside its schema are tenant_default_privileges' to report (with a repair).
     where (h.home is null or h.home not in (select nsp from t)) and h.classid <> 'pg_default_acl'::regclass`;
-
-  return (await Promise.all([schemas, relations, functions, types, foreign])).flat();
 }
