@@ -148,8 +148,8 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       maxLifetimeSeconds,
     });
     pools.push(...app.pools);
-    await Promise.all(app.pools.map((lane, i) => assertReachable(lane, app.urls[i]!)));
-    for (const lane of app.pools) {
+    await Promise.all(app.lanes.map((lane, i) => assertReachable(lane.seats[0]!, app.urls[i]!)));
+    for (const lane of app.lanes) {
       limitTenants(lane, {
         perTenant: config.tenantConcurrency,
         queue: config.tenantQueue,

@@ -1,9 +1,10 @@
 /**
  * `withTenant`: the only way tenant data is touched. One transaction on the tenant's
- * runtime lane (db/runtime-lanes.ts) that first sets, transaction-scoped (SET LOCAL),
- * the tenant role, search_path, `app.current_tenant_id`, a statement timeout and a lock
- * timeout. Everything reverts at COMMIT or ROLLBACK, so the connection never carries one
- * tenant's context to the next request. A pool given limits with `limitTenants` also caps how many of its connections
+ * runtime lane (db/runtime-lanes.ts: its home connection there when free) that first
+ * sets, transaction-scoped (SET LOCAL), the tenant role, search_path,
+ * `app.current_tenant_id`, a statement timeout and a lock timeout. Everything reverts at
+ * COMMIT or ROLLBACK, so the connection never carries one tenant's context to the next
+ * request. A lane given limits with `limitTenants` also caps how many of its connections
  * one tenant holds at once (see tenant-gate.ts), and how long a request waits on a lock
  * (a tenant can lock its own tables from its direct login).
  *
@@ -21,7 +22,7 @@
 import type { ReservedSql } from 'postgres';
 import { assertTenantRoleName, assertTenantSchemaName } from './names.ts';
 import type { Sql } from './connect.ts';
-import { RuntimeLanes } from './runtime-lanes.ts';
+import { Lane, type LaneConnection, RuntimeLanes } from './runtime-lanes.ts';
 import { EXTENSIONS_SCHEMA } from './roles.ts';
 import { TenantGate, type TenantGateOptions } from './tenant-gate.ts';
 import { SQLSTATE } from './sqlstate.ts';
@@ -41,14 +42,14 @@ export class TenantAccessError extends Error {
 }
 
 type PoolLimits = { gate: TenantGate; lockTimeoutMs: number };
-const limits = new WeakMap<Sql, PoolLimits>();
+const limits = new WeakMap<Lane | Sql, PoolLimits>();
 /** Used for pools no limits were given to (tests, tools). */
 const DEFAULT_LOCK_TIMEOUT_MS = 1_000;
 
-/** Gives a runtime pool its per-tenant connection cap and request lock timeout. */
-export function limitTenants(sql: Sql, options: TenantGateOptions & { lockTimeoutMs: number }): TenantGate {
+/** Gives a runtime lane (or pool) its per-tenant connection cap and request lock timeout. */
+export function limitTenants(lane: Lane | Sql, options: TenantGateOptions & { lockTimeoutMs: number }): TenantGate {
   const gate = new TenantGate(options);
-  limits.set(sql, { gate, lockTimeoutMs: options.lockTimeoutMs });
+  limits.set(lane, { gate, lockTimeoutMs: options.lockTimeoutMs });
   return gate;
 }
 
@@ -66,20 +67,21 @@ export async function withTenant<T>(
   } = {},
 ): Promise<T> {
   // Built (and its values validated) before a connection is taken.
-  const sql = runtime instanceof RuntimeLanes ? runtime.forTenant(assertTenantRoleName(tenant.role)) : runtime;
-  const limit = limits.get(sql);
+  const lane = runtime instanceof RuntimeLanes ? runtime.laneOf(assertTenantRoleName(tenant.role)) : runtime;
+  const limit = limits.get(lane);
   const context = contextStatements(tenant, options, limit?.lockTimeoutMs);
   const leave = limit ? await limit.gate.enter(tenant.id) : () => {};
-  let conn: TenantSql;
+  let taken: LaneConnection;
   try {
-    conn = (await sql.reserve()) as TenantSql;
+    taken = lane instanceof Lane ? await lane.reserve(tenant.role) : await reservePool(lane);
   } catch (err) {
     leave();
     throw err;
   }
+  const conn = taken.conn as TenantSql;
   // The tenant's slot is held exactly as long as its connection.
   const release = () => {
-    conn.release();
+    taken.release();
     leave();
   };
   const begin = conn.unsafe(context).execute();
@@ -103,6 +105,7 @@ export async function withTenant<T>(
   }
   const commit = conn`commit`.execute();
   if (options.readOnly) {
+    taken.ending();
     commit.then(release, release);
     return result;
   }
@@ -112,6 +115,11 @@ export async function withTenant<T>(
     release();
   }
   return result;
+}
+
+async function reservePool(sql: Sql): Promise<LaneConnection> {
+  const conn = await sql.reserve();
+  return { conn, release: () => conn.release(), ending: () => {} };
 }
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -658,13 +658,15 @@ describe('the shared pool under interleaved tenants', () => {
       expect(ids.length).toBe(owned.get(tenant.id)!.size);
     }
     // After all that, no pooled connection of any lane carries a tenant context.
-    for (const [lane, pool] of t.app.pools.entries()) {
-      const leftover =
-        await pool`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
-      expect(leftover[0]).toMatchObject({
-        role: runtimeRole(lane),
-        tenant: expect.toSatisfy((v: string | null) => !v),
-      });
+    for (const [lane, { seats }] of t.app.lanes.entries()) {
+      for (const seat of seats) {
+        const leftover =
+          await seat`select current_user as role, current_setting('app.current_tenant_id', true) as tenant, current_setting('search_path') as path`;
+        expect(leftover[0]).toMatchObject({
+          role: runtimeRole(lane),
+          tenant: expect.toSatisfy((v: string | null) => !v),
+        });
+      }
     }
   });
 });
