@@ -1,10 +1,10 @@
 /**
  * The service's runtime connections: one lane per runtime role (db/roles.ts), each lane
  * a few connections ("seats"), each seat its own pool of one. A lane's role can act only
- * as the tenants of that lane. Within its lane a tenant has a home seat, taken whenever
- * it is free; when it is busy, a free seat of the lane serves instead. So each backend
- * opens the tables (and fills its catalog caches with them) of about 1/(lanes x seats)
- * of the tenants, while one busy tenant can still use its whole lane.
+ * as the tenants of that lane. Within its lane a tenant has a home seat, which its
+ * requests wait for briefly when it is busy before taking another. So each backend opens
+ * the tables (and fills its catalog caches with them) of about 1/(lanes x seats) of the
+ * tenants, while one busy tenant can still use its whole lane.
  *
  * @example
  * const lanes = openRuntimeLanes(appUrl, password, { connections: 3, name: 'app' });
@@ -17,57 +17,115 @@ import { RUNTIME_ROLES } from './roles.ts';
 
 /**
  * A connection taken from a lane: give it back with `release` (not the connection's own).
- * `ending` says its last statement (a COMMIT) is sent, so it will be free within a
- * round trip: the tenant's next request may wait for it rather than go elsewhere.
+ * `ending` says only its COMMIT is left (a read-only request answers before that
+ * completes): the tenant no longer counts as busy, so its next request waits for this
+ * seat, its home, instead of taking another backend.
  */
 export type LaneConnection = { conn: ReservedSql; release: () => void; ending: () => void };
 
-export class Lane {
-  /** Connections taken from each seat and not yet released (a seat has one; the rest wait for it). */
-  readonly #taken: number[];
-  /** Of those, the ones whose last statement is sent. */
-  readonly #ending: number[];
+/**
+ * How long a request waits for its busy home seat before it takes any free seat of the
+ * lane: about what a first touch of a tenant's table costs a backend (1-2.5 ms more than
+ * a warm one), so a short wait is the cheaper, while a long query at home never holds
+ * another tenant's request back for longer than this.
+ */
+const HOME_WAIT_MS = 5;
 
-  constructor(readonly seats: readonly Sql[]) {
-    this.#taken = seats.map(() => 0);
-    this.#ending = seats.map(() => 0);
+type Waiter = { home: number; spill: boolean; grant: (seat: number) => void; timer?: NodeJS.Timeout };
+
+export class Lane {
+  /** Seats held by a request; a held seat is handed straight to the next waiter for it. */
+  readonly #busy: boolean[];
+  readonly #waiting: Waiter[] = [];
+  /** Seats each tenant holds in this lane now. */
+  readonly #holding = new Map<string, number>();
+
+  constructor(
+    readonly seats: readonly Sql[],
+    readonly homeWaitMs = HOME_WAIT_MS,
+  ) {
+    this.#busy = seats.map(() => false);
   }
 
   /**
-   * A connection for the tenant: its home seat when it is free or only finishing a
-   * transaction (a read-only request hands its answer back before its COMMIT completes,
-   * and the same tenant's next request must not lose its backend for that), else a free
-   * seat of the lane, else it waits for its home seat.
+   * A connection for the tenant: its home seat, waiting for it up to `homeWaitMs`, then
+   * whichever seat of the lane frees first. A tenant that already holds a seat here (a
+   * busy tenant) takes any free seat at once, so it can use its whole lane.
    */
   async reserve(tenantName: string): Promise<LaneConnection> {
-    const home = homeSeat(tenantName, this.seats.length);
-    const free = this.#taken[home] === this.#ending[home] ? home : this.#taken.indexOf(0);
-    const seat = free === -1 ? home : free;
-    this.#taken[seat]!++;
+    const seat = await this.#seatFor(tenantName);
+    this.#holding.set(tenantName, (this.#holding.get(tenantName) ?? 0) + 1);
+    let holding = true;
+    let released = false;
+    const ending = () => {
+      if (!holding) return;
+      holding = false;
+      const held = this.#holding.get(tenantName)! - 1;
+      if (held === 0) this.#holding.delete(tenantName);
+      else this.#holding.set(tenantName, held);
+    };
+    const leave = () => {
+      if (released) return;
+      released = true;
+      ending();
+      this.#free(seat);
+    };
     let conn: ReservedSql;
     try {
       conn = await this.seats[seat]!.reserve();
     } catch (err) {
-      this.#taken[seat]!--;
+      leave();
       throw err;
     }
-    let ending = false;
-    let released = false;
     return {
       conn,
-      ending: () => {
-        if (ending || released) return;
-        ending = true;
-        this.#ending[seat]!++;
-      },
+      ending,
       release: () => {
-        if (released) return;
-        released = true;
-        this.#taken[seat]!--;
-        if (ending) this.#ending[seat]!--;
-        conn.release();
+        // The connection goes back to its seat's pool before the seat goes to a waiter.
+        if (!released) conn.release();
+        leave();
       },
     };
+  }
+
+  #seatFor(tenantName: string): number | Promise<number> {
+    const home = homeSeat(tenantName, this.seats.length);
+    if (!this.#busy[home]) return this.#take(home);
+    const busyTenant = this.#holding.has(tenantName);
+    if (busyTenant) {
+      const free = this.#busy.indexOf(false);
+      if (free !== -1) return this.#take(free);
+    }
+    return new Promise((resolve) => {
+      const waiter: Waiter = { home, spill: busyTenant, grant: resolve };
+      this.#waiting.push(waiter);
+      if (busyTenant) return;
+      waiter.timer = setTimeout(() => {
+        waiter.spill = true;
+        const free = this.#busy.indexOf(false);
+        if (free === -1) return; // the first seat released goes to it
+        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+        waiter.grant(this.#take(free));
+      }, this.homeWaitMs);
+    });
+  }
+
+  #take(seat: number): number {
+    this.#busy[seat] = true;
+    return seat;
+  }
+
+  /** A released seat goes to the first request waiting for it as home, else to the first one that may go anywhere. */
+  #free(seat: number): void {
+    let next = this.#waiting.findIndex((w) => w.home === seat);
+    if (next === -1) next = this.#waiting.findIndex((w) => w.spill);
+    if (next === -1) {
+      this.#busy[seat] = false;
+      return;
+    }
+    const [waiter] = this.#waiting.splice(next, 1);
+    clearTimeout(waiter!.timer);
+    waiter!.grant(seat);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * `withTenant`: the only way tenant data is touched. One transaction on the tenant's
- * runtime lane (db/runtime-lanes.ts: its home connection there when free) that first
+ * runtime lane (db/runtime-lanes.ts: its home connection there, as a rule) that first
  * sets, transaction-scoped (SET LOCAL), the tenant role, search_path,
  * `app.current_tenant_id`, a statement timeout and a lock timeout. Everything reverts at
  * COMMIT or ROLLBACK, so the connection never carries one tenant's context to the next

@@ -52,24 +52,43 @@ describe('seats within a lane', () => {
     expect(await pidsOf(named(1, 7))).toEqual(homes[1]);
   });
 
-  it('sends a request whose home seat is busy to a free seat at once, and waits for its home when every seat is busy', async () => {
-    const held = await lane.reserve(named(0));
-    const heldPid = await pidOf(held);
-    const spilled = await lane.reserve(named(0, 1));
-    expect(await pidOf(spilled)).not.toBe(heldPid);
-    const third = await lane.reserve(named(0, 2));
-    // Every seat is taken now: the next request waits for its home seat.
+  it('waits briefly for a busy home seat: gets it when it frees in time, else the first free seat', async () => {
+    const patient = new Lane(seats, 300);
+    const held = await patient.reserve(named(0));
+    const home = await pidOf(held);
+    // Freed within the wait: the request gets its home.
+    const waiting = patient.reserve(named(0, 1));
+    setTimeout(() => held.release(), 50);
+    const served = await waiting;
+    expect(await pidOf(served)).toBe(home);
+    // Not freed: after the wait, another seat.
+    const started = performance.now();
+    const spilled = await patient.reserve(named(0, 2));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(await pidOf(spilled)).not.toBe(home);
+    for (const taken of [served, spilled]) taken.release();
+  });
+
+  it('lets a tenant that already holds a seat take a free one at once, and makes everyone wait when all are busy', async () => {
+    const patient = new Lane(seats, 10_000);
+    const first = await patient.reserve(named(0));
+    const started = performance.now();
+    const second = await patient.reserve(named(0));
+    const third = await patient.reserve(named(0));
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(new Set(await Promise.all([first, second, third].map(pidOf))).size).toBe(3);
+    // Every seat is taken: the next request, even of that tenant, waits for one to free.
     let answered = false;
-    const waiting = lane.reserve(named(0, 3)).then((taken) => {
+    const waiting = patient.reserve(named(0)).then((taken) => {
       answered = true;
       return taken;
     });
     await new Promise((r) => setTimeout(r, 100));
     expect(answered).toBe(false);
-    held.release();
-    const served = await waiting;
-    expect(await pidOf(served)).toBe(heldPid);
-    for (const taken of [spilled, third, served]) taken.release();
+    const freed = await pidOf(second);
+    second.release();
+    expect(await pidOf(await waiting)).toBe(freed);
+    for (const taken of [first, third, await waiting]) taken.release();
   });
 
   it('serves one tenant through withTenant on one backend while its requests come one after another', async () => {
