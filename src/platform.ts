@@ -175,6 +175,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     pools.push(refillSql);
     const warmPool = new WarmPool({ sql: refillSql, provisioner, log, size: config.warmPool });
     const keys = new ApiKeyService(control, tenants);
+    const accessWatch = keys.watchAccess();
     const where = new URL(appUrl);
     const credentials = new CredentialService(control, tenants, {
       host: where.hostname,
@@ -249,6 +250,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         // Jobs get a few seconds to finish their run; a run still waiting then (a query
         // the database never answers) is ended with the pools, which reject its queries.
         backupScheduler?.stop();
+        accessWatch.stop();
         const jobs = Promise.all([
           availability.stop(),
           sweeper?.stop(),

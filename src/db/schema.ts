@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   check,
   doublePrecision,
   index,
@@ -186,6 +187,20 @@ export const apiKeys = platform.table(
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
   },
   (t) => [uniqueIndex('api_keys_key_hash_key').on(t.keyHash), index('api_keys_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/**
+ * One row, bumped in the same transaction as every change to what a tenant's API key
+ * answers (suspension, deletion, purge, a plan change, a key revoked): each instance
+ * reads it a few times a second to drop its key cache (tenants/access-watch.ts).
+ */
+export const accessVersion = platform.table(
+  'access_version',
+  {
+    id: boolean('id').primaryKey().default(true),
+    version: bigint('version', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [check('access_version_one_row', sql`${t.id}`)],
 );
 
 /** Direct database logins (one per tenant), for the tenant's own tools. */

@@ -17,6 +17,7 @@ import type { apiKeys } from '../db/schema.ts';
 import { isUuid } from '../ids.ts';
 import { PLANS, type PlanName } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
+import { AccessWatch, bumpAccessVersion } from './access-watch.ts';
 
 export type ApiKeyView = {
   id: string;
@@ -29,18 +30,30 @@ export type ApiKeyView = {
 const KEY_PATTERN = /^tf_[A-Za-z0-9_-]{40}$/;
 /** Well inside the promised "revocation takes effect within one second". */
 export const KEY_CACHE_TTL_MS = 500;
+/** While the access version (access-watch.ts) confirms it: nothing that changes a key's answer happened since. */
+export const KEY_CACHE_CONFIRMED_TTL_MS = 60_000;
+/** How recent the access version's last read must be for the longer lifetime to hold. */
+const CONFIRMED_WITHIN_MS = 1_000;
 const KEY_CACHE_MAX = 10_000;
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
 
 export class ApiKeyService {
-  /** key hash -> the tenant, or the error to answer, until `expires`. */
-  readonly #cache = new Map<string, { answer: TenantContext | AppError; expires: number }>();
+  /** key hash -> the tenant, or the error to answer, as read at `at` with access version `version`. */
+  readonly #cache = new Map<string, { answer: TenantContext | AppError; at: number; version: string }>();
+  readonly #watch: AccessWatch;
 
   constructor(
     private readonly sql: Sql,
     private readonly tenants: TenantService,
   ) {
     tenants.onAccessChange(() => this.#cache.clear());
+    this.#watch = new AccessWatch(sql);
+  }
+
+  /** Reads the access version in the background, so cached keys can live longer (see access-watch.ts). */
+  watchAccess(): { stop: () => void } {
+    this.#watch.start();
+    return { stop: () => this.#watch.stop() };
   }
 
   async issue(idOrSlug: string, options: { name?: string }, who: Actor): Promise<ApiKeyView & { key: string }> {
@@ -78,15 +91,19 @@ export class ApiKeyService {
 
   async revoke(idOrSlug: string, keyId: string, who: Actor): Promise<void> {
     const tenant = await this.tenants.get(idOrSlug);
-    const [row] = await this.sql`
-      with k as (
-        update platform.api_keys set revoked_at = coalesce(revoked_at, now())
-        where id = ${isUuid(keyId) ? keyId : null} and tenant_id = ${tenant.id} returning id
-      ), a as (
-        insert into platform.audit_log (actor, action, tenant_id, outcome, request_id, detail)
-        select ${who.actor}, 'api_key.revoke', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id) from k
-      )
-      select id from k`;
+    const row = await this.sql.begin(async (tx) => {
+      const [revoked] = await tx`
+        with k as (
+          update platform.api_keys set revoked_at = coalesce(revoked_at, now())
+          where id = ${isUuid(keyId) ? keyId : null} and tenant_id = ${tenant.id} returning id
+        ), a as (
+          insert into platform.audit_log (actor, action, tenant_id, outcome, request_id, detail)
+          select ${who.actor}, 'api_key.revoke', ${tenant.id}, 'succeeded', ${who.requestId ?? null}, jsonb_build_object('keyId', id) from k
+        )
+        select id from k`;
+      if (revoked) await bumpAccessVersion(tx);
+      return revoked;
+    });
     if (!row) throw notFound('api_key', keyId);
     this.#cache.clear();
   }
@@ -95,10 +112,10 @@ export class ApiKeyService {
   async authenticate(key: string): Promise<TenantContext> {
     if (!KEY_PATTERN.test(key)) throw invalidKey();
     const keyHash = hash(key);
-    const now = Date.now();
     let cached = this.#cache.get(keyHash);
-    if (!cached || cached.expires <= now) {
-      cached = { answer: await this.#lookup(keyHash), expires: now + KEY_CACHE_TTL_MS };
+    if (!cached || !this.#fresh(cached)) {
+      const at = Date.now();
+      cached = { ...(await this.#lookup(keyHash)), at };
       if (this.#cache.size >= KEY_CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
       this.#cache.set(keyHash, cached);
     }
@@ -106,32 +123,51 @@ export class ApiKeyService {
     return cached.answer;
   }
 
-  async #lookup(keyHash: string): Promise<TenantContext | AppError> {
-    const [row] = await this.sql<
-      { id: string; schema_name: string; role_name: string; status: string; plan: PlanName }[]
-    >`
-      select t.id, t.schema_name, t.role_name, t.status, t.plan
-      from platform.api_keys k join platform.tenants t on t.id = k.tenant_id
-      where k.key_hash = ${keyHash} and k.revoked_at is null`;
-    if (!row) return invalidKey();
-    if (row.status === 'suspended')
-      return new AppError(
-        403,
-        'tenant_suspended',
-        'Tenant suspended',
-        'this tenant is suspended; contact the platform operator',
-      );
-    if (row.status !== 'active')
-      return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
-    const plan = PLANS[row.plan];
-    return {
-      id: row.id,
-      schema: row.schema_name,
-      role: row.role_name,
-      statementTimeoutMs: plan.statementTimeoutMs,
-      chunkQuota: plan.chunkQuota,
-    };
+  #fresh(entry: { at: number; version: string }): boolean {
+    const age = Date.now() - entry.at;
+    if (age < KEY_CACHE_TTL_MS) return true;
+    // Read with the version last seen, which was read within the second: nothing changed since.
+    return (
+      age < KEY_CACHE_CONFIRMED_TTL_MS &&
+      entry.version === this.#watch.version &&
+      this.#watch.confirmedWithin(CONFIRMED_WITHIN_MS)
+    );
   }
+
+  /** The key's answer, with the access version read in the same statement (one snapshot). */
+  async #lookup(keyHash: string): Promise<{ answer: TenantContext | AppError; version: string }> {
+    const [row] = await this.sql<
+      { version: string; id: string | null; schema_name: string; role_name: string; status: string; plan: PlanName }[]
+    >`
+      select a.version::text as version, t.id, t.schema_name, t.role_name, t.status, t.plan
+      from platform.access_version a
+      left join platform.api_keys k on k.key_hash = ${keyHash} and k.revoked_at is null
+      left join platform.tenants t on t.id = k.tenant_id`;
+    return { answer: answerFor(row), version: row?.version ?? 'none' };
+  }
+}
+
+function answerFor(
+  row: { id: string | null; schema_name: string; role_name: string; status: string; plan: PlanName } | undefined,
+): TenantContext | AppError {
+  if (!row?.id) return invalidKey();
+  if (row.status === 'suspended')
+    return new AppError(
+      403,
+      'tenant_suspended',
+      'Tenant suspended',
+      'this tenant is suspended; contact the platform operator',
+    );
+  if (row.status !== 'active')
+    return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
+  const plan = PLANS[row.plan];
+  return {
+    id: row.id,
+    schema: row.schema_name,
+    role: row.role_name,
+    statementTimeoutMs: plan.statementTimeoutMs,
+    chunkQuota: plan.chunkQuota,
+  };
 }
 
 const invalidKey = () =>

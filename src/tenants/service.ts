@@ -21,6 +21,7 @@ import type { TenantStatus, tenants } from '../db/schema.ts';
 import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './schemas.ts';
 import { SQLSTATE } from '../db/sqlstate.ts';
 import { claimPooled } from './warm-pool.ts';
+import { bumpAccessVersion } from './access-watch.ts';
 
 export type Tenant = {
   id: string;
@@ -303,6 +304,9 @@ export class TenantService {
         if (patch.plan && patch.plan !== current.plan) {
           await provisioner.repinLogin(tx, { id: current.id, schema: current.schema_name, plan: patch.plan });
         }
+        // What the tenant's keys answer changes with its status and its plan's limits.
+        if ((patch.status && patch.status !== current.status) || (patch.plan && patch.plan !== current.plan))
+          await bumpAccessVersion(tx);
         const [updated] = await tx<TenantRow[]>`
           update platform.tenants set
             name = ${patch.name ?? current.name}, plan = ${patch.plan ?? current.plan},
@@ -340,6 +344,7 @@ export class TenantService {
         if (current.status === 'deleted') return current;
         if (current.status === 'active')
           await provisioner.setAccess(tx, { schema: current.schema_name, role: current.role_name }, false);
+        await bumpAccessVersion(tx);
         const [deleted] = await tx<TenantRow[]>`
           update platform.tenants set status = 'deleted', deleted_at = now(), updated_at = now(),
             purge_after = now() + ${`${deletedRetentionMs} milliseconds`}::interval
@@ -357,6 +362,7 @@ export class TenantService {
 
   async #purge(tx: Tx, current: TenantRow, who: Actor, started: number): Promise<TenantRow> {
     await this.deps.provisioner.drop(tx, { schema: current.schema_name, role: current.role_name });
+    await bumpAccessVersion(tx);
     const [purged] = await tx<TenantRow[]>`
       update platform.tenants set status = 'purged', deleted_at = coalesce(deleted_at, now()), purge_after = null, updated_at = now()
       where id = ${current.id} returning *`;
