@@ -192,7 +192,8 @@ export const apiKeys = platform.table(
 /**
  * One row, bumped in the same transaction as every change to what a tenant's API key
  * answers (suspension, deletion, purge, a plan change, a key revoked): each instance
- * reads it a few times a second to drop its key cache (tenants/access-watch.ts).
+ * reads it a few times a second to know which cached key answers still hold
+ * (tenants/access-watch.ts).
  */
 export const accessVersion = platform.table(
   'access_version',

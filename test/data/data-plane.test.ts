@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validate } from '../../src/isolation/validator.ts';
 import { runtimeRole } from '../../src/db/roles.ts';
+import { openPool } from '../../src/db/connect.ts';
+import { freePort } from '../../src/runtime/local-cluster.ts';
+import { AccessWatch } from '../../src/tenants/access-watch.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { tenantClient, vector, type TenantClient } from '../support/tenant-client.ts';
 
@@ -68,6 +71,25 @@ describe('tenant authentication', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await t.http('/v1/portfolios', { token: issued.key })).status).toBe(401);
     expect(performance.now() - revokedAt).toBeLessThan(1_500);
+  });
+
+  it('confirms cached key answers only while it can read the access version (else they live 0.5 s)', async () => {
+    const reachable = new AccessWatch(t.control);
+    await reachable.read();
+    expect(reachable.confirmedWithin(1_000)).toBe(true);
+    expect(reachable.version).toMatch(/^\d+$/);
+    // Nothing listens on a fresh free port: every read fails, and nothing is confirmed.
+    const url = new URL(t.db.url);
+    url.port = String(await freePort());
+    const down = openPool(url.toString(), { max: 1, name: 'access-watch-down' });
+    try {
+      const unreachable = new AccessWatch(down);
+      await unreachable.read();
+      expect(unreachable.confirmedWithin(1_000)).toBe(false);
+      expect(unreachable.version).toBeUndefined();
+    } finally {
+      await down.end({ timeout: 1 });
+    }
   });
 
   it('answers 403 for a suspended tenant at once, and serves it again when reactivated', async () => {

@@ -52,7 +52,7 @@ export class FoundClean {
  */
 export function rememberingClean(family: Family): Family {
   const memory = new FoundClean();
-  const remembering: Family = async (ctx) => {
+  return async (ctx) => {
     const stamp = (t: { id: string }) => ctx.fingerprints.get(t.id);
     const judged = memory.toJudge(ctx, ctx.tenants, stamp);
     const violations = await family({ ...ctx, tenants: judged });
@@ -62,8 +62,6 @@ export function rememberingClean(family: Family): Family {
     );
     return violations;
   };
-  Object.defineProperty(remembering, 'name', { value: family.name });
-  return remembering;
 }
 
 /**
