@@ -18,8 +18,9 @@ import { RUNTIME_ROLES } from './roles.ts';
 /**
  * A connection taken from a lane: give it back with `release` (not the connection's own).
  * `ending` says only its COMMIT is left (a read-only request answers before that
- * completes): the tenant no longer counts as busy, so its next request waits for this
- * seat, its home, instead of taking another backend.
+ * completes): the tenant no longer counts as busy, and requests waiting for this seat as
+ * their home wait for that COMMIT however long it takes, instead of taking another
+ * backend after `homeWaitMs`.
  */
 export type LaneConnection = { conn: ReservedSql; release: () => void; ending: () => void };
 
@@ -36,6 +37,8 @@ type Waiter = { home: number; spill: boolean; grant: (seat: number) => void; tim
 export class Lane {
   /** Seats held by a request; a held seat is handed straight to the next waiter for it. */
   readonly #busy: boolean[];
+  /** Seats whose request has only its COMMIT left. */
+  readonly #ending: boolean[];
   readonly #waiting: Waiter[] = [];
   /** Seats each tenant holds in this lane now. */
   readonly #holding = new Map<string, number>();
@@ -45,6 +48,7 @@ export class Lane {
     readonly homeWaitMs = HOME_WAIT_MS,
   ) {
     this.#busy = seats.map(() => false);
+    this.#ending = seats.map(() => false);
   }
 
   /**
@@ -60,6 +64,7 @@ export class Lane {
     const ending = () => {
       if (!holding) return;
       holding = false;
+      if (!released) this.#ending[seat] = true;
       const held = this.#holding.get(tenantName)! - 1;
       if (held === 0) this.#holding.delete(tenantName);
       else this.#holding.set(tenantName, held);
@@ -101,6 +106,8 @@ export class Lane {
       this.#waiting.push(waiter);
       if (busyTenant) return;
       waiter.timer = setTimeout(() => {
+        // A home seat that only awaits a COMMIT is about to be free: a round trip, however slow the server is now.
+        if (this.#ending[home]) return;
         waiter.spill = true;
         const free = this.#busy.indexOf(false);
         if (free === -1) return; // the first seat released goes to it
@@ -117,6 +124,7 @@ export class Lane {
 
   /** A released seat goes to the first request waiting for it as home, else to the first one that may go anywhere. */
   #free(seat: number): void {
+    this.#ending[seat] = false;
     let next = this.#waiting.findIndex((w) => w.home === seat);
     if (next === -1) next = this.#waiting.findIndex((w) => w.spill);
     if (next === -1) {
