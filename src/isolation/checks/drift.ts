@@ -8,8 +8,9 @@
  *
  * Deparsing every tenant's structure is most of a whole run's cost (about 1 ms a tenant).
  * A tenant found clean is remembered with its catalog fingerprint (row versions, see
- * found-clean.ts); later runs in this process look again only at tenants whose
- * fingerprint changed. Anything that could change an item changes the fingerprint.
+ * found-clean.ts `rememberingClean`); later runs in this process look again only at
+ * tenants whose fingerprint changed. Anything that could change an item changes the
+ * fingerprint.
  *
  * @example
  * const violations = await driftChecks(ctx);
@@ -18,25 +19,25 @@ import { createHash } from 'node:crypto';
 import { structureItems } from '../../migrations/structure.ts';
 import type { Violation } from './catalog.ts';
 import { intactTenants, type CheckContext } from './context.ts';
-import { FoundClean } from './found-clean.ts';
+import { rememberingClean } from './found-clean.ts';
 
-const memory = new FoundClean();
+/**
+ * Judged: tenants at a version with a structure snapshot, whose tables nobody holds
+ * locked (deparsing an expression locks its table: such a tenant is named as not
+ * checked, never waited on). What a tenant was compared with is part of the stamp.
+ */
+export const driftChecks = rememberingClean(compareStructures, {
+  judges: (ctx, t) => !!t.version && ctx.structures.has(t.version) && !ctx.locked.has(t.id),
+  alsoStamp: ({ structures }) => {
+    const expectedHash = new Map(
+      [...structures].map(([v, items]) => [v, createHash('sha256').update(items.join('\n')).digest('hex')]),
+    );
+    return (t) => expectedHash.get(t.version!)!;
+  },
+});
 
-export async function driftChecks(all: CheckContext): Promise<Violation[]> {
-  const { tx, structures } = all;
-  // Deparsing an expression locks its table: a tenant holding its own table locked is
-  // skipped here (the validator names it as not checked), never waited on.
-  const candidates = all.tenants.filter((t) => t.version && structures.has(t.version) && !all.locked.has(t.id));
-  // What a tenant was compared with is part of the verdict too.
-  const expectedHash = new Map(
-    [...structures].map(([v, items]) => [v, createHash('sha256').update(items.join('\n')).digest('hex')]),
-  );
-  const stamp = (t: { id: string; version?: string }) => {
-    const fingerprint = all.fingerprints.get(t.id);
-    return fingerprint && `${expectedHash.get(t.version!)} ${fingerprint}`;
-  };
-  const judged = memory.toJudge(all, candidates, stamp);
-  const ctx = { ...all, tenants: judged };
+async function compareStructures(ctx: CheckContext): Promise<Violation[]> {
+  const { tx, structures, tenants: judged } = ctx;
   if (judged.length === 0) return [];
   const versions = [...structures.keys()];
   const expectedVersions = versions.flatMap((v) => structures.get(v)!.map(() => v));
@@ -90,9 +91,5 @@ export async function driftChecks(all: CheckContext): Promise<Violation[]> {
       autofix: false,
     };
   });
-  memory.record(
-    judged.map((t) => [t.id, stamp(t)]),
-    violations,
-  );
   return violations;
 }

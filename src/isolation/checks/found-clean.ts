@@ -6,20 +6,16 @@
  * In memory: a restarted service pays for one full run.
  *
  * @example
- * const memory = new FoundClean();
- * const judged = memory.toJudge(ctx, tenants, stampOf);
- * ... run the check for `judged` ...
- * memory.record(judged.map((t) => [t.id, stampOf(t)]), violations);
- *
- * const rlsRemembering = rememberingClean(rlsChecks); // the same, for a whole family
+ * const rls = rememberingClean(rlsChecks);
+ * const violations = await rls(ctx);   // later runs look only at tenants whose catalog changed
  */
 import type { Tx } from '../../db/connect.ts';
 import type { Violation } from './catalog.ts';
-import { intactTenants, type CheckContext } from './context.ts';
+import { intactTenants, type CheckContext, type RegistryTenant } from './context.ts';
 
 type Family = (ctx: CheckContext) => Promise<Violation[]>;
 
-export class FoundClean {
+class FoundClean {
   readonly #stamps = new Map<string, string>();
 
   /**
@@ -45,16 +41,29 @@ export class FoundClean {
 }
 
 /**
- * `family`, looking only at tenants it has not found clean under their current catalog
- * fingerprint. Only for families whose verdict on a tenant rests on that tenant's
- * fingerprinted catalog rows alone, and which report each violation under the tenant
- * whose rows it is about.
+ * `family`, looking only at tenants it has not found clean under their current stamp:
+ * their catalog fingerprint, plus `alsoStamp` (whatever else the verdict depends on,
+ * computed once per run). `judges` picks the tenants the family looks at at all; the
+ * family then sees only those it must look at again. Only for families whose verdict
+ * on a tenant rests on that tenant's fingerprinted catalog rows (and `alsoStamp`), and
+ * which report each violation under the tenant whose rows it is about.
  */
-export function rememberingClean(family: Family): Family {
+export function rememberingClean(
+  family: Family,
+  options: {
+    judges?: (ctx: CheckContext, tenant: RegistryTenant) => boolean;
+    alsoStamp?: (ctx: CheckContext) => (tenant: RegistryTenant) => string;
+  } = {},
+): Family {
   const memory = new FoundClean();
   return async (ctx) => {
-    const stamp = (t: { id: string }) => ctx.fingerprints.get(t.id);
-    const judged = memory.toJudge(ctx, ctx.tenants, stamp);
+    const also = options.alsoStamp?.(ctx);
+    const stamp = (t: RegistryTenant) => {
+      const fingerprint = ctx.fingerprints.get(t.id);
+      return fingerprint && (also ? `${also(t)} ${fingerprint}` : fingerprint);
+    };
+    const candidates = options.judges ? ctx.tenants.filter((t) => options.judges!(ctx, t)) : ctx.tenants;
+    const judged = memory.toJudge(ctx, candidates, stamp);
     const violations = await family({ ...ctx, tenants: judged });
     memory.record(
       judged.map((t) => [t.id, stamp(t)]),

@@ -16,7 +16,7 @@
  */
 import type { Violation } from './catalog.ts';
 import { tenantTables, type CheckContext } from './context.ts';
-import { FoundClean } from './found-clean.ts';
+import { rememberingClean } from './found-clean.ts';
 
 /**
  * An expression's form for comparison: what deparsing adds or drops (whitespace,
@@ -37,18 +37,13 @@ export const VANISHED = 'policy tables dropped during validation';
 export const TENANT_POLICY_EXPRESSION =
   "tenant_id = (select nullif(current_setting('app.current_tenant_id', true), '')::uuid)";
 
-const memory = new FoundClean();
+// Deparsing a policy locks its table: a tenant holding its own table locked would stall
+// the run. A tenant found clean before, whose catalog fingerprint is unchanged, is not
+// looked at again.
+export const policyChecks = rememberingClean(inspectPolicies, { judges: (ctx, t) => !ctx.locked.has(t.id) });
 
-export async function policyChecks(all: CheckContext): Promise<Violation[]> {
-  // Deparsing a policy locks its table: a tenant holding its own table locked would stall the run.
-  // A tenant found clean before, whose catalog fingerprint is unchanged, is not looked at again.
-  const judged = memory.toJudge(
-    all,
-    all.tenants.filter((t) => !all.locked.has(t.id)),
-    (t) => all.fingerprints.get(t.id),
-  );
-  if (judged.length === 0) return [];
-  const ctx = { ...all, tenants: judged };
+async function inspectPolicies(ctx: CheckContext): Promise<Violation[]> {
+  if (ctx.tenants.length === 0) return [];
   const { tx } = ctx;
   const canonical = TENANT_POLICY_EXPRESSION;
   const violations = await tx<Violation[]>`
@@ -142,9 +137,5 @@ export async function policyChecks(all: CheckContext): Promise<Violation[]> {
                   tt.schema_name, tt.relname, tt.role_name, ${canonical}::text, ${canonical}::text),
            true
     from tt where not exists (select 1 from pg_policy p where p.polrelid = tt.relid)`;
-  memory.record(
-    judged.map((t) => [t.id, all.fingerprints.get(t.id)]),
-    violations,
-  );
   return violations;
 }
