@@ -1,7 +1,7 @@
 /**
  * The bench runner: `npm run bench [scenario...] [-- --ci] [--tenants N] [--slo file]`.
- * Runs each scenario, writes bench/results/<scenario>.json and summary.md (plus the
- * provisioning chart), checks every target in the SLO file, and exits 1 naming each miss.
+ * Runs each scenario, writes bench/results/<scenario>.json and summary.md (plus a
+ * scenario's chart), checks every target in the SLO file, and exits 1 naming each miss.
  * Each result records the commit, the server's settings and the configuration it ran
  * with; the verdict in the file, in summary.md and in the exit code is one and the same.
  */
@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMiss, passed, verdict, withNoiseMargin, type Check } from './lib/checks.ts';
-import { lineChart } from './lib/chart.ts';
+import { lineChart, type Series } from './lib/chart.ts';
 import { startBenchEnvironment, type BenchEnvironment, type ServerFacts } from './lib/environment.ts';
 import { backup } from './scenarios/backup.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
@@ -31,8 +31,8 @@ export type ScenarioContext = {
 export type ScenarioResult = {
   metrics: Record<string, unknown>;
   checks: Check[];
-  /** p50/p99 latency by tenant count (provisioning only), for the chart. */
-  curve?: { tenants: number; p50: number; p99: number }[];
+  /** A line chart against the tenant count, written next to the result as <scenario>.svg. */
+  chart?: { title: string; series: Series[] };
 };
 
 export type Scenario = { name: string; run(context: ScenarioContext): Promise<ScenarioResult> };
@@ -119,7 +119,11 @@ async function main(): Promise<number> {
       unconfirmedMisses: earlier,
     };
     writeFileSync(join(out, `${scenario.name}.json`), JSON.stringify(record, null, 2) + '\n');
-    if (result.curve) writeFileSync(join(out, `${scenario.name}.svg`), provisioningChart(result.curve));
+    if (result.chart)
+      writeFileSync(
+        join(out, `${scenario.name}.svg`),
+        lineChart(result.chart.title, 'existing tenants', 'latency (ms)', result.chart.series),
+      );
     sections.push(markdown(scenario.name, seconds, checks, earlier.length > 0));
     for (const c of checks.filter((c) => !passed(c)))
       (c.knownMiss ? known : misses).push(
@@ -164,13 +168,6 @@ function markdown(name: string, seconds: number, checks: Check[], rerun: boolean
     ? 'The first run missed a target; this is the confirming second run (both are in the result file).\n\n'
     : '';
   return `## ${name} (${seconds} s)\n\n${note}| kind | target | measured | limit | result |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
-}
-
-function provisioningChart(curve: NonNullable<ScenarioResult['curve']>): string {
-  return lineChart('Provisioning latency through the API vs existing tenants', 'existing tenants', 'latency (ms)', [
-    { label: 'p50', color: '#1f77b4', points: curve.map((p) => ({ x: p.tenants, y: p.p50 })) },
-    { label: 'p99', color: '#d62728', points: curve.map((p) => ({ x: p.tenants, y: p.p99 })) },
-  ]);
 }
 
 main().then(

@@ -9,6 +9,12 @@
  * same tenants: what tenantforge adds to the growth, not what the server itself does.
  * The API's own growth is reported next to it.
  *
+ * Between the timed windows, tenants are added by the bench's own platform, several at a
+ * time (as a warm-pool refill would add them): only the catalog size matters there, and
+ * one at a time through HTTP made a 10,000-tenant run take hours. The chart's cold-path
+ * curve is the windows: at every checkpoint, API provisions alternating with the
+ * baseline, one at a time.
+ *
  * Warm pool: at 100 tenants and again at the end, the pool is filled (by the bench's own
  * platform, as the refill would) and a second service configured with a warm pool
  * answers creates one after another: every one of them a claim (checked from the audit
@@ -21,6 +27,7 @@ import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed, type Summary } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
+import { DEFAULT_PLAN } from '../../src/tenants/plans.ts';
 
 const WINDOW = 60;
 const LATENCY_SAMPLES = 200;
@@ -31,6 +38,13 @@ const FLATNESS_AT = 2_000;
 const SETTLE_WINDOW = 20;
 const SETTLED = 0.05;
 const SETTLE_MAX = 400;
+/** Checkpoints for the chart: every CHECKPOINT_EVERY tenants to FLATNESS_AT, every CHECKPOINT_EVERY_PAST after. */
+const CHECKPOINT_EVERY = 250;
+const CHECKPOINT_EVERY_PAST = 1_000;
+/** API/baseline pairs at a checkpoint that is only charted (the checked windows have WINDOW). */
+const CHART_PAIRS = 20;
+/** Tenants created at once between windows (this machine has 2 cores; more only queue). */
+const FILL_WORKERS = 4;
 /** Claims timed at each warm-pool measurement, after CLAIM_WARMUP untimed ones. */
 const CLAIM_WINDOW = 100;
 const CLAIM_WARMUP = 10;
@@ -43,7 +57,8 @@ export const provisioning: Scenario = {
       await env.su.unsafe(readFileSync(join(import.meta.dirname, 'provisioning-baseline.sql'), 'utf8'));
       let serial = 0;
       let existing = 0;
-      const curve: { tenants: number; ms: number }[] = [];
+      /** The chart's cold path: API and baseline p50/p99 per window, by the tenant count it started at. */
+      const curve: { tenants: number; api: Summary; base: Summary }[] = [];
 
       const viaApi = async () => {
         const slug = `bench-${serial++}`;
@@ -72,10 +87,32 @@ export const provisioning: Scenario = {
         const base: number[] = [];
         for (let i = 0; i < n; i++) {
           api.push(await viaApi());
-          curve.push({ tenants: existing, ms: api.at(-1)! });
           base.push(await baseline());
         }
         return { api, base };
+      };
+      /** A window of pairs, charted at the tenant count it started at. */
+      const window = async (n: number) => {
+        const at = existing;
+        const w = await pairs(n);
+        const summary = { api: summarize(w.api), base: summarize(w.base) };
+        curve.push({ tenants: at, ...summary });
+        return { ...w, summary };
+      };
+      /** Untimed: several creates at once through the platform, until `to` tenants exist. */
+      const fill = async (to: number) => {
+        await Promise.all(
+          Array.from({ length: FILL_WORKERS }, async () => {
+            while (existing < to) {
+              existing++;
+              const slug = `fill-${serial++}`;
+              await env.platform.tenants.create(
+                { slug, name: `Bench ${slug}`, plan: DEFAULT_PLAN },
+                { actor: 'bench' },
+              );
+            }
+          }),
+        );
       };
 
       /** Fills the pool, then times creates through a service that claims from it. */
@@ -117,14 +154,11 @@ export const provisioning: Scenario = {
 
       progress('warming up until latency settles');
       await pairs(10);
-      while (existing < FIRST_WINDOW_AT) curve.push({ tenants: existing, ms: await viaApi() });
+      while (existing < FIRST_WINDOW_AT) await viaApi();
       const warmFirst = await claims();
       const settle = async () => {
         const w: number[] = [];
-        for (let i = 0; i < SETTLE_WINDOW; i++) {
-          w.push(await viaApi());
-          curve.push({ tenants: existing, ms: w.at(-1)! });
-        }
+        for (let i = 0; i < SETTLE_WINDOW; i++) w.push(await viaApi());
         return summarize(w).p50;
       };
       let previous = await settle();
@@ -139,7 +173,7 @@ export const provisioning: Scenario = {
       const firstWindowAt = existing;
 
       progress(`latency: ${LATENCY_SAMPLES} API provisions alternating with the baseline`);
-      const latency = await pairs(LATENCY_SAMPLES);
+      const latency = await window(LATENCY_SAMPLES);
       const atFirst = { api: summarize(latency.api.slice(0, WINDOW)), base: summarize(latency.base.slice(0, WINDOW)) };
 
       progress('100 concurrent provisions');
@@ -148,21 +182,19 @@ export const provisioning: Scenario = {
       const firstFailure = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined;
 
       // Windows of API/baseline pairs at FLATNESS_AT (the checked ratio) and, for a larger
-      // --tenants, at the end too (reported: how the cost grows past the promise).
+      // --tenants, at the end too (reported: how the cost grows past the promise); smaller
+      // ones at the checkpoints between, for the chart.
       const target = options.tenants;
+      const flatAt = Math.min(FLATNESS_AT, target);
       const windows = new Map<number, { api: Summary; base: Summary }>();
-      for (const at of [...new Set([Math.min(FLATNESS_AT, target), target])]) {
+      for (const at of checkpoints(existing, flatAt, target)) {
         progress(`filling to ${at} tenants`);
-        while (existing < at) {
-          curve.push({ tenants: existing, ms: await viaApi() });
-          if (existing % 500 === 0) progress(`  ${existing} tenants`);
-        }
-        progress(`window at ${at} tenants`);
-        const window = await pairs(WINDOW);
-        windows.set(at, { api: summarize(window.api), base: summarize(window.base) });
+        await fill(at);
+        const checked = at === flatAt || at === target;
+        const w = await window(checked ? WINDOW : CHART_PAIRS);
+        if (checked) windows.set(at, w.summary);
       }
       const warmLast = await claims();
-      const flatAt = Math.min(FLATNESS_AT, target);
       const atFlat = windows.get(flatAt)!;
       const apiGrowth = ratio(atFlat.api.p50, atFirst.api.p50);
       const baselineGrowth = ratio(atFlat.base.p50, atFirst.base.p50);
@@ -305,7 +337,23 @@ export const provisioning: Scenario = {
           tenantsAtEnd: existing,
         },
         checks,
-        curve: bucketCurve(curve, target >= 2000 ? 100 : 50),
+        chart: {
+          title: 'Creating a tenant through the API vs existing tenants',
+          series: [
+            { label: 'clone p50', color: '#1f77b4', points: curve.map((w) => ({ x: w.tenants, y: w.api.p50 })) },
+            { label: 'clone p99', color: '#d62728', points: curve.map((w) => ({ x: w.tenants, y: w.api.p99 })) },
+            {
+              label: 'hand-written p50',
+              color: '#7f7f7f',
+              points: curve.map((w) => ({ x: w.tenants, y: w.base.p50 })),
+            },
+            {
+              label: 'warm-pool claim p50',
+              color: '#2ca02c',
+              points: [warmFirst, warmLast].map((w) => ({ x: w.at, y: w.summary.p50 })),
+            },
+          ],
+        },
       };
     } finally {
       await env.close();
@@ -313,14 +361,15 @@ export const provisioning: Scenario = {
   },
 };
 
-/** p50 latency per bucket of tenant count, for the chart. */
-function bucketCurve(points: { tenants: number; ms: number }[], size: number) {
-  const buckets = new Map<number, number[]>();
-  for (const p of points) {
-    const key = Math.floor(p.tenants / size) * size;
-    buckets.set(key, [...(buckets.get(key) ?? []), p.ms]);
-  }
-  return [...buckets.entries()]
-    .filter(([, ms]) => ms.length >= 5)
-    .map(([tenants, ms]) => ({ tenants, p50: summarize(ms).p50, p99: summarize(ms).p99 }));
+/**
+ * Where windows are taken after `from`: every CHECKPOINT_EVERY to `flatAt`, then every
+ * CHECKPOINT_EVERY_PAST to `target`; the checked ones at `flatAt` and `target` always
+ * (a small --tenants run has passed them already, and takes them where it is).
+ */
+function checkpoints(from: number, flatAt: number, target: number): number[] {
+  const charted: number[] = [];
+  for (let n = (Math.floor(from / CHECKPOINT_EVERY) + 1) * CHECKPOINT_EVERY; n < flatAt; n += CHECKPOINT_EVERY)
+    charted.push(n);
+  for (let n = flatAt + CHECKPOINT_EVERY_PAST; n < target; n += CHECKPOINT_EVERY_PAST) charted.push(n);
+  return [...new Set([...charted, flatAt, target])].sort((a, b) => a - b);
 }
