@@ -42,7 +42,8 @@ export const validator: Scenario = {
             id: tenant.id,
             schema: tenant.schema,
             role: tenantRoleName(tenant.schema),
-            statementTimeoutMs: 10_000,
+            // Seeding is not what is measured: at thousands of tenants a chunk creation can wait behind another provision.
+            statementTimeoutMs: 120_000,
             chunkQuota: PLANS.free.chunkQuota,
           };
           await withTenant(platform.app, context, async (tx) => {
