@@ -373,9 +373,9 @@ export const provisioning: Scenario = {
  * 1,000 tenants in a minute (in production, weeks), and autovacuum then works through the
  * grown catalogs while the checkpointer writes what the DDL dirtied. Timed then, a window
  * measured that more than provisioning (a 10,000-tenant run without it: p50 151 ms at
- * 3,000 tenants and 96 ms at 4,000). Vacuums and analyzes the catalogs
- * the fill grew, checkpoints, and waits (up to a minute) for autovacuum workers to
- * finish; returns how long that took.
+ * 3,000 tenants and 96 ms at 4,000). Vacuums and analyzes the catalogs the fill grew,
+ * checkpoints, and waits (up to a minute) for autovacuum workers to finish; returns how
+ * long that took.
  */
 async function settleServer(su: Sql): Promise<number> {
   const started = performance.now();
@@ -383,11 +383,9 @@ async function settleServer(su: Sql): Promise<number> {
   await su`checkpoint`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const [{ n }] = (await su`
-      select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`) as unknown as [
-      { n: number },
-    ];
-    if (n === 0) break;
+    const [workers] = await su<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`;
+    if (workers!.n === 0) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   return Math.round(performance.now() - started);
