@@ -7,9 +7,9 @@
  * (every withTenant call reserves) and fails the next query; patched, both are answered.
  * A reserve that fails while the database cannot be reached must leave the pool's queue,
  * or the first connection that opens afterwards is handed to it and lost.
- * A new connection's array-type lookup must not grow with the tables (row types).
- * Each runs the same child process against the run's PostgreSQL; the unpatched copy is
- * the installed package with the patch applied in reverse.
+ * Each of those runs the same child process against the run's PostgreSQL; the unpatched
+ * copy is the installed package with the patch applied in reverse. Last, in process: a
+ * new connection's array-type lookup must not grow with the tables (their row types).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
