@@ -1,0 +1,49 @@
+/**
+ * Lets the server catch up before anything is timed after a bulk fill or seeding. A fill
+ * adds up to 1,000 tenants in a minute (in production, weeks); autovacuum then works
+ * through the grown catalogs while the checkpointer writes what the DDL dirtied, and a
+ * measurement taken meanwhile measures that too (a 10,000-tenant provisioning run without
+ * settling: p50 151 ms at 3,000 tenants and 96 ms at 4,000).
+ *
+ * Vacuums and analyzes the catalogs a fill grows, checkpoints, and waits (up to a minute)
+ * for autovacuum workers to finish; returns how long that took, which callers report.
+ *
+ * @example
+ * const settledMs = await settleServer(env.su);
+ */
+import type { Sql } from '../../src/db/connect.ts';
+
+export async function settleServer(su: Sql): Promise<number> {
+  const started = performance.now();
+  await su.unsafe(`vacuum (analyze) ${SETTLED_CATALOGS.join(', ')}`);
+  await su`checkpoint`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const [workers] = await su<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`;
+    if (workers!.n === 0) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return Math.round(performance.now() - started);
+}
+
+const SETTLED_CATALOGS = [
+  'pg_catalog.pg_class',
+  'pg_catalog.pg_attribute',
+  'pg_catalog.pg_attrdef',
+  'pg_catalog.pg_type',
+  'pg_catalog.pg_depend',
+  'pg_catalog.pg_shdepend',
+  'pg_catalog.pg_constraint',
+  'pg_catalog.pg_index',
+  'pg_catalog.pg_trigger',
+  'pg_catalog.pg_policy',
+  'pg_catalog.pg_namespace',
+  'pg_catalog.pg_authid',
+  'pg_catalog.pg_auth_members',
+  '_timescaledb_catalog.chunk',
+  '_timescaledb_catalog.chunk_constraint',
+  '_timescaledb_catalog.dimension_slice',
+  'platform.tenants',
+  'platform.audit_log',
+];
