@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
+import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 
@@ -64,6 +65,8 @@ export const spread: Scenario = {
         }),
       );
       const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
+      // The cold pass measures first touches, not autovacuum working through what seeding grew.
+      const settledMs = await settleServer(env.su);
 
       const service = await env.startService({
         TENANTFORGE_LANE_CONNECTIONS: String(LANE_CONNECTIONS),
@@ -143,6 +146,7 @@ export const spread: Scenario = {
             tenants: seeded.length,
             ratioTenants: spread.length,
             seedSeconds,
+            settledMs,
             requests: REQUESTS,
             concurrency: CONCURRENCY,
             laneConnections: LANE_CONNECTIONS,
