@@ -157,7 +157,7 @@ export const provisioning: Scenario = {
             return JSON.parse(body) as { id: string };
           });
         // The reference: a rename of one tenant through the same service, alternating with
-        // the claims. It shares everything with a claim but the claim (HTTP, auth, a
+        // the claims. It has a claim's surroundings (the HTTP hop, authentication, a
         // durable commit of a registry row and an audit row) and nothing in it grows with
         // the tenant count, so its p50 moves only with the machine.
         let renamed: string | undefined;
