@@ -41,6 +41,8 @@ const STEADY_BLOCKS = 6;
 
 type Seeded = { id: string; key: string; portfolioId: string };
 type Request = { method: 'GET' | 'POST'; path: string; key: string; body?: string };
+/** One run of a load: each request's latency, the failed answers and the first of them, the wall time. */
+type LoadRun = { ms: number[]; errors: number; firstError?: string; seconds: number };
 
 export const spread: Scenario = {
   name: 'spread',
@@ -94,15 +96,15 @@ export const spread: Scenario = {
         progress(
           `spread over ${spread.length} tenants, second pass: ${REQUESTS} requests, alternating with ${REQUESTS / 2} on one tenant`,
         );
-        const spreadBlocks: Awaited<ReturnType<typeof load>>[] = [];
-        const oneBlocks: Awaited<ReturnType<typeof load>>[] = [];
+        const spreadBlocks: LoadRun[] = [];
+        const oneBlocks: LoadRun[] = [];
         for (let b = 0; b < STEADY_BLOCKS; b++) {
           spreadBlocks.push(await load(service.baseUrl, block(spreadLoad, b)));
           oneBlocks.push(await load(service.baseUrl, block(oneTenant.slice(REQUESTS / 2), b)));
         }
         const spreadRun = merged(spreadBlocks);
         const secondHalf = merged(oneBlocks);
-        let everyTenantRun: Awaited<ReturnType<typeof load>> | undefined;
+        let everyTenantRun: LoadRun | undefined;
         if (seeded.length > spread.length) {
           progress(`the same load over all ${seeded.length} tenants: ${REQUESTS} requests`);
           everyTenantRun = await load(service.baseUrl, roundRobin(seeded));
@@ -196,7 +198,7 @@ function block<T>(requests: T[], b: number): T[] {
 }
 
 /** Several runs of `load` as one. */
-function merged(runs: Awaited<ReturnType<typeof load>>[]): Awaited<ReturnType<typeof load>> {
+function merged(runs: LoadRun[]): LoadRun {
   return {
     ms: runs.flatMap((r) => r.ms),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
@@ -240,10 +242,7 @@ function request(t: Seeded, i: number): Request {
 }
 
 /** Runs the requests CONCURRENCY at a time, in order; a non-2xx answer counts as an error. */
-async function load(
-  baseUrl: string,
-  requests: Request[],
-): Promise<{ ms: number[]; errors: number; firstError?: string; seconds: number }> {
+async function load(baseUrl: string, requests: Request[]): Promise<LoadRun> {
   const ms: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
