@@ -174,14 +174,12 @@ export const provisioning: Scenario = {
           return { claims, renames };
         };
         try {
-          let warmup = CLAIM_SETTLE_WINDOW;
-          let previous = summarize((await claimWindow(CLAIM_SETTLE_WINDOW)).claims).p50;
-          while (warmup < CLAIM_SETTLE_MAX) {
-            const next = summarize((await claimWindow(CLAIM_SETTLE_WINDOW)).claims).p50;
-            warmup += CLAIM_SETTLE_WINDOW;
-            if (Math.abs(next - previous) / previous <= CLAIM_SETTLED) break;
-            previous = next;
-          }
+          const warmupP50s = await untilSteady(
+            async () => summarize((await claimWindow(CLAIM_SETTLE_WINDOW)).claims).p50,
+            CLAIM_SETTLED,
+            (windows) => windows * CLAIM_SETTLE_WINDOW < CLAIM_SETTLE_MAX,
+          );
+          const warmup = warmupP50s.length * CLAIM_SETTLE_WINDOW;
           const timedWindow = await claimWindow(CLAIM_WINDOW);
           return {
             at,
@@ -206,15 +204,8 @@ export const provisioning: Scenario = {
         for (let i = 0; i < SETTLE_WINDOW; i++) w.push(await viaApi());
         return summarize(w).p50;
       };
-      let previous = await settle();
-      const settledP50s = [previous];
       // A small --tenants run (the runner's own test) stops settling at its target.
-      while (existing < Math.min(SETTLE_MAX, options.tenants)) {
-        const next = await settle();
-        settledP50s.push(next);
-        if (Math.abs(next - previous) / previous <= SETTLED) break;
-        previous = next;
-      }
+      const settledP50s = await untilSteady(settle, SETTLED, () => existing < Math.min(SETTLE_MAX, options.tenants));
       const firstWindowAt = existing;
 
       progress(`latency: ${LATENCY_SAMPLES} API provisions alternating with the baseline`);
@@ -421,6 +412,24 @@ export const provisioning: Scenario = {
     }
   },
 };
+
+/**
+ * Warm-up: runs `window` (which answers its p50) until two windows in a row agree within
+ * `tolerance`, or until `more` (given how many windows ran) says stop; returns each p50.
+ */
+async function untilSteady(
+  window: () => Promise<number>,
+  tolerance: number,
+  more: (windows: number) => boolean,
+): Promise<number[]> {
+  const p50s = [await window()];
+  while (more(p50s.length)) {
+    p50s.push(await window());
+    const [previous, next] = p50s.slice(-2) as [number, number];
+    if (Math.abs(next - previous) / previous <= tolerance) break;
+  }
+  return p50s;
+}
 
 /**
  * Where windows are taken after `from`: every CHECKPOINT_EVERY to `flatAt`, then every
