@@ -20,8 +20,15 @@ import { Coalesce } from './coalesce.ts';
 import { gzipLevelFor } from './compression.ts';
 import type { BackupStore, StoredObject } from './store.ts';
 
-/** COPY arrives one row per chunk: compressed and hashed in blocks of this size instead. */
-const COPY_BLOCK_BYTES = 128 * 1024;
+/**
+ * COPY arrives in runs of rows, one per socket read (up to 64 KiB; the driver patch in
+ * patches/ joins them), or row by row when the server sends slowly: smaller chunks are
+ * joined up to this size, larger ones pass without a copy.
+ */
+const COPY_BLOCK_BYTES = 32 * 1024;
+
+/** zlib's output chunk: its default 16 KiB cost a stream turn on the main thread per 16 KiB stored. */
+const GZIP_CHUNK_BYTES = 128 * 1024;
 
 export type SnapshotTenant = { id: string; slug: string; name: string; plan: string; schema: string; role: string };
 
@@ -92,7 +99,7 @@ export async function snapshotTenant(options: {
         source.on('error', (err) => counter.destroy(err));
         let uploaded: Promise<StoredObject> | undefined;
         try {
-          const body = rows.pipe(createGzip({ level: await gzipLevelFor(rows) }));
+          const body = rows.pipe(createGzip({ level: await gzipLevelFor(rows), chunkSize: GZIP_CHUNK_BYTES }));
           counter.on('error', (err) => body.destroy(err));
           uploaded = store.upload(`${folder}/${object}`, body, { signal });
           await Promise.all([previous, Promise.race([finished(source), uploaded])]);
