@@ -5,7 +5,7 @@
  * that misses can then be told apart: a party that waits, or work that does not fit.
  *
  * @example
- * const db = await serverCpu(env.su);
+ * const db = await serverCpu(env.su);   // undefined when the server is not local
  * const before = db.sample();
  * await work();
  * const ms = db.since(before);   // CPU ms of the postmaster and all its children
