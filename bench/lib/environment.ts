@@ -129,7 +129,8 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
 async function spawnService(env: Record<string, string>): Promise<ChildProcess> {
   const service = spawn(join(projectRoot, 'bin', 'tenantforge'), ['serve'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    // Its log (warnings and errors) goes to the bench's stderr: a failed request says why.
+    stdio: ['ignore', process.stderr, 'inherit'],
   });
   await waitUntilReady(`http://127.0.0.1:${env.PORT}/readyz`, service);
   return service;

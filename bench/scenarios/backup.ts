@@ -86,7 +86,8 @@ export const backup: Scenario = {
           TENANTFORGE_BACKUP_SSE: 'off',
           ...backupEnv(store.settings, `bench-${randomBytes(4).toString('hex')}`),
         } as Record<string, string>,
-        stdio: ['ignore', 'ignore', 'inherit'],
+        // Its log (warnings and errors) goes to the bench's stderr: a failed request says why.
+        stdio: ['ignore', process.stderr, 'inherit'],
       });
       await waitUntilReady(`${baseUrl}/readyz`, service);
       const admin = async (method: string, path: string, json?: unknown) => {
