@@ -86,7 +86,7 @@ let t: TestPlatform;
 let proxy: Awaited<ReturnType<typeof faultyProxy>>;
 let acme: TenantClient;
 let other: TenantClient;
-let good: { id: string };
+let good: { id: string; tables: Record<string, number> };
 
 async function tenantCount(): Promise<{ schemas: number; roles: number; registry: number }> {
   const [row] = await t.su`
@@ -216,6 +216,28 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
     const res = await restore({ slug: 'copy-d', name: 'Copy', restoreFrom: { backupId: row!.id } });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('backup_incomplete');
+  });
+});
+
+describe('the store failing during a restore', () => {
+  it('a table object that cannot be read: 503 backup_store_unavailable, nothing restored, nothing left; a retry works', async () => {
+    const before = await tenantCount();
+    // Every request for the trades object is cut before it is answered (the SDK's retries too).
+    proxy.cutPath = { path: /\/trades\.bin\.gz/, afterMs: 0 };
+    try {
+      const res = await restore({ slug: 'acme-store-down', name: 'Acme', restoreFrom: { backupId: good.id } });
+      expect(res.status, JSON.stringify(res.body)).toBe(503);
+      expect(res.type).toMatch(/application\/problem\+json/);
+      expect(res.body).toMatchObject({ code: 'backup_store_unavailable' });
+      expect(res.body.detail).toMatch(/trades\.bin\.gz/);
+    } finally {
+      proxy.cutPath = null;
+    }
+    expect(await tenantCount()).toEqual(before);
+    const again = await restore({ slug: 'acme-store-down', name: 'Acme', restoreFrom: { backupId: good.id } });
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
+    const [trades] = await t.su.unsafe(`select count(*)::int as n from "${again.body.schema}".trades`);
+    expect(trades!.n).toBe(good.tables.trades);
   });
 });
 
