@@ -223,10 +223,7 @@ export async function loadBackup(
   const rows: Record<string, number> = {};
   let bytes = 0;
   for (const [i, table] of manifest.tables.entries()) {
-    // The store failing here (after its retries) is a 503 like a failure in mid-object.
-    const source = await store
-      .download(`${folder}/${table.object}`)
-      .catch((err) => Promise.reject(classifyLoadError(err, backupId, table.object)));
+    const source = await store.download(`${folder}/${table.object}`);
     if (!source) throw incomplete(backupId, `object ${table.object} is missing from the store`);
     const tap = digestTap();
     const counter = new CopyRowCounter();

@@ -33,8 +33,17 @@ const QUEUE_SIZE = 2;
 
 export type StoredObject = { key: string; bytes: number; sha256: string };
 
-export class StoreError extends Error {
+/**
+ * The store failed a request (after the SDK's own retries). Wherever it surfaces (a
+ * restore, a listing, the CLI) it is a 503 `backup_store_unavailable` naming the key and
+ * the store's answer; a backup job records it as its error and retries.
+ */
+export class StoreError extends AppError {
   override name = 'StoreError';
+  constructor(detail: string, options: { cause: unknown }) {
+    super(503, 'backup_store_unavailable', 'Backup store unavailable', detail);
+    this.cause = options.cause;
+  }
 }
 
 export class BackupStore {
