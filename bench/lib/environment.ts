@@ -29,7 +29,7 @@ export type BenchEnvironment = {
    * Another `tenantforge serve` on the same database, with settings changed (e.g. a warm
    * pool): for a measurement the main service must not be configured for.
    */
-  startService(overrides: Record<string, string>): Promise<{ baseUrl: string; stop(): Promise<void> }>;
+  startService(overrides: Record<string, string>): Promise<{ baseUrl: string; pid: number; stop(): Promise<void> }>;
   /** Server version, extension versions and the durability/memory settings of this run. */
   server: ServerFacts;
   close(): Promise<void>;
@@ -109,7 +109,7 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     startService: async (overrides) => {
       const extraPort = await freePort();
       const extra = await spawnService({ ...env, PORT: String(extraPort), ...overrides });
-      return { baseUrl: `http://127.0.0.1:${extraPort}`, stop: () => stopService(extra) };
+      return { baseUrl: `http://127.0.0.1:${extraPort}`, pid: extra.pid!, stop: () => stopService(extra) };
     },
     close: async () => {
       await stopService(service);

@@ -12,7 +12,8 @@
  * over all of them. Then each runtime backend's private memory (Private_Clean +
  * Private_Dirty of /proc/<pid>/smaps_rollup: the catalog caches a backend fills with
  * every table it opens, never shared and never freed), with the number of runtime
- * connections.
+ * connections. Each load also records the CPU the service, the database server and the
+ * bench's own process (the client) spent per request.
  *
  * The service under load keeps the default lanes (3 connections each) but lets one tenant
  * use all 3 of its lane: with the default cap of 2 the one-tenant load would queue behind
@@ -23,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
+import { ownCpuMs, processCpuMs, type ServerCpu, serverCpu } from '../lib/cpu.ts';
 import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -42,7 +44,10 @@ const STEADY_BLOCKS = 6;
 type Seeded = { id: string; key: string; portfolioId: string };
 type Request = { method: 'GET' | 'POST'; path: string; key: string; body?: string };
 /** One run of a load: each request's latency, the failed answers and the first of them, the wall time. */
-type LoadRun = { ms: number[]; errors: number; firstError?: string; seconds: number };
+type LoadRun = { ms: number[]; errors: number; firstError?: string; seconds: number; cpu: CpuMs };
+/** CPU ms each party spent during a load (bench/lib/cpu.ts); database undefined when the server is not local. */
+type CpuMs = { service: number; database?: number; benchProcess: number };
+type Measure = (requests: Request[]) => Promise<LoadRun>;
 
 export const spread: Scenario = {
   name: 'spread',
@@ -79,18 +84,20 @@ export const spread: Scenario = {
         TENANTFORGE_TENANT_CONCURRENCY: String(LANE_CONNECTIONS),
       });
       try {
+        const database = await serverCpu(env.su);
+        const load: Measure = (requests) => measuredLoad(service.baseUrl, requests, service.pid, database);
         const one = seeded[0]!;
         const oneTenant = Array.from({ length: REQUESTS }, (_, i) => request(one, i));
         // The ratio is taken over RATIO_TENANTS of them (all in CI); memory after the same load over every one.
         const spread = seeded.slice(0, RATIO_TENANTS);
         const spreadLoad = roundRobin(spread);
         progress('warming up on one tenant');
-        await load(service.baseUrl, oneTenant.slice(0, 600));
+        await load(oneTenant.slice(0, 600));
         progress(`one tenant: ${REQUESTS / 2} requests`);
-        const firstHalf = await load(service.baseUrl, oneTenant.slice(0, REQUESTS / 2));
+        const firstHalf = await load(oneTenant.slice(0, REQUESTS / 2));
         const oneBackends = await runtimeBackends(env.su);
         progress(`spread over ${spread.length} tenants, first pass (cold): ${REQUESTS} requests`);
-        const coldRun = await load(service.baseUrl, spreadLoad);
+        const coldRun = await load(spreadLoad);
         // The steady state: the spread load's second pass and the one-tenant load's second
         // half in alternating blocks, so the machine's drift over those minutes moves both alike.
         progress(
@@ -99,15 +106,20 @@ export const spread: Scenario = {
         const spreadBlocks: LoadRun[] = [];
         const oneBlocks: LoadRun[] = [];
         for (let b = 0; b < STEADY_BLOCKS; b++) {
-          spreadBlocks.push(await load(service.baseUrl, block(spreadLoad, b)));
-          oneBlocks.push(await load(service.baseUrl, block(oneTenant.slice(REQUESTS / 2), b)));
+          spreadBlocks.push(await load(block(spreadLoad, b)));
+          oneBlocks.push(await load(block(oneTenant.slice(REQUESTS / 2), b)));
         }
         const spreadRun = merged(spreadBlocks);
         const secondHalf = merged(oneBlocks);
+        const show = (r: LoadRun) =>
+          Object.entries(cpuPerRequest(r))
+            .map(([party, us]) => `${party} ${us ?? '?'}`)
+            .join(', ');
+        progress(`  CPU us per request: spread ${show(spreadRun)}; one tenant ${show(secondHalf)}`);
         let everyTenantRun: LoadRun | undefined;
         if (seeded.length > spread.length) {
           progress(`the same load over all ${seeded.length} tenants: ${REQUESTS} requests`);
-          everyTenantRun = await load(service.baseUrl, roundRobin(seeded));
+          everyTenantRun = await load(roundRobin(seeded));
         }
         const backends = await runtimeBackends(env.su);
 
@@ -171,6 +183,13 @@ export const spread: Scenario = {
             spread: { ...spreadSummary, seconds: round(spreadRun.seconds) },
             oneTenantAlongsideSecondPass: alongside,
             p50Ratio: ratio(spreadSummary.p50, alongside.p50),
+            // Which party does more per request when a ratio misses (the machine has 2 cores).
+            cpuUsPerRequest: {
+              oneTenant: cpuPerRequest(firstHalf),
+              spreadFirstPass: cpuPerRequest(coldRun),
+              spread: cpuPerRequest(spreadRun),
+              oneTenantAlongsideSecondPass: cpuPerRequest(secondHalf),
+            },
             firstPassP50Ratio: ratio(coldSummary.p50, single.p50),
             ...(everyTenantRun
               ? { everyTenant: { ...summarize(everyTenantRun.ms), seconds: round(everyTenantRun.seconds) } }
@@ -204,7 +223,41 @@ function merged(runs: LoadRun[]): LoadRun {
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     firstError: runs.find((r) => r.firstError)?.firstError,
     seconds: runs.reduce((sum, r) => sum + r.seconds, 0),
+    cpu: {
+      service: runs.reduce((sum, r) => sum + r.cpu.service, 0),
+      database: runs.every((r) => r.cpu.database !== undefined)
+        ? runs.reduce((sum, r) => sum + r.cpu.database!, 0)
+        : undefined,
+      benchProcess: runs.reduce((sum, r) => sum + r.cpu.benchProcess, 0),
+    },
   };
+}
+
+/** `sendAll`, with the CPU each party spent meanwhile. */
+async function measuredLoad(
+  baseUrl: string,
+  requests: Request[],
+  servicePid: number,
+  database: ServerCpu | undefined,
+): Promise<LoadRun> {
+  const db = database?.sample();
+  const service = processCpuMs(servicePid);
+  const bench = ownCpuMs();
+  const run = await sendAll(baseUrl, requests);
+  return {
+    ...run,
+    cpu: {
+      service: processCpuMs(servicePid) - service,
+      database: database && db ? database.since(db) : undefined,
+      benchProcess: Math.round(ownCpuMs() - bench),
+    },
+  };
+}
+
+/** CPU microseconds per request of a run, per party. */
+function cpuPerRequest(run: LoadRun): Record<string, number | undefined> {
+  const per = (ms: number | undefined) => (ms === undefined ? undefined : Math.round((ms * 1000) / run.ms.length));
+  return { service: per(run.cpu.service), database: per(run.cpu.database), benchProcess: per(run.cpu.benchProcess) };
 }
 
 /** REQUESTS round-robin over `tenants`, each tenant's kinds in turn. */
@@ -242,7 +295,7 @@ function request(t: Seeded, i: number): Request {
 }
 
 /** Runs the requests CONCURRENCY at a time, in order; a non-2xx answer counts as an error. */
-async function load(baseUrl: string, requests: Request[]): Promise<LoadRun> {
+async function sendAll(baseUrl: string, requests: Request[]): Promise<Omit<LoadRun, 'cpu'>> {
   const ms: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
