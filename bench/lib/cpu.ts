@@ -9,6 +9,10 @@
  * const before = db.sample();
  * await work();
  * const ms = db.since(before);   // CPU ms of the postmaster and all its children
+ *
+ * const spent = cpuWindow(service.pid, db);
+ * await work();
+ * spent();   // { service, database, benchProcess } in ms
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Sql } from '../../src/db/connect.ts';
@@ -80,4 +84,19 @@ export async function serverCpu(sql: Sql): Promise<ServerCpu | undefined> {
     sample,
     since: (before) => [...sample()].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0),
   };
+}
+
+/** CPU ms each party of a measurement spent: the service, the database server (when local), this process. */
+export type PartyCpuMs = { service: number; database?: number; benchProcess: number };
+
+/** Starts a window over the parties' CPU; the function it returns says what each spent since. */
+export function cpuWindow(servicePid: number, database: ServerCpu | undefined): () => PartyCpuMs {
+  const db = database?.sample();
+  const service = processCpuMs(servicePid);
+  const bench = ownCpuMs();
+  return () => ({
+    service: processCpuMs(servicePid) - service,
+    ...(database && db ? { database: database.since(db) } : {}),
+    benchProcess: Math.round(ownCpuMs() - bench),
+  });
 }

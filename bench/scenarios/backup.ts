@@ -27,7 +27,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
-import { ownCpuMs, processCpuMs, serverCpu, waitedChildrenCpuMs } from '../lib/cpu.ts';
+import { cpuWindow, serverCpu, waitedChildrenCpuMs } from '../lib/cpu.ts';
 import { ratio, summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
@@ -123,7 +123,7 @@ export const backup: Scenario = {
         backup: { service: [] as number[], database: [] as number[], benchProcess: [] as number[] },
       };
       for (let round = 0; round < ROUNDS; round++) {
-        let db = database?.sample();
+        const db = database?.sample();
         const psqlCpu = waitedChildrenCpuMs();
         const [baseMs] = await timed(() => copyOut(config.databaseUrl!, source, layout, files));
         copyTo.push(baseMs);
@@ -131,9 +131,7 @@ export const backup: Scenario = {
         cpu.copyTo.psql.push(waitedChildrenCpuMs() - psqlCpu);
         writeFileSync(`/proc/${service.pid}/clear_refs`, '5');
         const sampler = sampleRss(service.pid!);
-        db = database?.sample();
-        const serviceCpu = processCpuMs(service.pid!);
-        const benchCpu = ownCpuMs();
+        const backupCpu = cpuWindow(service.pid!, database);
         const [wallMs, done] = await timed(async () => {
           const started = await admin('POST', `/v1/tenants/${source.id}/backups`);
           const deadline = Date.now() + 10 * 60_000;
@@ -145,9 +143,11 @@ export const backup: Scenario = {
           }
         });
         const sampledKb = sampler.stop();
-        cpu.backup.service.push(processCpuMs(service.pid!) - serviceCpu);
-        cpu.backup.benchProcess.push(ownCpuMs() - benchCpu);
-        if (database && db) cpu.backup.database.push(database.since(db));
+        const spent = backupCpu();
+        for (const party of ['service', 'database', 'benchProcess'] as const) {
+          const ms = spent[party];
+          if (ms !== undefined) cpu.backup[party].push(ms);
+        }
         if (done.status !== 'succeeded') throw new Error(`backup failed: ${done.error}`);
         backups.push({
           ms: done.durationMs,
@@ -158,7 +158,7 @@ export const backup: Scenario = {
           bytes: done.sizeBytes,
         });
         progress(
-          `  round ${round + 1}: COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(backups.at(-1)!.peakKb / 1024)} MB; CPU ms: service ${cpu.backup.service.at(-1)}, database ${cpu.backup.database.at(-1) ?? '?'}, bench process ${Math.round(cpu.backup.benchProcess.at(-1)!)}`,
+          `  round ${round + 1}: COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(backups.at(-1)!.peakKb / 1024)} MB; CPU ms: service ${spent.service}, database ${spent.database ?? '?'}, bench process ${spent.benchProcess}`,
         );
       }
 

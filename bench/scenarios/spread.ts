@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
-import { ownCpuMs, processCpuMs, type ServerCpu, serverCpu } from '../lib/cpu.ts';
+import { cpuWindow, type PartyCpuMs, serverCpu } from '../lib/cpu.ts';
 import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -44,10 +44,7 @@ const STEADY_BLOCKS = 6;
 type Seeded = { id: string; key: string; portfolioId: string };
 type Request = { method: 'GET' | 'POST'; path: string; key: string; body?: string };
 /** One run of a load: each request's latency, the failed answers and the first of them, the wall time. */
-type LoadRun = { ms: number[]; errors: number; firstError?: string; seconds: number; cpu: CpuMs };
-/** CPU ms each party spent during a load (bench/lib/cpu.ts); database undefined when the server is not local. */
-type CpuMs = { service: number; database?: number; benchProcess: number };
-type Measure = (requests: Request[]) => Promise<LoadRun>;
+type LoadRun = { ms: number[]; errors: number; firstError?: string; seconds: number; cpu: PartyCpuMs };
 
 export const spread: Scenario = {
   name: 'spread',
@@ -85,7 +82,12 @@ export const spread: Scenario = {
       });
       try {
         const database = await serverCpu(env.su);
-        const load: Measure = (requests) => measuredLoad(service.baseUrl, requests, service.pid, database);
+        /** Sends the requests, and says what CPU each party spent meanwhile. */
+        const load = async (requests: Request[]): Promise<LoadRun> => {
+          const spent = cpuWindow(service.pid, database);
+          const run = await sendAll(service.baseUrl, requests);
+          return { ...run, cpu: spent() };
+        };
         const one = seeded[0]!;
         const oneTenant = Array.from({ length: REQUESTS }, (_, i) => request(one, i));
         // The ratio is taken over RATIO_TENANTS of them (all in CI); memory after the same load over every one.
@@ -225,31 +227,9 @@ function merged(runs: LoadRun[]): LoadRun {
     seconds: runs.reduce((sum, r) => sum + r.seconds, 0),
     cpu: {
       service: runs.reduce((sum, r) => sum + r.cpu.service, 0),
-      database: runs.every((r) => r.cpu.database !== undefined)
-        ? runs.reduce((sum, r) => sum + r.cpu.database!, 0)
-        : undefined,
+      // Measured in every run or in none (the server is local or not).
+      ...(runs[0]?.cpu.database !== undefined ? { database: runs.reduce((sum, r) => sum + r.cpu.database!, 0) } : {}),
       benchProcess: runs.reduce((sum, r) => sum + r.cpu.benchProcess, 0),
-    },
-  };
-}
-
-/** `sendAll`, with the CPU each party spent meanwhile. */
-async function measuredLoad(
-  baseUrl: string,
-  requests: Request[],
-  servicePid: number,
-  database: ServerCpu | undefined,
-): Promise<LoadRun> {
-  const db = database?.sample();
-  const service = processCpuMs(servicePid);
-  const bench = ownCpuMs();
-  const run = await sendAll(baseUrl, requests);
-  return {
-    ...run,
-    cpu: {
-      service: processCpuMs(servicePid) - service,
-      database: database && db ? database.since(db) : undefined,
-      benchProcess: Math.round(ownCpuMs() - bench),
     },
   };
 }
