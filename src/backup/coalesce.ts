@@ -2,11 +2,11 @@
  * Joins small chunks into blocks of at least `size` bytes; a chunk that size or larger
  * passes as it is. A COPY stream can arrive one chunk per row (a CopyData message each,
  * ~100 bytes for a trade) when the server sends slowly; handed on one by one, every row
- * would cost a zlib call on the thread pool, a hash update and a stream turn, which made
- * gzip level 1 several times slower than the COPY itself.
+ * would cost a compressor call, a hash update and a stream turn each, several times
+ * the cost of the COPY itself.
  *
  * @example
- * await pipeline(copyStream, new Coalesce(32 * 1024), createGzip(), upload);
+ * await pipeline(copyStream, new Coalesce(32 * 1024), compressor(), upload);
  */
 import { Transform, type TransformCallback } from 'node:stream';
 

@@ -8,10 +8,17 @@
  * const manifest = parseManifest(await store.getJson(manifestKey(store, tenantId, backupId)));
  */
 import { z } from 'zod';
+import { COMPRESSIONS } from './compression.ts';
 import type { BackupStore } from './store.ts';
 
-/** Bumped when the layout changes; a restore refuses formats it does not know. */
-export const FORMAT_VERSION = 1;
+/**
+ * Bumped when the layout changes; a restore refuses formats it does not know.
+ * 1: gzip objects. 2: zstd objects (an older build refuses them by this number).
+ */
+export const FORMAT_VERSION = 2;
+
+/** The formats this build restores. */
+export const READABLE_FORMATS: readonly number[] = [1, FORMAT_VERSION];
 
 const column = z.object({ name: z.string(), type: z.string() });
 
@@ -39,7 +46,7 @@ export const manifestSchema = z.object({
   /** The tenant schema's migrations (sql/ files) at backup time, in order. */
   templateMigrations: z.array(z.object({ name: z.string(), checksum: z.string() })),
   /** How each object is encoded: PostgreSQL binary COPY, then this compression. */
-  encoding: z.object({ copy: z.literal('binary'), compression: z.literal('gzip') }),
+  encoding: z.object({ copy: z.literal('binary'), compression: z.enum(COMPRESSIONS) }),
   serverVersion: z.string(),
   startedAt: z.string(),
   finishedAt: z.string(),

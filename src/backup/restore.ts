@@ -21,7 +21,6 @@
 import { digestTap } from './digest-tap.ts';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type { Sql, Tx } from '../db/connect.ts';
 import { ROLES } from '../db/roles.ts';
 import { AppError } from '../errors.ts';
@@ -29,7 +28,8 @@ import { isUuid } from '../ids.ts';
 import { loadedPlan, type TenantPlan } from '../migrations/tenant-plan.ts';
 import { assertTenantSchemaName } from '../provisioning/names.ts';
 import { CopyRowCounter } from './copy-rows.ts';
-import { backupFolder, FORMAT_VERSION, indexKey, manifestSchema, type Manifest } from './manifest.ts';
+import { decompressor, isDamagedObjectError } from './compression.ts';
+import { backupFolder, indexKey, manifestSchema, READABLE_FORMATS, type Manifest } from './manifest.ts';
 import { tableLayout } from './snapshot.ts';
 import type { BackupStore } from './store.ts';
 
@@ -68,6 +68,16 @@ export async function locateBackup(
   const raw = await store.getJson(`${folder}/manifest.json`);
   if (raw === undefined)
     throw incomplete(backupId, 'it has no manifest (it did not finish, or its objects were removed)', field);
+  // The format first: a newer build's manifest may not fit this build's schema at all.
+  const formatVersion = (raw as { formatVersion?: unknown } | null)?.formatVersion;
+  if (typeof formatVersion === 'number' && !READABLE_FORMATS.includes(formatVersion)) {
+    throw new AppError(
+      422,
+      'backup_format_unsupported',
+      'Backup format not supported',
+      `backup ${backupId} has format ${formatVersion}; this build reads formats ${READABLE_FORMATS.join(' and ')}`,
+    );
+  }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success)
     throw incomplete(
@@ -76,14 +86,6 @@ export async function locateBackup(
       field,
     );
   const manifest = parsed.data;
-  if (manifest.formatVersion !== FORMAT_VERSION) {
-    throw new AppError(
-      422,
-      'backup_format_unsupported',
-      'Backup format not supported',
-      `backup ${backupId} has format ${manifest.formatVersion}; this build reads format ${FORMAT_VERSION}`,
-    );
-  }
   if (manifest.backupId !== backupId || manifest.tenant.id !== tenantId)
     throw incomplete(backupId, 'its manifest names another backup or tenant', field);
   return { backupId, tenantId, manifest, folder };
@@ -230,7 +232,7 @@ export async function loadBackup(
     const columns = table.columns.map((c) => ident(c.name)).join(', ');
     const sink = await tx.unsafe(`copy ${tables[i]} (${columns}) from stdin (format binary)`).writable();
     try {
-      await pipeline(source, tap, createGunzip(), counter, forwardTo(sink));
+      await pipeline(source, tap, decompressor(manifest.encoding.compression), counter, forwardTo(sink));
     } catch (err) {
       // The server can refuse damaged bytes (a bad value, a broken constraint) before the
       // digest at the end says they are damaged: a failed load checks the object whole.
@@ -322,10 +324,10 @@ function classifyLoadError(err: unknown, backupId: string, object: string): unkn
   const e = err as { code?: string; message?: string; severity?: string };
   // The columns and types were checked against the manifest, so a value the server cannot
   // read (class 22: "invalid field size" and the like) means damaged bytes: a flipped
-  // byte can get through gunzip before its CRC at the end of the object says so.
+  // byte can get through the decompressor before its checksum at the end says so.
   if (e.severity && e.code?.startsWith('22')) return corrupt(backupId, `${object} cannot be read (${e.message})`);
   if (e.severity) return err;
-  if ((e.code && /^Z_/.test(e.code)) || /binary COPY/.test(e.message ?? ''))
+  if (isDamagedObjectError(err) || /binary COPY/.test(e.message ?? ''))
     return corrupt(backupId, `${object} cannot be read (${e.message})`);
   return new AppError(
     503,

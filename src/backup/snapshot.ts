@@ -1,7 +1,7 @@
 /**
  * Backs up one tenant: one repeatable-read, read-only transaction (a single consistent
  * snapshot of every table), and per table `COPY (select ...) TO STDOUT (FORMAT binary)`
- * streamed through gzip straight into a multipart upload. Hypertables are read through
+ * streamed through zstd straight into a multipart upload. Hypertables are read through
  * the hypertable with a query (`COPY hypertable TO` would read only its empty parent),
  * so chunks never appear in a backup. The manifest is written last; then a small index
  * object lets any database find the backup by its id.
@@ -10,14 +10,13 @@
  * const manifest = await snapshotTenant({ sql: control, store, tenant, backupId });
  */
 import { finished } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { Sql, Tx } from '../db/connect.ts';
 import { templateVersionOf } from '../migrations/files.ts';
 import { assertTenantRoleName, assertTenantSchemaName } from '../provisioning/names.ts';
 import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestKey, type Manifest, type TableEntry } from './manifest.ts';
 import { Coalesce } from './coalesce.ts';
-import { gzipLevelFor } from './compression.ts';
+import { COMPRESSION, compressor, OBJECT_SUFFIX } from './compression.ts';
 import type { BackupStore, StoredObject } from './store.ts';
 
 /**
@@ -26,9 +25,6 @@ import type { BackupStore, StoredObject } from './store.ts';
  * joined up to this size, larger ones pass without a copy.
  */
 const COPY_BLOCK_BYTES = 32 * 1024;
-
-/** zlib's output chunk: its default 16 KiB cost a stream turn on the main thread per 16 KiB stored. */
-const GZIP_CHUNK_BYTES = 128 * 1024;
 
 export type SnapshotTenant = { id: string; slug: string; name: string; plan: string; schema: string; role: string };
 
@@ -92,14 +88,14 @@ export async function snapshotTenant(options: {
         const columns = table.columns.map((c) => ident(c.name)).join(', ');
         const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
         const counter = new CopyRowCounter();
-        const object = `${table.name}.bin.gz`;
+        const object = `${table.name}${OBJECT_SUFFIX[COMPRESSION]}`;
         const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
         const source = await query.readable();
         const rows = source.pipe(new Coalesce(COPY_BLOCK_BYTES)).pipe(counter);
         source.on('error', (err) => counter.destroy(err));
         let uploaded: Promise<StoredObject> | undefined;
         try {
-          const body = rows.pipe(createGzip({ level: await gzipLevelFor(rows), chunkSize: GZIP_CHUNK_BYTES }));
+          const body = rows.pipe(compressor());
           counter.on('error', (err) => body.destroy(err));
           uploaded = store.upload(`${folder}/${object}`, body, { signal });
           await Promise.all([previous, Promise.race([finished(source), uploaded])]);
@@ -137,7 +133,7 @@ export async function snapshotTenant(options: {
     tenant: { id: tenant.id, slug: tenant.slug, name: tenant.name, plan: tenant.plan },
     templateVersion: templateVersionOf(migrations),
     templateMigrations: migrations,
-    encoding: { copy: 'binary', compression: 'gzip' },
+    encoding: { copy: 'binary', compression: COMPRESSION },
     serverVersion,
     startedAt,
     finishedAt: new Date().toISOString(),

@@ -6,7 +6,7 @@
  *
  * @example
  * const store = openStore(config.backup);
- * const { bytes, sha256 } = await store.upload(store.key('tenants', id, backupId, 'trades.bin.gz'), readable);
+ * const { bytes, sha256 } = await store.upload(store.key('tenants', id, backupId, 'trades.bin.zst'), readable);
  */
 import { digestTap } from './digest-tap.ts';
 import type { Readable } from 'node:stream';

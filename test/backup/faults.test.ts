@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { tenantClient, type TenantClient } from '../support/tenant-client.ts';
 import type { TestPlatform } from '../support/platform.ts';
 import {
+  asFormat1,
   backupPlatform,
   damagedCopy,
   flipByte,
@@ -176,7 +177,7 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
     ],
     [
       'an object whose bytes do not match its checksum (one byte flipped)',
-      flipByte('trades.bin.gz'),
+      flipByte('trades.bin.zst'),
       422,
       'backup_corrupt',
     ],
@@ -198,7 +199,16 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
       422,
       'backup_incompatible',
     ],
-    ['a missing table object', (o: Map<string, Buffer>) => void o.delete('orders.bin.gz'), 409, 'backup_incomplete'],
+    ['a missing table object', (o: Map<string, Buffer>) => void o.delete('orders.bin.zst'), 409, 'backup_incomplete'],
+    [
+      'a backup of a format this build does not know (a newer build wrote it)',
+      editManifest((m) => {
+        m.formatVersion = 99;
+        m.encoding = { copy: 'binary', compression: 'brotli' };
+      }),
+      422,
+      'backup_format_unsupported',
+    ],
   ])('%s', async (_name, damage, status, code) => {
     const id = await copyOfGood(damage);
     const before = await tenantCount();
@@ -208,6 +218,13 @@ describe('restoring bad backups: a clear error, nothing restored, nothing left b
     expect(res.body.code).toBe(code);
     expect(await tenantCount()).toEqual(before);
     expect((await t.http('/v1/tenants/copy-c')).status).toBe(404);
+  });
+
+  it('a backup an earlier build wrote (format 1, gzip objects) restores like a new one', async () => {
+    const id = await copyOfGood(asFormat1);
+    const res = await restore({ slug: 'copy-gzip', name: 'Copy', restoreFrom: { backupId: id } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(await tableDigests(t.su, res.body.schema)).toEqual(await tableDigests(t.su, acme.schema));
   });
 
   it('a backup that failed is never offered for restore', async () => {
@@ -223,13 +240,13 @@ describe('the store failing during a restore', () => {
   it('a table object that cannot be read: 503 backup_store_unavailable, nothing restored, nothing left; a retry works', async () => {
     const before = await tenantCount();
     // Every request for the trades object is cut before it is answered (the SDK's retries too).
-    proxy.cutPath = { path: /\/trades\.bin\.gz/, afterMs: 0 };
+    proxy.cutPath = { path: /\/trades\.bin\.zst/, afterMs: 0 };
     try {
       const res = await restore({ slug: 'acme-store-down', name: 'Acme', restoreFrom: { backupId: good.id } });
       expect(res.status, JSON.stringify(res.body)).toBe(503);
       expect(res.type).toMatch(/application\/problem\+json/);
       expect(res.body).toMatchObject({ code: 'backup_store_unavailable' });
-      expect(res.body.detail).toMatch(/trades\.bin\.gz/);
+      expect(res.body.detail).toMatch(/trades\.bin\.zst/);
     } finally {
       proxy.cutPath = null;
     }
@@ -276,7 +293,7 @@ describe('the store failing mid-upload', () => {
   it('an upload failing while the next table is read: that read is cancelled, nothing is left, a retry works', async () => {
     const before = await tableDigests(t.su, acme.schema);
     // The trades object fails late, while the tables after it are being read.
-    proxy.cutPath = { path: /\/trades\.bin\.gz/, afterMs: 300 };
+    proxy.cutPath = { path: /\/trades\.bin\.zst/, afterMs: 300 };
     const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
     try {
       const firstTry = await t.backups.runNext(started.id);

@@ -112,7 +112,7 @@ describe('in-place restore: refusals change nothing', () => {
     const before = await state(acme);
     expect(before.digests).not.toEqual(atBackup);
     // trades comes after portfolios and orders in the backup: those are truncated and loaded before the damage is found.
-    const damaged = await damagedCopy(prefix, acme.id, acmeBackup.id, flipByte('trades.bin.gz'));
+    const damaged = await damagedCopy(prefix, acme.id, acmeBackup.id, flipByte('trades.bin.zst'));
     const res = await restoreInPlace('acme', { backupId: damaged, confirm: 'acme' });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.code).toBe('backup_corrupt');

@@ -8,9 +8,11 @@
  * await seedTenant(t, acme, { trades: 100_000 });
  * expect(await tableDigests(t.su, restored.schema)).toEqual(await tableDigests(t.su, acme.schema));
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
+import { decompress } from 'zstd-napi';
 import { BackupStore } from '../../src/backup/store.ts';
 import { tableLayout, type TableLayout } from '../../src/backup/snapshot.ts';
 import type { Sql } from '../../src/db/connect.ts';
@@ -191,4 +193,20 @@ export async function damagedCopy(
 export const flipByte = (object: string) => (objects: Map<string, Buffer>) => {
   const body = objects.get(object)!;
   body[Math.floor(body.length / 2)]! ^= 0x01;
+};
+
+/** Rewrites a backup as builds before zstd wrote it: format 1, gzip objects. */
+export const asFormat1 = (objects: Map<string, Buffer>) => {
+  const manifest = JSON.parse(objects.get('manifest.json')!.toString());
+  for (const table of manifest.tables) {
+    const gzip = gzipSync(decompress(objects.get(table.object)!), { level: 1 });
+    objects.delete(table.object);
+    table.object = table.object.replace(/\.bin\.zst$/, '.bin.gz');
+    table.bytes = gzip.length;
+    table.sha256 = createHash('sha256').update(gzip).digest('hex');
+    objects.set(table.object, gzip);
+  }
+  manifest.formatVersion = 1;
+  manifest.encoding.compression = 'gzip';
+  objects.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
 };
