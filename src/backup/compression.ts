@@ -29,6 +29,9 @@ export const OBJECT_SUFFIX: Record<Compression, string> = { gzip: '.bin.gz', zst
 /** Compressed bytes are handed on in blocks of this size (the last one smaller). */
 const OUTPUT_BLOCK_BYTES = 1024 * 1024;
 
+/** Room kept free in the output block: zstd's bound for one compressed block. */
+const BLOCK_ROOM = zstd.cStreamOutSize();
+
 /**
  * A zstd frame with its content checksum, so a decompressor notices damage on its own too.
  * zstd emits one compressed block per 128 KiB of input, a few KiB for rows; each lands in
@@ -52,7 +55,7 @@ class ZstdWriter extends Transform {
       this.#used += produced;
       input = input.subarray(consumed);
       // Keep room for a whole compressed block; a full buffer goes on.
-      if (this.#out.length - this.#used < zstd.cStreamOutSize()) this.#handOn();
+      if (this.#out.length - this.#used < BLOCK_ROOM) this.#handOn();
       if (input.length === 0 && (directive === zstd.EndDirective.continue || left === 0)) return;
     }
   }
