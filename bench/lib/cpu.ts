@@ -100,3 +100,10 @@ export function cpuWindow(servicePid: number, database: ServerCpu | undefined): 
     benchProcess: Math.round(ownCpuMs() - bench),
   });
 }
+
+/** What several windows spent together (the database's share where every window measured it). */
+export function totalCpu(windows: PartyCpuMs[]): PartyCpuMs {
+  const sum = (party: keyof PartyCpuMs) => windows.reduce((total, w) => total + (w[party] ?? 0), 0);
+  const database = windows.every((w) => w.database !== undefined) ? { database: sum('database') } : {};
+  return { service: sum('service'), ...database, benchProcess: sum('benchProcess') };
+}

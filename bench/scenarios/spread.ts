@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
-import { cpuWindow, type PartyCpuMs, serverCpu } from '../lib/cpu.ts';
+import { cpuWindow, type PartyCpuMs, serverCpu, totalCpu } from '../lib/cpu.ts';
 import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -225,12 +225,7 @@ function merged(runs: LoadRun[]): LoadRun {
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     firstError: runs.find((r) => r.firstError)?.firstError,
     seconds: runs.reduce((sum, r) => sum + r.seconds, 0),
-    cpu: {
-      service: runs.reduce((sum, r) => sum + r.cpu.service, 0),
-      // Measured in every run or in none (the server is local or not).
-      ...(runs[0]?.cpu.database !== undefined ? { database: runs.reduce((sum, r) => sum + r.cpu.database!, 0) } : {}),
-      benchProcess: runs.reduce((sum, r) => sum + r.cpu.benchProcess, 0),
-    },
+    cpu: totalCpu(runs.map((r) => r.cpu)),
   };
 }
 

@@ -23,8 +23,8 @@ export const COMPRESSION: Compression = 'zstd';
 /** zstd's level 1; higher levels cost more CPU for a few percent on this data. */
 const ZSTD_LEVEL = 1;
 
-/** The object name's suffix, so an object says how to read it without its manifest. */
-export const OBJECT_SUFFIX: Record<Compression, string> = { gzip: '.bin.gz', zstd: '.bin.zst' };
+/** New objects' name suffix, so an object says how to read it without its manifest (format 1's was `.bin.gz`). */
+export const OBJECT_SUFFIX = '.bin.zst';
 
 /** Compressed bytes are handed on in blocks of this size (the last one smaller). */
 const OUTPUT_BLOCK_BYTES = 1024 * 1024;
@@ -92,7 +92,7 @@ class ZstdWriter extends Transform {
 export const compressor = (): Transform => new ZstdWriter();
 
 /** Set on what a decompressor rejects: the object's bytes are damaged, the store is fine. */
-export const DAMAGED_OBJECT = 'BACKUP_OBJECT_DAMAGED';
+const DAMAGED_OBJECT = 'BACKUP_OBJECT_DAMAGED';
 
 /** zlib names its failures (Z_DATA_ERROR and the like); zstd's carry only a message. */
 export const isDamagedObjectError = (err: unknown) => {

@@ -88,7 +88,7 @@ export async function snapshotTenant(options: {
         const columns = table.columns.map((c) => ident(c.name)).join(', ');
         const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
         const counter = new CopyRowCounter();
-        const object = `${table.name}${OBJECT_SUFFIX[COMPRESSION]}`;
+        const object = `${table.name}${OBJECT_SUFFIX}`;
         const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
         const source = await query.readable();
         const rows = source.pipe(new Coalesce(COPY_BLOCK_BYTES)).pipe(counter);
