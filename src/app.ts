@@ -13,6 +13,9 @@ import { backupRoutes, restoreFrom } from './backup/routes.ts';
 import { AppError } from './errors.ts';
 import { isolationRoutes } from './isolation/routes.ts';
 import { renderMigrationMetrics } from './migrations/metrics.ts';
+import { renderBackupMetrics } from './backup/coverage.ts';
+import { renderTenantMetrics } from './tenants/metrics.ts';
+import { pooledCounts } from './tenants/warm-pool.ts';
 import { migrationRoutes } from './migrations/routes.ts';
 import { migrationStatus } from './migrations/runs.ts';
 import type { Platform } from './platform.ts';
@@ -125,6 +128,7 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
     ) => platform.backups.restoreInto(input, from.backupId, who, key, from.tenantId),
   };
   app.route('/', tenantRoutes(platform.tenants, platform.keys, platform.credentials, docs, restore));
+  app.use('/v1/admin/backups', adminAuth(platform.adminToken));
   app.route('/', backupRoutes(platform.backups, docs));
 
   // The data plane: the tenant comes from the API key, every query runs in withTenant.
@@ -153,9 +157,20 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
   app.route('/', migrationRoutes(platform.control, docs));
   app.route(
     '/',
-    isolationRoutes(platform.control, docs, async () =>
-      renderMigrationMetrics(await migrationStatus(platform.control)),
-    ),
+    isolationRoutes(platform.control, docs, async () => {
+      const [migrations, backups, pool] = await Promise.all([
+        migrationStatus(platform.control),
+        platform.backups.coverage(),
+        pooledCounts(platform.control),
+      ]);
+      const tenants = {
+        target: platform.warmPool.size,
+        ...pool,
+        created: platform.tenants.created,
+        refill: platform.warmPoolRefill?.stats,
+      };
+      return renderMigrationMetrics(migrations) + renderBackupMetrics(backups) + renderTenantMetrics(tenants);
+    }),
   );
   return { app, docs };
 }

@@ -38,7 +38,7 @@ import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
 import { startLoginWatchdog } from './tenants/login-watchdog.ts';
-import { startPoolRefill, REFILL_POOL_NAME } from './tenants/pool-refill.ts';
+import { startPoolRefill, REFILL_POOL_NAME, type PoolRefillJob } from './tenants/pool-refill.ts';
 import { TenantService } from './tenants/service.ts';
 import { WarmPool } from './tenants/warm-pool.ts';
 
@@ -60,6 +60,8 @@ export type Platform = {
   backups: BackupService;
   /** Pre-provisioned tenants that `POST /v1/tenants` claims (TENANTFORGE_WARM_POOL). */
   warmPool: WarmPool;
+  /** The warm pool's background refill on this instance, when it runs one. */
+  warmPoolRefill: PoolRefillJob | undefined;
   /** The embedded cluster, when this process started or reused it. */
   cluster: LocalCluster | undefined;
   /** Whether the database is reachable: requests fail fast with 503 while it is not. */
@@ -244,6 +246,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       credentials,
       backups,
       warmPool,
+      warmPoolRefill: refill,
       cluster,
       availability,
       close: async () => {

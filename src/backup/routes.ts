@@ -54,6 +54,29 @@ export const backupView = z.object({
 
 const tenantParams = z.object({ idOrSlug: z.string() });
 
+const coverageQuery = z.strictObject({ limit: z.coerce.number().int().min(0).max(1000).default(100) });
+
+/** Backup coverage as backup/coverage.ts computes it. */
+const coverageView = z.object({
+  configured: z.boolean(),
+  scheduledTenants: z.number(),
+  overdueTenants: z.number(),
+  lastFailedTenants: z.number(),
+  oldestAgeSeconds: z.number().nullable(),
+  jobs: z.object({ queued: z.number(), running: z.number(), delaySeconds: z.number() }),
+  overdue: z.array(
+    z.object({
+      tenantId: z.string(),
+      slug: z.string(),
+      plan: z.string(),
+      intervalSeconds: z.number(),
+      lastBackupAt: z.string().nullable(),
+      ageSeconds: z.number(),
+      lastAttemptFailed: z.boolean(),
+    }),
+  ),
+});
+
 export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tag = 'backups (admin)';
@@ -129,6 +152,21 @@ export function backupRoutes(backups: BackupService, docs: OpenApi): Hono<AppEnv
       const { tenant, restoredRows } = await backups.restoreInPlace(params.idOrSlug, body.backupId, body, who(c));
       return reply(200, { ...tenant, restoredFrom: body.backupId, restoredRows });
     },
+  );
+
+  defineRoute(
+    app,
+    docs,
+    {
+      method: 'get',
+      path: '/v1/admin/backups',
+      tag: 'operations (admin)',
+      auth,
+      summary: 'Whether scheduled backups keep up: overdue tenants (most overdue first), failures, the job queue',
+      query: coverageQuery,
+      responses: { 200: coverageView },
+    },
+    async (_c, { query }, reply) => reply(200, await backups.coverage(query.limit)),
   );
 
   return app;

@@ -30,6 +30,7 @@ import type { Logger } from '../log.ts';
 import { PLANS } from '../tenants/plans.ts';
 import type { CreateTenantInput } from '../tenants/schemas.ts';
 import type { Actor, Tenant, TenantService } from '../tenants/service.ts';
+import { backupCoverage, type BackupCoverage } from './coverage.ts';
 import { backupFolder, indexKey } from './manifest.ts';
 import { assertTemplateCompatible, loadBackup, locateBackup, templateMigrations } from './restore.ts';
 import { snapshotTenant, tableLayout } from './snapshot.ts';
@@ -406,6 +407,11 @@ export class BackupService {
       'tenant restored in place',
     );
     return { tenant: await this.deps.tenants.get(tenant.id), restoredRows: loaded.rows };
+  }
+
+  /** Whether scheduled backups keep up (coverage.ts), listing up to `limit` overdue tenants. */
+  coverage(limit = 0): Promise<BackupCoverage> {
+    return backupCoverage(this.deps.sql, this.deps.store !== undefined, limit);
   }
 
   /** Queues scheduled backups for tenants whose plan schedules them and whose last one is older than the plan's interval. */

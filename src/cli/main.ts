@@ -24,6 +24,7 @@ import { migrateTenants, RunInProgressError, type RunSummary } from '../migratio
 import { runServer } from '../server.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
 import type { Tenant } from '../tenants/service.ts';
+import type { BackupCoverage } from '../backup/coverage.ts';
 import type { Backup } from '../backup/service.ts';
 
 const USAGE = `usage: tenantforge <command>
@@ -43,6 +44,7 @@ const USAGE = `usage: tenantforge <command>
   backups create <tenant> [--wait]       back up a tenant (with --wait: run it here and wait; exit 1 if it failed)
   backups list <tenant>                  a tenant's backups, newest first
   backups show <tenant> <backup-id>
+  backups coverage [--limit N]           whether scheduled backups keep up: exit 0 none overdue, 1 some (listed)
   restore <backup-id> --into <new-slug> [--name N] [--plan P]   a new tenant from a backup (any database's)
   restore <backup-id> --in-place <tenant> --confirm <tenant-slug> [--allow-other-tenant]
                                          replace an existing tenant's rows with the backup's (one transaction)
@@ -216,6 +218,7 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
     throw new UsageError((err as Error).message);
   }
   const { values, positionals } = parsed;
+  if (sub === 'coverage') return coverageCommand(config, values);
   const tenant = positionals[0] ?? raise(new UsageError(`backups ${sub ?? ''} needs a <tenant> (id or slug)`));
   const print = (b: Backup) => console.log(values.json ? JSON.stringify(b) : describeBackup(b));
   return withPlatform(config, async ({ backups }) => {
@@ -249,6 +252,33 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
         throw new UsageError(`unknown backups subcommand ${JSON.stringify(sub ?? '')}`);
     }
   });
+}
+
+async function coverageCommand(config: Config, values: { json?: boolean; limit?: string }): Promise<number> {
+  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new UsageError(`--limit must be a whole number of at least 1, not ${JSON.stringify(values.limit)}`);
+  return withPlatform(config, async ({ backups }) => {
+    const coverage = await backups.coverage(limit);
+    if (values.json) console.log(JSON.stringify(coverage));
+    else console.log(describeCoverage(coverage));
+    return coverage.overdueTenants > 0 ? 1 : 0;
+  });
+}
+
+function describeCoverage(c: BackupCoverage): string {
+  if (!c.configured) return 'backups are not configured (set TENANTFORGE_BACKUP_URL): nothing is scheduled';
+  const age = (s: number | null) => (s === null ? 'none' : `${(s / 3600).toFixed(1)} h`);
+  const lines = [
+    `${c.scheduledTenants} tenants on a backup schedule, ${c.overdueTenants} overdue, ${c.lastFailedTenants} whose last attempt failed`,
+    `oldest newest backup: ${age(c.oldestAgeSeconds)}; jobs queued ${c.jobs.queued}, running ${c.jobs.running}, longest wait ${c.jobs.delaySeconds} s`,
+  ];
+  for (const t of c.overdue)
+    lines.push(
+      `overdue ${t.slug} (${t.tenantId}, ${t.plan}): last backup ${t.lastBackupAt ?? 'never'}, ${age(t.ageSeconds)} ago${t.lastAttemptFailed ? ', last attempt failed' : ''}`,
+    );
+  if (c.overdue.length < c.overdueTenants) lines.push(`... and ${c.overdueTenants - c.overdue.length} more (--limit)`);
+  return lines.join('\n');
 }
 
 async function restoreCommand(config: Config, args: string[]): Promise<number> {

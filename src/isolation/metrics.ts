@@ -7,42 +7,33 @@
  * const text = renderMetrics(await latestSummary(sql));
  * // tenantforge_isolation_violations{check="rls_forced"} 0
  */
+import { MetricsText } from '../http/prometheus.ts';
 import { CHECK_NAMES } from './checks/catalog.ts';
 import type { ReportSummary } from './report.ts';
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
 export function renderMetrics(latest: ReportSummary | undefined): string {
-  const lines: string[] = [];
-  const gauge = (name: string, help: string, samples: [labels: string, value: number][]) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-  };
+  const text = new MetricsText();
   const counts = latest?.counts;
-  gauge(
+  text.gauge(
     'tenantforge_isolation_violations',
     'Isolation violations found by the latest validator run, per check.',
     counts ? CHECK_NAMES.map((check) => [`{check="${check}"}`, counts[check] ?? 0]) : [],
   );
-  gauge(
+  text.gauge(
     'tenantforge_isolation_last_run_ok',
     'Whether the latest validator run completed (1) or could not run (0).',
-    latest ? [['', latest.outcome === 'error' ? 0 : 1]] : [],
+    [['', latest && (latest.outcome === 'error' ? 0 : 1)]],
   );
-  gauge(
+  text.gauge(
     'tenantforge_isolation_last_run_timestamp_seconds',
     'When the latest validator run finished (Unix time).',
-    latest ? [['', Date.parse(latest.finishedAt) / 1000]] : [],
+    [['', latest && Date.parse(latest.finishedAt) / 1000]],
   );
-  gauge(
-    'tenantforge_isolation_last_run_duration_seconds',
-    'How long the latest validator run took.',
-    latest ? [['', latest.durationMs / 1000]] : [],
-  );
-  gauge(
-    'tenantforge_isolation_tenants_checked',
-    'Tenants the latest validator run covered.',
-    latest ? [['', latest.tenantsChecked]] : [],
-  );
-  return lines.join('\n') + '\n';
+  text.gauge('tenantforge_isolation_last_run_duration_seconds', 'How long the latest validator run took.', [
+    ['', latest && latest.durationMs / 1000],
+  ]);
+  text.gauge('tenantforge_isolation_tenants_checked', 'Tenants the latest validator run covered.', [
+    ['', latest?.tenantsChecked],
+  ]);
+  return text.toString();
 }

@@ -14,7 +14,8 @@ import type { AppEnv } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { defineRoute } from '../http/route.ts';
 import { CHECK_NAMES } from './checks/catalog.ts';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.ts';
+import { METRICS_CONTENT_TYPE } from '../http/prometheus.ts';
+import { renderMetrics } from './metrics.ts';
 import { latestReport, latestSummary } from './report.ts';
 
 const check = z.enum(CHECK_NAMES as [string, ...string[]]);
@@ -99,7 +100,7 @@ export function isolationRoutes(
       path: '/metrics',
       tag: 'operations (admin)',
       auth: 'admin',
-      summary: 'Prometheus metrics: isolation checks, migrations',
+      summary: 'Prometheus metrics: isolation checks, migrations, backups, the warm pool',
       responses: { 200: z.string() },
       contentType: METRICS_CONTENT_TYPE,
     },

@@ -7,14 +7,12 @@
  * const text = renderMigrationMetrics(await migrationStatus(sql));
  * // tenantforge_migration_tenants_behind 0
  */
+import { MetricsText } from '../http/prometheus.ts';
 import type { MigrationStatus } from './runs.ts';
 
 export function renderMigrationMetrics(status: MigrationStatus): string {
-  const lines: string[] = [];
-  const gauge = (name: string, help: string, value: number | undefined) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    if (value !== undefined) lines.push(`${name} ${value}`);
-  };
+  const text = new MetricsText();
+  const gauge = (name: string, help: string, value: number | undefined) => text.gauge(name, help, [['', value]]);
   const run = status.run;
   gauge(
     'tenantforge_migration_tenants_behind',
@@ -38,5 +36,5 @@ export function renderMigrationMetrics(status: MigrationStatus): string {
     'When the latest run started (Unix time).',
     run ? Date.parse(run.startedAt) / 1000 : undefined,
   );
-  return lines.join('\n') + '\n';
+  return text.toString();
 }

@@ -104,13 +104,16 @@ export class TenantService {
     const id = randomUUID();
     const started = performance.now();
     this.#inFlight++;
+    let path: 'warmPool' | 'cloned' = 'cloned';
     try {
       const row = await withRetry(async () => {
         // A restore loads rows before the role part of the plan runs, so it always clones.
         if (this.deps.warmPool && !options.load) {
           const claimed = await this.#claim(input, who, idempotencyKey, requestHash, started);
+          path = 'warmPool';
           if (claimed) return claimed;
         }
+        path = 'cloned';
         // Outside the transaction: compiling needs a connection of its own. Fetched on each
         // attempt: a template migration committed meanwhile makes the attempt stale.
         const plan = await provisioner.plan();
@@ -156,6 +159,7 @@ export class TenantService {
       if ('replayOf' in row)
         return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
       const tenant = toTenant(row.row);
+      this.created[path]++;
       log.info(
         {
           tenantId: tenant.id,
@@ -218,6 +222,9 @@ export class TenantService {
     if (claim.row) return { row: claim.row };
     return claim.replayOf ? { replayOf: claim.replayOf } : undefined;
   }
+
+  /** Tenants this instance created since it started, by how: claimed from the warm pool or cloned (for metrics). */
+  readonly created = { warmPool: 0, cloned: 0 };
 
   /** Provisioning requests in flight on this instance, and when the last one ended (performance.now()). */
   demand(): { inFlight: number; lastAt: number } {

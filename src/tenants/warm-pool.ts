@@ -80,12 +80,18 @@ export class WarmPool {
   }
 
   /** Pooled tenants, and how many of them are at `version` (only those can be claimed). */
-  async count(version?: string): Promise<{ pooled: number; claimable: number }> {
-    const [row] = await this.deps.sql<{ pooled: number; claimable: number }[]>`
-      select count(*)::int as pooled, count(*) filter (where template_version = ${version ?? null})::int as claimable
-      from platform.tenants where status = 'pooled'`;
-    return row!;
+  count(version?: string): Promise<{ pooled: number; claimable: number }> {
+    return pooledCounts(this.deps.sql, version);
   }
+}
+
+/** Pooled tenants, and how many are at `version` (default: the template's current one). */
+export async function pooledCounts(sql: Sql, version?: string): Promise<{ pooled: number; claimable: number }> {
+  const [row] = await sql<{ pooled: number; claimable: number }[]>`
+    select count(*)::int as pooled,
+      count(*) filter (where template_version = ${version === undefined ? sql.unsafe(TEMPLATE_VERSION_SQL) : version})::int as claimable
+    from platform.tenants where status = 'pooled'`;
+  return row!;
 }
 
 export async function pooledCount(sql: Sql | Tx): Promise<number> {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openPool } from '../../src/db/connect.ts';
 import { runCli } from '../support/cli.ts';
 import { backupEnv } from '../support/object-store.ts';
 import { freshDatabase, type TestDatabase } from '../support/platform.ts';
@@ -81,10 +82,35 @@ describe('tenantforge backups and restore (command line)', () => {
     ],
     [['backups', 'create'], 2, /needs a <tenant>/],
     [['backups', 'create', 'no-such-tenant'], 1, /\[tenant_not_found\]/],
+    [['backups', 'coverage', '--limit', '0'], 2, /--limit must be a whole number of at least 1/],
   ])('%j exits %i with a message that says what to do', async (args, code, message) => {
     const res = await runCli(args, env);
     expect(res.code).toBe(code);
     expect(res.stderr).toMatch(message);
+  });
+
+  it('backups coverage: exit 0 with no tenant overdue, 1 naming the overdue ones', async () => {
+    const clean = await runCli(['backups', 'coverage'], env);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/tenants on a backup schedule, 0 overdue/);
+    expect(
+      (await runCli(['tenants', 'create', '--slug', 'late', '--name', 'Late', '--plan', 'enterprise'], env)).code,
+    ).toBe(0);
+    const su = openPool(db.url, { max: 1, name: 'test-su' });
+    try {
+      await su`update platform.tenants set created_at = now() - interval '3 hours' where slug = 'late'`;
+    } finally {
+      await su.end();
+    }
+    const overdue = await runCli(['backups', 'coverage'], env);
+    expect(overdue.code).toBe(1);
+    expect(overdue.stdout).toMatch(/1 overdue/);
+    expect(overdue.stdout).toMatch(/overdue late \(.*enterprise\): last backup never, 3\.0 h ago/);
+    const json = await runCli(['backups', 'coverage', '--json'], env);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      overdueTenants: 1,
+      overdue: [{ slug: 'late', lastBackupAt: null }],
+    });
   });
 
   it('says how to configure backups when they are not', async () => {

@@ -186,6 +186,7 @@ describe('every documented response validates against its schema', () => {
     await t.backups.runAndWait(backup.id);
     await ok('GET', `/v1/tenants/${tenant.id}/backups?limit=5`);
     await ok('GET', `/v1/tenants/${tenant.id}/backups/${backup.id}`);
+    await ok('GET', '/v1/admin/backups');
     await ok('POST', `/v1/tenants/${tenant.id}/restore`, { json: { backupId: backup.id, confirm: 'acme' } });
     const copy = await ok('POST', '/v1/tenants', {
       json: { slug: 'acme-copy', name: 'Acme copy', restoreFrom: { backupId: backup.id } },

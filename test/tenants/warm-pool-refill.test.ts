@@ -113,6 +113,36 @@ describe('background refill, two instances on one database', () => {
     await busy;
     await until(`the pool is back at ${SIZE}`, async () => (await pooled()).length === SIZE);
   });
+
+  it('/metrics: the pool, how each instance created its tenants, and its refill rounds', async () => {
+    const metrics = async (via: 'a' | 'b') => {
+      const res =
+        via === 'a'
+          ? await t.http('/metrics')
+          : await bApp.request('/metrics', { headers: { authorization: `Bearer ${b.adminToken}` } });
+      const values = new Map<string, number>();
+      for (const line of (await res.text()).split('\n'))
+        if (line.startsWith('tenantforge_')) values.set(line.split(' ')[0]!, Number(line.split(' ')[1]));
+      return values;
+    };
+    await until(`the pool is back at ${SIZE}`, async () => (await pooled()).length === SIZE);
+    const [a, bm] = [await metrics('a'), await metrics('b')];
+    const both = (name: string) => (a.get(name) ?? 0) + (bm.get(name) ?? 0);
+    expect(a.get('tenantforge_warm_pool_target_tenants')).toBe(SIZE);
+    expect(a.get('tenantforge_warm_pool_tenants{state="claimable"}')).toBe(SIZE);
+    expect(a.get('tenantforge_warm_pool_tenants{state="behind"}')).toBe(0);
+    // The burst's 10 and the drain's SIZE creates: the burst claimed at least the SIZE
+    // tenants pooled before it (a refill may slip in one more) and cloned the rest; the
+    // drain found the pool full.
+    const claimed = both('tenantforge_tenants_created_total{path="warm_pool"}');
+    expect(claimed + both('tenantforge_tenants_created_total{path="clone"}')).toBe(10 + SIZE);
+    expect(claimed).toBeGreaterThanOrEqual(2 * SIZE);
+    const [made] = await t.su<
+      { n: number }[]
+    >`select count(*)::int as n from platform.audit_log where action = 'tenant.pool'`;
+    expect(both('tenantforge_warm_pool_refill_rounds_total{outcome="made"}')).toBe(made!.n);
+    expect(both('tenantforge_warm_pool_refill_rounds_total{outcome="skipped_busy"}')).toBeGreaterThan(0);
+  });
 });
 
 describe('template migrations and the pool', () => {
