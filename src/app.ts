@@ -36,6 +36,8 @@ import { urlHygiene } from './http/hygiene.ts';
 import { OpenApi } from './http/openapi.ts';
 import { defineRoute } from './http/route.ts';
 import { problemHandler, problemResponse } from './http/problem.ts';
+import { MetricsText } from './http/prometheus.ts';
+import { RequestMetrics, routeOf } from './http/request-metrics.ts';
 
 /** The OpenAPI document's top level (the tests that read it check its paths). */
 const openApiDocument = z.object({
@@ -62,15 +64,18 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
 
   // Accept a caller's id only when it is short and plain, so it cannot forge log lines.
   app.use(requestId({ limitLength: 128 }));
+  const requests = new RequestMetrics();
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
+    const ms = performance.now() - started;
+    requests.record(c.req.method, routeOf(c), c.res.status, ms / 1000);
     const line = {
       requestId: c.get('requestId'),
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
-      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      durationMs: Math.round(ms * 100) / 100,
     };
     if (c.res.status >= 500) log.error(line, 'request');
     else log.info(line, 'request');
@@ -157,20 +162,28 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
   app.route('/', migrationRoutes(platform.control, docs));
   app.route(
     '/',
-    isolationRoutes(platform.control, docs, async () => {
-      const [migrations, backups, pool] = await Promise.all([
-        migrationStatus(platform.control),
-        platform.backups.coverage(),
-        pooledCounts(platform.control),
-      ]);
-      const tenants = {
-        target: platform.warmPool.size,
-        ...pool,
-        created: platform.tenants.created,
-        refill: platform.warmPoolRefill?.stats,
-      };
-      return renderMigrationMetrics(migrations) + renderBackupMetrics(backups) + renderTenantMetrics(tenants);
-    }),
+    isolationRoutes(platform.control, docs, () => featureMetrics(platform, requests)),
   );
   return { app, docs };
+}
+
+/** The other features' Prometheus text, after the validator's (whose routes serve /metrics). */
+async function featureMetrics(platform: Platform, requests: RequestMetrics): Promise<string> {
+  const [migrations, backups, pool] = await Promise.all([
+    migrationStatus(platform.control),
+    platform.backups.coverage(),
+    pooledCounts(platform.control),
+  ]);
+  const tenants = {
+    target: platform.warmPool.size,
+    ...pool,
+    created: platform.tenants.created,
+    refill: platform.warmPoolRefill?.stats,
+  };
+  return (
+    renderMigrationMetrics(migrations) +
+    renderBackupMetrics(backups) +
+    renderTenantMetrics(tenants) +
+    requests.render(new MetricsText()).toString()
+  );
 }

@@ -10,8 +10,19 @@
  */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/** Labels as written in the exposition (`''` or `{name="value",...}`), and the value. */
+/** Labels as written in the exposition (`''` or `{name="value",...}`, see `labels`), and the value. */
 export type Sample = [labels: string, value: number | null | undefined];
+
+/** One labelled histogram: counts per bucket (not cumulative; the last one is +Inf), their sum of values. */
+export type HistogramSeries = { labels: Record<string, string>; counts: readonly number[]; sum: number };
+
+/** `{name="value",...}` with the values escaped as the exposition format requires. */
+export function labels(values: Record<string, string>): string {
+  const pairs = Object.entries(values).map(
+    ([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`,
+  );
+  return pairs.length ? `{${pairs.join(',')}}` : '';
+}
 
 export class MetricsText {
   readonly #lines: string[] = [];
@@ -23,6 +34,20 @@ export class MetricsText {
   /** A count that only grows while the process lives (Prometheus handles its resets). */
   counter(name: string, help: string, samples: Sample[]): this {
     return this.#metric(name, 'counter', help, samples);
+  }
+
+  /** `bounds`: the buckets' upper bounds, ascending; each series has one count more (+Inf). */
+  histogram(name: string, help: string, bounds: readonly number[], series: HistogramSeries[]): this {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    for (const s of series) {
+      let cumulative = 0;
+      [...bounds.map(String), '+Inf'].forEach((le, i) => {
+        cumulative += s.counts[i] ?? 0;
+        this.#lines.push(`${name}_bucket${labels({ ...s.labels, le })} ${cumulative}`);
+      });
+      this.#lines.push(`${name}_sum${labels(s.labels)} ${s.sum}`, `${name}_count${labels(s.labels)} ${cumulative}`);
+    }
+    return this;
   }
 
   toString(): string {

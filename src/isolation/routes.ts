@@ -100,7 +100,7 @@ export function isolationRoutes(
       path: '/metrics',
       tag: 'operations (admin)',
       auth: 'admin',
-      summary: 'Prometheus metrics: isolation checks, migrations, backups, the warm pool',
+      summary: 'Prometheus metrics: requests, isolation checks, migrations, backups, the warm pool',
       responses: { 200: z.string() },
       contentType: METRICS_CONTENT_TYPE,
     },
