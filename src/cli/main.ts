@@ -45,6 +45,7 @@ const USAGE = `usage: tenantforge <command>
   backups list <tenant>                  a tenant's backups, newest first
   backups show <tenant> <backup-id>
   backups coverage [--limit N]           whether scheduled backups keep up: exit 0 none overdue, 1 some (listed)
+                                         or backups not configured
   restore <backup-id> --into <new-slug> [--name N] [--plan P]   a new tenant from a backup (any database's)
   restore <backup-id> --in-place <tenant> --confirm <tenant-slug> [--allow-other-tenant]
                                          replace an existing tenant's rows with the backup's (one transaction)
@@ -261,17 +262,22 @@ async function coverageCommand(config: Config, values: { json?: boolean; limit?:
   return withPlatform(config, async ({ backups }) => {
     const coverage = await backups.coverage(limit);
     if (values.json) console.log(JSON.stringify(coverage));
-    else console.log(describeCoverage(coverage));
+    if (!coverage.configured) {
+      console.error(
+        'tenantforge: error: backups are not configured, so no tenant is being backed up (set TENANTFORGE_BACKUP_URL=s3://<bucket>[/<prefix>])',
+      );
+      return 1;
+    }
+    if (!values.json) console.log(describeCoverage(coverage));
     return coverage.overdueTenants > 0 ? 1 : 0;
   });
 }
 
 function describeCoverage(c: BackupCoverage): string {
-  if (!c.configured) return 'backups are not configured (set TENANTFORGE_BACKUP_URL): nothing is scheduled';
-  const age = (s: number | null) => (s === null ? 'none' : `${(s / 3600).toFixed(1)} h`);
+  const age = (s: number) => `${(s / 3600).toFixed(1)} h`;
   const lines = [
     `${c.scheduledTenants} tenants on a backup schedule, ${c.overdueTenants} overdue, ${c.lastFailedTenants} whose last attempt failed`,
-    `oldest newest backup: ${age(c.oldestAgeSeconds)}; jobs queued ${c.jobs.queued}, running ${c.jobs.running}, longest wait ${c.jobs.delaySeconds} s`,
+    `worst recovery point: ${c.oldestAgeSeconds === null ? 'none scheduled' : `${age(c.oldestAgeSeconds)} old`}; jobs queued ${c.jobs.queued}, running ${c.jobs.running}, longest wait ${c.jobs.delaySeconds} s`,
   ];
   for (const t of c.overdue)
     lines.push(

@@ -118,5 +118,11 @@ describe('tenantforge backups and restore (command line)', () => {
     const res = await runCli(['backups', 'create', 'desk'], without);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/set TENANTFORGE_BACKUP_URL=s3:\/\/<bucket>.*\[backups_not_configured\]/);
+    // A coverage check fails too: nothing is being backed up.
+    const coverage = await runCli(['backups', 'coverage'], without);
+    expect(coverage.code).toBe(1);
+    expect(coverage.stderr).toMatch(
+      /backups are not configured, so no tenant is being backed up \(set TENANTFORGE_BACKUP_URL=/,
+    );
   });
 });
