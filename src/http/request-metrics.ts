@@ -63,6 +63,7 @@ export function routeOf(c: Context): string {
   const routes = matchedRoutes(c);
   // Middleware is registered for every method; only a route handler names one.
   for (let i = routes.length - 1; i >= 0; i--)
-    if (routes[i]!.method !== 'ALL') return routes[i]!.path.replace(/:(\w+)/g, '{$1}');
+    // Only a whole segment is a parameter: `/v1/trades:batch` is a literal path.
+    if (routes[i]!.method !== 'ALL') return routes[i]!.path.replace(/\/:(\w+)/g, '/{$1}');
   return 'unmatched';
 }

@@ -26,6 +26,7 @@ describe('request metrics on /metrics', () => {
     expect((await t.http('/no/such/route-abc123', { token: null })).status).toBe(404);
     expect((await t.http('/v1/tenants', { token: null })).status).toBe(401);
     expect((await t.http('/v1/tenants/nobody-here')).status).toBe(404);
+    expect((await t.http('/v1/trades:batch', { method: 'POST', token: null, json: {} })).status).toBe(401);
 
     const { text, value } = await scrape();
     const requests = (method: string, route: string, status: number) =>
@@ -35,6 +36,7 @@ describe('request metrics on /metrics', () => {
     // Labelled by the template, as the OpenAPI document writes it, never by what was sent.
     expect(requests('GET', '/v1/tenants/{idOrSlug}', 404)).toBe(1);
     expect(requests('GET', 'unmatched', 404)).toBe(1);
+    expect(requests('POST', '/v1/trades:batch', 401)).toBe(1);
     expect(text).not.toContain('route-abc123');
     expect(text).not.toContain('nobody-here');
 
