@@ -38,6 +38,7 @@ import { defineRoute } from './http/route.ts';
 import { problemHandler, problemResponse } from './http/problem.ts';
 import { MetricsText } from './http/prometheus.ts';
 import { RequestMetrics, routeOf } from './http/request-metrics.ts';
+import { renderRuntimeMetrics } from './db/runtime-metrics.ts';
 
 /** The OpenAPI document's top level (the tests that read it check its paths). */
 const openApiDocument = z.object({
@@ -184,6 +185,7 @@ async function featureMetrics(platform: Platform, requests: RequestMetrics): Pro
     renderMigrationMetrics(migrations) +
     renderBackupMetrics(backups) +
     renderTenantMetrics(tenants) +
+    renderRuntimeMetrics(platform.app) +
     requests.render(new MetricsText()).toString()
   );
 }

@@ -42,6 +42,8 @@ export class Lane {
   readonly #waiting: Waiter[] = [];
   /** Seats each tenant holds in this lane now. */
   readonly #holding = new Map<string, number>();
+  /** Requests served on a seat other than their tenant's home, since the lane opened. */
+  #awayFromHome = 0;
 
   constructor(
     readonly seats: readonly Sql[],
@@ -57,7 +59,9 @@ export class Lane {
    * busy tenant) takes any free seat at once, so it can use its whole lane.
    */
   async reserve(tenantName: string): Promise<LaneConnection> {
-    const seat = await this.#seatFor(tenantName);
+    const home = homeSeat(tenantName, this.seats.length);
+    const seat = await this.#seatFor(tenantName, home);
+    if (seat !== home) this.#awayFromHome++;
     this.#holding.set(tenantName, (this.#holding.get(tenantName) ?? 0) + 1);
     let holding = true;
     let released = false;
@@ -93,8 +97,17 @@ export class Lane {
     };
   }
 
-  #seatFor(tenantName: string): number | Promise<number> {
-    const home = homeSeat(tenantName, this.seats.length);
+  /** For metrics: seats, how many are held, requests waiting for one, and requests served away from home. */
+  stats(): { seats: number; busy: number; waiting: number; awayFromHome: number } {
+    return {
+      seats: this.seats.length,
+      busy: this.#busy.filter(Boolean).length,
+      waiting: this.#waiting.length,
+      awayFromHome: this.#awayFromHome,
+    };
+  }
+
+  #seatFor(tenantName: string, home: number): number | Promise<number> {
     if (!this.#busy[home]) return this.#take(home);
     const busyTenant = this.#holding.has(tenantName);
     if (busyTenant) {

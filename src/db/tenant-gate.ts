@@ -18,6 +18,8 @@ type Lane = { active: number; waiting: (() => void)[] };
 
 export class TenantGate {
   readonly #lanes = new Map<string, Lane>();
+  /** Requests told to slow down (429), since the gate was made. */
+  #refused = 0;
 
   constructor(readonly options: TenantGateOptions) {}
 
@@ -29,6 +31,7 @@ export class TenantGate {
       lane.active++;
     } else {
       if (lane.waiting.length >= this.options.queue) {
+        this.#refused++;
         throw new AppError(
           429,
           'tenant_concurrency_exceeded',
@@ -49,6 +52,13 @@ export class TenantGate {
       lane!.active--;
       if (lane!.active === 0) this.#lanes.delete(tenantId);
     };
+  }
+
+  /** For metrics: requests waiting behind their tenant's cap now, and those refused so far. */
+  stats(): { waiting: number; refused: number } {
+    let waiting = 0;
+    for (const lane of this.#lanes.values()) waiting += lane.waiting.length;
+    return { waiting, refused: this.#refused };
   }
 
   /** Requests running and waiting for a tenant (for tests and metrics). */

@@ -53,6 +53,9 @@ export function limitTenants(lane: Lane | Sql, options: TenantGateOptions & { lo
   return gate;
 }
 
+/** The per-tenant cap given to a lane (or pool) with `limitTenants`, if any. */
+export const gateOf = (lane: Lane | Sql): TenantGate | undefined => limits.get(lane)?.gate;
+
 /** Where withTenant takes its connection: the service's lanes (the tenant's own), or one pool. */
 export type Runtime = RuntimeLanes | Sql;
 

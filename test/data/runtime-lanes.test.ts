@@ -85,10 +85,13 @@ describe('seats within a lane', () => {
     });
     await new Promise((r) => setTimeout(r, 100));
     expect(answered).toBe(false);
+    // What /metrics reads: every seat held, one request waiting, two served away from home.
+    expect(patient.stats()).toEqual({ seats: 3, busy: 3, waiting: 1, awayFromHome: 2 });
     const freed = await pidOf(second);
     second.release();
     expect(await pidOf(await waiting)).toBe(freed);
     for (const taken of [first, third, await waiting]) taken.release();
+    expect(patient.stats()).toEqual({ seats: 3, busy: 0, waiting: 0, awayFromHome: 3 });
   });
 
   it('serves one tenant through withTenant on one backend while its requests come one after another', async () => {

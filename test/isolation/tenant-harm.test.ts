@@ -604,6 +604,10 @@ describe('5b. a tenant flooding the service', () => {
         await waitUntil(() => settled >= 2); // the two over the queue are refused at once
         expect((await other.call('GET', '/v1/portfolios')).status).toBe(200);
         expect(settled).toBe(2); // ...and the other tenant is served while the flooder's three still wait
+        // The on-call engineer sees it on /metrics: two waiting behind the cap, two refused.
+        const metrics = await (await small.http('/metrics')).text();
+        expect(metrics).toMatch(/^tenantforge_tenant_gate_waiting_requests 2$/m);
+        expect(metrics).toMatch(/^tenantforge_tenant_gate_refused_total 2$/m);
         const statuses = (await Promise.all(flood)).map((r) => r.status).sort();
         // One running and two queued wait out the lock (503 lock_timeout); two are refused at once.
         expect(statuses).toEqual([429, 429, 503, 503, 503]);
