@@ -110,8 +110,10 @@ export class TenantService {
         // A restore loads rows before the role part of the plan runs, so it always clones.
         if (this.deps.warmPool && !options.load) {
           const claimed = await this.#claim(input, who, idempotencyKey, requestHash, started);
-          path = 'warmPool';
-          if (claimed) return claimed;
+          if (claimed) {
+            path = 'warmPool';
+            return claimed;
+          }
         }
         path = 'cloned';
         // Outside the transaction: compiling needs a connection of its own. Fetched on each
