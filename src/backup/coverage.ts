@@ -53,9 +53,17 @@ export type BackupCoverage = {
   overdue: OverdueTenant[];
 };
 
+/** The most overdue tenants first, as JSON (up to the limit, parameter $2). */
+const OVERDUE_LIST = `coalesce((
+  select json_agg(o order by o.age_seconds desc, o.id) from (
+    select id, slug, plan, interval_ms, last_backup_at, age_seconds, last_attempt_failed
+    from flagged where overdue order by age_seconds desc, id limit $2) o), '[]')`;
+
 // Each scheduled tenant with its newest succeeded backup and its newest attempt, both
-// found through (tenant_id, created_at): a tenant's expired rows are never read.
-const SCHEDULED_TENANTS = `
+// found through (tenant_id, created_at): a tenant's expired rows are never read. The
+// counts and the list of overdue tenants come from one pass over them; without a list
+// (what /metrics asks for) the pass is not materialized at all, which is cheaper.
+const coverageSql = (listed: boolean) => `
   with plans as (
     select plan, interval_ms from jsonb_to_recordset($1::jsonb) as p(plan text, interval_ms bigint)
     where interval_ms > 0),
@@ -75,41 +83,35 @@ const SCHEDULED_TENANTS = `
       order by b.created_at desc limit 1) latest on true
     where t.status = 'active'),
   flagged as (
-    select *, age_seconds * 1000 > ${OVERDUE_INTERVALS} * interval_ms as overdue from scheduled)`;
+    select *, age_seconds * 1000 > ${OVERDUE_INTERVALS} * interval_ms as overdue from scheduled)
+  select count(*)::int as scheduled, count(*) filter (where overdue)::int as overdue,
+    count(*) filter (where last_attempt_failed)::int as failed, max(age_seconds) as oldest,
+    ${listed ? OVERDUE_LIST : `'[]'::json`} as overdue_tenants
+  from flagged`;
 
-type Summary = { scheduled: number; overdue: number; failed: number; oldest: number | null };
-type OverdueRow = {
-  id: string;
-  slug: string;
-  plan: string;
-  interval_ms: string;
-  last_backup_at: Date | null;
-  age_seconds: number;
-  last_attempt_failed: boolean;
+type Summary = {
+  scheduled: number;
+  overdue: number;
+  failed: number;
+  oldest: number | null;
+  /** As JSON: timestamps are strings. */
+  overdue_tenants: {
+    id: string;
+    slug: string;
+    plan: string;
+    interval_ms: number;
+    last_backup_at: string | null;
+    age_seconds: number;
+    last_attempt_failed: boolean;
+  }[];
 };
 type Jobs = { queued: number; running: number; delay_seconds: number };
 
 /** `limit`: how many overdue tenants to list (0: only the counts, as /metrics needs). */
 export async function backupCoverage(sql: Sql, configured: boolean, limit = 0): Promise<BackupCoverage> {
   const plans = sql.json(Object.entries(PLANS).map(([plan, p]) => ({ plan, interval_ms: p.backups.intervalMs })));
-  const [summaryRows, overdueRows, jobRows] = await Promise.all([
-    configured
-      ? sql.unsafe<Summary[]>(
-          `${SCHEDULED_TENANTS}
-          select count(*)::int as scheduled, count(*) filter (where overdue)::int as overdue,
-            count(*) filter (where last_attempt_failed)::int as failed, max(age_seconds) as oldest
-          from flagged`,
-          [plans],
-        )
-      : [],
-    configured && limit > 0
-      ? sql.unsafe<OverdueRow[]>(
-          `${SCHEDULED_TENANTS}
-          select id, slug, plan, interval_ms, last_backup_at, age_seconds, last_attempt_failed
-          from flagged where overdue order by age_seconds desc, id limit $2`,
-          [plans, limit],
-        )
-      : [],
+  const [summaryRows, jobRows] = await Promise.all([
+    configured ? sql.unsafe<Summary[]>(coverageSql(limit > 0), limit > 0 ? [plans, limit] : [plans]) : [],
     // The due-job index holds exactly the queued and running rows.
     sql<Jobs[]>`
       select count(*) filter (where status = 'queued')::int as queued,
@@ -127,12 +129,12 @@ export async function backupCoverage(sql: Sql, configured: boolean, limit = 0): 
     lastFailedTenants: summary?.failed ?? 0,
     oldestAgeSeconds: summary?.oldest ?? null,
     jobs: { queued: jobs.queued, running: jobs.running, delaySeconds: seconds(jobs.delay_seconds) },
-    overdue: overdueRows.map((r) => ({
+    overdue: (summary?.overdue_tenants ?? []).map((r) => ({
       tenantId: r.id,
       slug: r.slug,
       plan: r.plan,
-      intervalSeconds: Number(r.interval_ms) / 1000,
-      lastBackupAt: r.last_backup_at?.toISOString() ?? null,
+      intervalSeconds: r.interval_ms / 1000,
+      lastBackupAt: r.last_backup_at === null ? null : new Date(r.last_backup_at).toISOString(),
       ageSeconds: seconds(r.age_seconds),
       lastAttemptFailed: r.last_attempt_failed,
     })),
