@@ -11,6 +11,11 @@
 # possible index corruption when vacuuming HNSW, 0.8.4 a "graph not repaired"
 # error. An older build found here is replaced (databases pick the new version
 # up with ALTER EXTENSION vector UPDATE, which the service runs at start-up).
+#
+# TimescaleDB is built with the patches in patches/timescaledb-<version>-*.diff (see
+# patches/README.md). A build this script made earlier without the current patches is
+# rebuilt; a TimescaleDB installed any other way (a package, another version) is left
+# as it is.
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
@@ -32,7 +37,28 @@ ext_version() { sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" "$(ext_dir)/$1.c
 version_lt() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
 vector_current() { have_ext vector && ! version_lt "$(ext_version vector)" "$PGVECTOR_MIN"; }
 
-if have_server && vector_current && have_ext timescaledb; then
+# The TimescaleDB version trixie's source package builds, which our patches are made for.
+TIMESCALEDB_VERSION="2.19.3"
+# Empty when the script runs without its checkout (e.g. piped to bash): then no patches.
+patch_dir="$(cd "$(dirname "${BASH_SOURCE[0]:-}")/../patches" 2>/dev/null && pwd || true)"
+timescaledb_patches() { [ -n "$patch_dir" ] && ls "$patch_dir"/timescaledb-"${TIMESCALEDB_VERSION}"-*.diff 2>/dev/null || true; }
+# What the patches are, so a build records which ones it has.
+timescaledb_patch_id() { local p; p=$(timescaledb_patches); [ -n "$p" ] && cat $p | sha256sum | cut -c1-16 || true; }
+timescaledb_stamp() { printf '%s/timescaledb.tenantforge-patches' "$("$PG_CONFIG" --pkglibdir)"; }
+# Our own build of TimescaleDB, made before the current patches: build it again.
+timescaledb_stale() {
+  local id
+  id=$(timescaledb_patch_id)
+  [ -n "$id" ] && have_ext timescaledb || return 1
+  [ "$(ext_version timescaledb)" = "$TIMESCALEDB_VERSION" ] || return 1
+  # Installed by a package: not ours to replace.
+  dpkg -S "$(ext_dir)/timescaledb.control" >/dev/null 2>&1 && return 1
+  case "$(cat "$(timescaledb_stamp)" 2>/dev/null)" in "$id" | "unpatched:$id") return 1 ;; esac
+  return 0
+}
+timescaledb_ready() { have_ext timescaledb && ! timescaledb_stale; }
+
+if have_server && vector_current && timescaledb_ready; then
   say "PostgreSQL ${PG_MAJOR}, pgvector $(ext_version vector) and TimescaleDB $(ext_version timescaledb) are installed; nothing to do."
   exit 0
 fi
@@ -45,7 +71,8 @@ have_ext timescaledb || missing+=("timescaledb")
 if [ ! -f /etc/debian_version ] || [ "$(id -u)" != 0 ]; then
   if [ "${#missing[@]}" = 0 ]; then
     # Only an upgrade is missing: the service runs, and /readyz warns about old pgvector builds.
-    say "warning: pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}; upgrading it needs Debian and root (or install a newer pgvector yourself)."
+    vector_current || say "warning: pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}; upgrading it needs Debian and root (or install a newer pgvector yourself)."
+    timescaledb_stale && say "warning: TimescaleDB ${TIMESCALEDB_VERSION} was built without the current patches/timescaledb-*.diff (creating hypertables and chunks then slows as tenants grow); rebuilding it needs Debian and root."
     exit 0
   fi
   die "missing: ${missing[*]}. This script installs them on Debian as root only.
@@ -56,7 +83,7 @@ fi
 # An upgrade that found nothing newer to fetch is tried again after a day, not on every
 # `npm test` (each try costs an apt-get update).
 upgrade_stamp=/var/cache/tenantforge/pgvector-upgrade-tried
-if have_server && have_ext vector && have_ext timescaledb && [ -n "$(find "$upgrade_stamp" -mmin -1440 2>/dev/null)" ]; then
+if have_server && have_ext vector && timescaledb_ready && [ -n "$(find "$upgrade_stamp" -mmin -1440 2>/dev/null)" ]; then
   say "pgvector $(ext_version vector) is older than ${PGVECTOR_MIN}, but no newer source was available at the last try; nothing to do until the daily retry (delete ${upgrade_stamp} to retry now)."
   exit 0
 fi
@@ -79,7 +106,7 @@ else
   say "PostgreSQL ${PG_MAJOR} server is installed."
 fi
 
-if vector_current && have_ext timescaledb; then exit 0; fi
+if vector_current && timescaledb_ready; then exit 0; fi
 
 apt_install "postgresql-server-dev-${PG_MAJOR}" build-essential cmake dpkg-dev libssl-dev
 have_headers || die "postgresql-server-dev-${PG_MAJOR} did not provide server headers."
@@ -150,13 +177,37 @@ else
   say "pgvector $(ext_version vector) is installed."
 fi
 
-if ! have_ext timescaledb; then
+if ! timescaledb_ready; then
   say "building TimescaleDB (Apache-2 edition) from source"
   # trixie's 2.19.x: later TimescaleDB releases no longer build against PostgreSQL 15.
   apt-get source -qq timescaledb/trixie >/dev/null 2>&1 || die "apt-get source timescaledb/trixie failed."
+  patch_id=$(timescaledb_patch_id)
+  applied=1
+  for p in $(timescaledb_patches); do
+    # All or nothing: a patch that no longer applies (a newer source) leaves the tree as it came.
+    if (cd timescaledb-*/ && patch -p1 --dry-run --fuzz=0 --silent <"$p" >/dev/null); then
+      (cd timescaledb-*/ && patch -p1 --fuzz=0 --silent <"$p")
+      say "applied $(basename "$p")"
+    else
+      applied=0
+      say "warning: $(basename "$p") does not apply to this TimescaleDB source; building it without."
+    fi
+  done
+  stage="$build_root/stage"
   (cd timescaledb-*/ && ./bootstrap -DPG_CONFIG="$PG_CONFIG" -DAPACHE_ONLY=ON -DREGRESS_CHECKS=OFF \
-      -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF >/dev/null && make -s -C build -j"$(nproc)" install >/dev/null)
+      -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF >/dev/null \
+    && make -s -C build -j"$(nproc)" install DESTDIR="$stage" >/dev/null)
+  # Each file goes into place by a rename: a server running with the old library keeps
+  # the copy it mapped, where writing over it in place could crash it.
+  (cd "$stage" && find . -type f) | while read -r f; do
+    dest="/${f#./}"
+    mkdir -p "$(dirname "$dest")"
+    cp "$stage/$f" "$dest.tenantforge-new" && mv -f "$dest.tenantforge-new" "$dest"
+  done
   have_ext timescaledb || die "TimescaleDB built but timescaledb.control is not in $(ext_dir)."
+  if [ -n "$patch_id" ]; then
+    if [ "$applied" = 1 ]; then echo "$patch_id"; else echo "unpatched:$patch_id"; fi >"$(timescaledb_stamp)"
+  fi
   say "TimescaleDB installed."
 else
   say "TimescaleDB is installed."

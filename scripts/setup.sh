@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stamp=node_modules/.tenantforge-installed
-# A changed patch (patches/) needs a clean install too: patch-package applies to pristine packages.
+# A changed package patch (patches/*.patch) needs a clean install too: patch-package
+# applies to pristine packages. (patches/*.diff are TimescaleDB's: bootstrap-db.sh's.)
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ] \
-  || [ -n "$(find patches -newer "$stamp" -print -quit)" ]; then
+  || [ -n "$(find patches -name '*.patch' -newer "$stamp" -print -quit)" ]; then
   # One dependency (zstd-napi, the backups' compression) compiles a native addon at install.
   if ! { command -v g++ && command -v make && command -v python3; } >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
