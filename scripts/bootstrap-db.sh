@@ -202,7 +202,7 @@ if ! timescaledb_ready; then
   (cd "$stage" && find . -type f) | while read -r f; do
     dest="/${f#./}"
     mkdir -p "$(dirname "$dest")"
-    cp "$stage/$f" "$dest.tenantforge-new" && mv -f "$dest.tenantforge-new" "$dest"
+    { cp "$stage/$f" "$dest.tenantforge-new" && mv -f "$dest.tenantforge-new" "$dest"; } || exit 1
   done
   have_ext timescaledb || die "TimescaleDB built but timescaledb.control is not in $(ext_dir)."
   if [ -n "$patch_id" ]; then
