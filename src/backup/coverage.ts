@@ -20,6 +20,9 @@ import { PLANS } from '../tenants/plans.ts';
 /** A tenant is overdue past this many of its plan's intervals. */
 export const OVERDUE_INTERVALS = 2;
 
+/** How many overdue tenants the API and the CLI list unless told otherwise. */
+export const OVERDUE_LIST_LIMIT = 100;
+
 export type OverdueTenant = {
   tenantId: string;
   slug: string;
@@ -147,24 +150,30 @@ const seconds = (s: number) => Math.round(s * 10) / 10;
 export function renderBackupMetrics(coverage: BackupCoverage): string {
   const when = (value: number | null) => (coverage.configured ? value : null);
   return new MetricsText()
-    .gauge('tenantforge_backup_configured', 'Whether a backup store is configured (1) or not (0).', [
-      ['', Number(coverage.configured)],
-    ])
-    .gauge('tenantforge_backup_scheduled_tenants', 'Active tenants whose plan schedules backups.', [
-      ['', when(coverage.scheduledTenants)],
-    ])
+    .gauge(
+      'tenantforge_backup_configured',
+      'Whether a backup store is configured (1) or not (0).',
+      Number(coverage.configured),
+    )
+    .gauge(
+      'tenantforge_backup_scheduled_tenants',
+      'Active tenants whose plan schedules backups.',
+      when(coverage.scheduledTenants),
+    )
     .gauge(
       'tenantforge_backup_overdue_tenants',
       `Scheduled tenants whose newest restorable backup is older than ${OVERDUE_INTERVALS} plan intervals (or who have none by then).`,
-      [['', when(coverage.overdueTenants)]],
+      when(coverage.overdueTenants),
     )
-    .gauge('tenantforge_backup_last_failed_tenants', 'Scheduled tenants whose newest backup attempt failed.', [
-      ['', when(coverage.lastFailedTenants)],
-    ])
+    .gauge(
+      'tenantforge_backup_last_failed_tenants',
+      'Scheduled tenants whose newest backup attempt failed.',
+      when(coverage.lastFailedTenants),
+    )
     .gauge(
       'tenantforge_backup_oldest_age_seconds',
       "The age of the oldest among the scheduled tenants' newest restorable backups (the worst recovery point).",
-      [['', when(coverage.oldestAgeSeconds)]],
+      when(coverage.oldestAgeSeconds),
     )
     .gauge('tenantforge_backup_jobs', 'Backup jobs by state.', [
       ['{status="queued"}', coverage.jobs.queued],
@@ -173,7 +182,7 @@ export function renderBackupMetrics(coverage: BackupCoverage): string {
     .gauge(
       'tenantforge_backup_queue_delay_seconds',
       'How long the longest-waiting due backup job has waited to start (a stuck or stopped worker shows here).',
-      [['', coverage.jobs.delaySeconds]],
+      coverage.jobs.delaySeconds,
     )
     .toString();
 }

@@ -13,6 +13,7 @@ import { type AppEnv, who } from '../http/env.ts';
 import type { OpenApi } from '../http/openapi.ts';
 import { defineRoute } from '../http/route.ts';
 import { tenantView } from '../tenants/schemas.ts';
+import { OVERDUE_LIST_LIMIT } from './coverage.ts';
 import type { BackupService } from './service.ts';
 
 const listQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
@@ -54,7 +55,9 @@ export const backupView = z.object({
 
 const tenantParams = z.object({ idOrSlug: z.string() });
 
-const coverageQuery = z.strictObject({ limit: z.coerce.number().int().min(0).max(1000).default(100) });
+const coverageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(0).max(1000).default(OVERDUE_LIST_LIMIT),
+});
 
 /** Backup coverage as backup/coverage.ts computes it. */
 const coverageView = z.object({

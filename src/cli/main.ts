@@ -24,7 +24,7 @@ import { migrateTenants, RunInProgressError, type RunSummary } from '../migratio
 import { runServer } from '../server.ts';
 import { createTenantInput, listTenantsQuery, updateTenantInput } from '../tenants/schemas.ts';
 import type { Tenant } from '../tenants/service.ts';
-import type { BackupCoverage } from '../backup/coverage.ts';
+import { OVERDUE_LIST_LIMIT, type BackupCoverage } from '../backup/coverage.ts';
 import type { Backup } from '../backup/service.ts';
 
 const USAGE = `usage: tenantforge <command>
@@ -256,7 +256,7 @@ async function backupsCommand(config: Config, sub: string | undefined, args: str
 }
 
 async function coverageCommand(config: Config, values: { json?: boolean; limit?: string }): Promise<number> {
-  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  const limit = values.limit === undefined ? OVERDUE_LIST_LIMIT : Number(values.limit);
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new UsageError(`--limit must be a whole number of at least 1, not ${JSON.stringify(values.limit)}`);
   return withPlatform(config, async ({ backups }) => {

@@ -30,22 +30,22 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
     .gauge(
       'tenantforge_runtime_waiting_requests',
       'Requests waiting for a runtime connection (all of their lane busy).',
-      [['', sum.waiting]],
+      sum.waiting,
     )
     .counter(
       'tenantforge_runtime_away_from_home_total',
       "Requests served on a connection other than their tenant's home one, whose backend then caches that tenant's tables too.",
-      [['', sum.awayFromHome]],
+      sum.awayFromHome,
     )
     .gauge(
       'tenantforge_tenant_gate_waiting_requests',
       'Requests waiting because their tenant already holds as many connections as one tenant may.',
-      [['', sum.gateWaiting]],
+      sum.gateWaiting,
     )
     .counter(
       'tenantforge_tenant_gate_refused_total',
       "Requests refused with 429 tenant_concurrency_exceeded: their tenant's queue was full.",
-      [['', sum.refused]],
+      sum.refused,
     )
     .toString();
 }

@@ -6,12 +6,15 @@
  * @example
  * const text = new MetricsText();
  * text.gauge('tenantforge_backup_jobs', 'Backup jobs by state.', [['{status="queued"}', 3]]);
+ * text.gauge('tenantforge_backup_configured', 'Whether a store is configured.', 1); // one unlabelled sample
  * text.toString(); // "# HELP tenantforge_backup_jobs ...\n# TYPE ... gauge\ntenantforge_backup_jobs{status=\"queued\"} 3\n"
  */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Labels as written in the exposition (`''` or `{name="value",...}`, see `labels`), and the value. */
 export type Sample = [labels: string, value: number | null | undefined];
+/** Labelled samples, or the value of a metric's one unlabelled sample. */
+export type Samples = Sample[] | Sample[1];
 
 /** One labelled histogram: counts per bucket (not cumulative; the last one is +Inf), their sum of values. */
 export type HistogramSeries = { labels: Record<string, string>; counts: readonly number[]; sum: number };
@@ -27,12 +30,12 @@ export function labels(values: Record<string, string>): string {
 export class MetricsText {
   readonly #lines: string[] = [];
 
-  gauge(name: string, help: string, samples: Sample[]): this {
+  gauge(name: string, help: string, samples: Samples): this {
     return this.#metric(name, 'gauge', help, samples);
   }
 
   /** A count that only grows while the process lives (Prometheus handles its resets). */
-  counter(name: string, help: string, samples: Sample[]): this {
+  counter(name: string, help: string, samples: Samples): this {
     return this.#metric(name, 'counter', help, samples);
   }
 
@@ -54,9 +57,9 @@ export class MetricsText {
     return this.#lines.join('\n') + '\n';
   }
 
-  #metric(name: string, type: 'gauge' | 'counter', help: string, samples: Sample[]): this {
+  #metric(name: string, type: 'gauge' | 'counter', help: string, samples: Samples): this {
     this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples)
+    for (const [labels, value] of Array.isArray(samples) ? samples : [['', samples] as Sample])
       if (value !== null && value !== undefined) this.#lines.push(`${name}${labels} ${value}`);
     return this;
   }

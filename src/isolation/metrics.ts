@@ -22,18 +22,22 @@ export function renderMetrics(latest: ReportSummary | undefined): string {
   text.gauge(
     'tenantforge_isolation_last_run_ok',
     'Whether the latest validator run completed (1) or could not run (0).',
-    [['', latest && (latest.outcome === 'error' ? 0 : 1)]],
+    latest && (latest.outcome === 'error' ? 0 : 1),
   );
   text.gauge(
     'tenantforge_isolation_last_run_timestamp_seconds',
     'When the latest validator run finished (Unix time).',
-    [['', latest && Date.parse(latest.finishedAt) / 1000]],
+    latest && Date.parse(latest.finishedAt) / 1000,
   );
-  text.gauge('tenantforge_isolation_last_run_duration_seconds', 'How long the latest validator run took.', [
-    ['', latest && latest.durationMs / 1000],
-  ]);
-  text.gauge('tenantforge_isolation_tenants_checked', 'Tenants the latest validator run covered.', [
-    ['', latest?.tenantsChecked],
-  ]);
+  text.gauge(
+    'tenantforge_isolation_last_run_duration_seconds',
+    'How long the latest validator run took.',
+    latest && latest.durationMs / 1000,
+  );
+  text.gauge(
+    'tenantforge_isolation_tenants_checked',
+    'Tenants the latest validator run covered.',
+    latest?.tenantsChecked,
+  );
   return text.toString();
 }

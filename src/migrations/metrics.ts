@@ -12,26 +12,25 @@ import type { MigrationStatus } from './runs.ts';
 
 export function renderMigrationMetrics(status: MigrationStatus): string {
   const text = new MetricsText();
-  const gauge = (name: string, help: string, value: number | undefined) => text.gauge(name, help, [['', value]]);
   const run = status.run;
-  gauge(
+  text.gauge(
     'tenantforge_migration_tenants_behind',
     'Tenants whose schema is behind the template version.',
     status.tenantsBehind,
   );
-  gauge(
+  text.gauge(
     'tenantforge_migration_run_running',
     'Whether a tenant migration run is in progress (1) or not (0).',
     run ? Number(run.status === 'running') : undefined,
   );
-  gauge('tenantforge_migration_last_run_tenants', 'Tenants the latest run set out to migrate.', run?.total);
-  gauge('tenantforge_migration_last_run_migrated', 'Tenants the latest run migrated.', run?.migrated);
-  gauge(
+  text.gauge('tenantforge_migration_last_run_tenants', 'Tenants the latest run set out to migrate.', run?.total);
+  text.gauge('tenantforge_migration_last_run_migrated', 'Tenants the latest run migrated.', run?.migrated);
+  text.gauge(
     'tenantforge_migration_last_run_failed',
     'Tenants the latest run could not migrate (they stay on their version).',
     run?.failed,
   );
-  gauge(
+  text.gauge(
     'tenantforge_migration_last_run_timestamp_seconds',
     'When the latest run started (Unix time).',
     run ? Date.parse(run.startedAt) / 1000 : undefined,

@@ -25,9 +25,11 @@ export type TenantMetrics = {
 
 export function renderTenantMetrics(m: TenantMetrics): string {
   const text = new MetricsText()
-    .gauge('tenantforge_warm_pool_target_tenants', 'How many pooled tenants the refill keeps ready (0: no pool).', [
-      ['', m.target],
-    ])
+    .gauge(
+      'tenantforge_warm_pool_target_tenants',
+      'How many pooled tenants the refill keeps ready (0: no pool).',
+      m.target,
+    )
     .gauge(
       'tenantforge_warm_pool_tenants',
       'Pooled tenants: claimable (at the current template version) or behind (waiting for the tenant migration runner).',

@@ -78,14 +78,9 @@ export class WarmPool {
       log.debug({ tenantId: id, durationMs: Math.round(performance.now() - started) }, 'warm pool: tenant pooled');
     return outcome;
   }
-
-  /** Pooled tenants, and how many of them are at `version` (only those can be claimed). */
-  count(version?: string): Promise<{ pooled: number; claimable: number }> {
-    return pooledCounts(this.deps.sql, version);
-  }
 }
 
-/** Pooled tenants, and how many are at `version` (default: the template's current one). */
+/** Pooled tenants, and how many are at `version` (default: the template's current one): only those can be claimed. */
 export async function pooledCounts(sql: Sql, version?: string): Promise<{ pooled: number; claimable: number }> {
   const [row] = await sql<{ pooled: number; claimable: number }[]>`
     select count(*)::int as pooled,

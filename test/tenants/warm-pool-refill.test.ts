@@ -8,6 +8,7 @@ import { startPlatform, type Platform } from '../../src/platform.ts';
 import { addMigration, sqlCopy } from '../migrations/support.ts';
 import { testConfig, testPlatform, type TestPlatform } from '../support/platform.ts';
 import { shape } from '../support/shape.ts';
+import { pooledCounts } from '../../src/tenants/warm-pool.ts';
 
 const SIZE = 4;
 const REFILL = { intervalMs: 30, quietMs: 150 };
@@ -172,7 +173,7 @@ describe('template migrations and the pool', () => {
     expect(stale).toHaveLength(2);
     const { tenant: cloned } = await t.tenants.create({ slug: 'fresh', name: 'f', plan: 'free' }, admin);
     expect(stale.map((s) => s.id)).not.toContain(cloned.id);
-    expect((await t.warmPool.count(newVersion)).claimable).toBe(0);
+    expect((await pooledCounts(t.control, newVersion)).claimable).toBe(0);
 
     const summary = await migrateTenants(t.control, {
       concurrency: 2,
