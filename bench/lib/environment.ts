@@ -23,6 +23,8 @@ export type BenchEnvironment = {
   platform: Platform;
   /** Superuser pool on the bench database. */
   su: Sql;
+  /** The bench database as the superuser, for a pool of a scenario's own (bench/lib/seeding.ts). */
+  superuserUrl: string;
   baseUrl: string;
   adminToken: string;
   /**
@@ -103,6 +105,7 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
   return {
     platform,
     su,
+    superuserUrl: url.toString(),
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: platform.adminToken,
     server,

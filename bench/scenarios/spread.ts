@@ -25,6 +25,7 @@ import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
 import { cpuWindow, type PartyCpuMs, serverCpu, totalCpu } from '../lib/cpu.ts';
+import { openSeedingPool } from '../lib/seeding.ts';
 import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -55,23 +56,28 @@ export const spread: Scenario = {
       progress(`seeding ${tenantCount} tenants, each with a portfolio, orders, trades, bars and embeddings`);
       const started = performance.now();
       const seeded: Seeded[] = [];
+      const seeding = openSeedingPool(env.superuserUrl, SEED_WORKERS);
       let next = 0;
-      await Promise.all(
-        Array.from({ length: SEED_WORKERS }, async () => {
-          while (next < tenantCount) {
-            const n = next++;
-            const { tenant } = await env.platform.tenants.create(
-              { slug: `spread-${n}`, name: `Spread ${n}`, plan: 'enterprise' },
-              { actor: 'bench' },
-            );
-            const portfolioId = randomUUID();
-            await env.su.begin((tx) => tx.unsafe(seedSql(tenant.schema, tenant.id, portfolioId)));
-            const { key } = await env.platform.keys.issue(tenant.id, { name: 'bench' }, { actor: 'bench' });
-            seeded.push({ id: tenant.id, key, portfolioId });
-            if (seeded.length % 1_000 === 0) progress(`  ${seeded.length} tenants`);
-          }
-        }),
-      );
+      try {
+        await Promise.all(
+          Array.from({ length: SEED_WORKERS }, async () => {
+            while (next < tenantCount) {
+              const n = next++;
+              const { tenant } = await env.platform.tenants.create(
+                { slug: `spread-${n}`, name: `Spread ${n}`, plan: 'enterprise' },
+                { actor: 'bench' },
+              );
+              const portfolioId = randomUUID();
+              await seeding.begin((tx) => tx.unsafe(seedSql(tenant.schema, tenant.id, portfolioId)));
+              const { key } = await env.platform.keys.issue(tenant.id, { name: 'bench' }, { actor: 'bench' });
+              seeded.push({ id: tenant.id, key, portfolioId });
+              if (seeded.length % 1_000 === 0) progress(`  ${seeded.length} tenants`);
+            }
+          }),
+        );
+      } finally {
+        await seeding.end();
+      }
       const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
       // The cold pass measures first touches, not autovacuum working through what seeding grew.
       const settledMs = await settleServer(env.su);
