@@ -7,7 +7,7 @@
  * 1.5x of the baseline's, no tenant failing, the validator clean afterwards (no drift),
  * and a run with nothing to do well under a second.
  */
-import { mkdtempSync, writeFileSync, cpSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
@@ -52,6 +52,8 @@ export const migrations: Scenario = {
       seedNoopMs: slo.migrations?.seed?.noopMs ?? 1000,
     };
     const runner = { concurrency: CONCURRENCY, lockTimeoutMs: 2_000, retries: 3, actor: 'bench' };
+    // The template file goes into a copy of sql/: the repository's folder is never written.
+    const dir = mkdtempSync(join(tmpdir(), 'tf-bench-sql-'));
     try {
       progress(`provisioning and seeding ${options.tenants} tenants`);
       const seeded: Tenant[] = [];
@@ -84,8 +86,6 @@ export const migrations: Scenario = {
         },
       );
 
-      // The template file goes into a copy of sql/: the repository's folder is never written.
-      const dir = mkdtempSync(join(tmpdir(), 'tf-bench-sql-'));
       cpSync(TENANT_MIGRATIONS_FOLDER, dir, { recursive: true });
       writeFileSync(join(dir, '9001_bench_note.sql'), ddl('a'));
       await migrateTemplate(platform.control, readTenantMigrations(dir));
@@ -212,6 +212,7 @@ export const migrations: Scenario = {
       };
     } finally {
       await env.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 };

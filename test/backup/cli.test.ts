@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { openPool } from '../../src/db/connect.ts';
 import { runCli } from '../support/cli.ts';
 import { backupEnv } from '../support/object-store.ts';
 import { freshDatabase, type TestDatabase } from '../support/platform.ts';
 import { testPrefix } from './support.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 let db: TestDatabase;
 let env: Record<string, string>;
@@ -17,7 +15,7 @@ beforeAll(async () => {
   env = {
     DATABASE_URL: db.url,
     TENANTFORGE_APP_PASSWORD: inject('appPassword'),
-    TENANTFORGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tf-cli-')),
+    TENANTFORGE_DATA_DIR: scratchDir('tf-cli-'),
     TENANTFORGE_SCHEMA_SECRET: 'cli-test-schema-secret-0123',
     TENANTFORGE_VALIDATOR_INTERVAL: 'off',
     TENANTFORGE_BACKUP_SSE: s3.source === 's3rver' ? 'off' : 'AES256',

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { projectRoot } from '../../src/paths.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 const slo = JSON.parse(readFileSync(join(projectRoot, 'bench', 'slo.json'), 'utf8'));
 
@@ -24,7 +24,7 @@ function bench(args: string[], sloFile: string, out: string) {
 
 describe('bench runner', () => {
   it('confirms a CI miss with a second run, exits non-zero naming the target and the miss, and reports a known miss without failing on it', () => {
-    const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
+    const out = scratchDir('tf-bench-test-');
     const file = join(out, 'slo.json');
     const impossible = structuredClone(slo);
     impossible.provisioning.seed.p99Ms = 0.001;
@@ -76,7 +76,7 @@ describe('bench runner', () => {
   }, 920_000);
 
   it('refuses an unknown scenario with a usage error', () => {
-    const out = mkdtempSync(join(tmpdir(), 'tf-bench-test-'));
+    const out = scratchDir('tf-bench-test-');
     const run = bench(['no-such-scenario'], join(projectRoot, 'bench', 'slo.json'), out);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('unknown scenario(s) no-such-scenario');

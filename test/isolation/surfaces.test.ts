@@ -2,9 +2,6 @@
  * The validator's three ways in: the CLI (exit codes 0/1/2), the scheduled job (reports
  * kept in the control plane) and the admin API with its metrics.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { freePort } from '../../src/runtime/local-cluster.ts';
@@ -17,6 +14,7 @@ import { createLogger } from '../../src/log.ts';
 import { runCli } from '../support/cli.ts';
 import { testPlatform, type TestPlatform } from '../support/platform.ts';
 import { newTenant, type TestTenant } from './support.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 let t: TestPlatform;
 let tenant: TestTenant;
@@ -193,7 +191,7 @@ describe('scheduled job', () => {
 describe('command line', () => {
   const env = () => ({
     DATABASE_URL: t.db.url,
-    TENANTFORGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tf-validate-')),
+    TENANTFORGE_DATA_DIR: scratchDir('tf-validate-'),
     // Roles are cluster-wide: keep the runtime role's password the one every test file uses.
     TENANTFORGE_APP_PASSWORD: inject('appPassword'),
   });

@@ -7,8 +7,7 @@
  * const dir = sqlCopy();
  * addMigration(dir, '0002_note', 'alter table trades add column note text;');
  */
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withTenant, type TenantContext } from '../../src/db/with-tenant.ts';
 import { TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
@@ -16,9 +15,10 @@ import { PLANS } from '../../src/tenants/plans.ts';
 import type { Tenant } from '../../src/tenants/service.ts';
 import type { TestPlatform } from '../support/platform.ts';
 import { tenantRoleName } from '../../src/db/names.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 export function sqlCopy(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tf-sql-'));
+  const dir = scratchDir('tf-sql-');
   cpSync(TENANT_MIGRATIONS_FOLDER, dir, { recursive: true });
   return dir;
 }

@@ -4,6 +4,9 @@
  * databases in it (see platform.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startThrowawayCluster } from '../../src/runtime/local-cluster.ts';
 import { chooseDatabaseSource, dockerReachable, type DatabaseSource } from './database-source.ts';
@@ -18,6 +21,8 @@ declare module 'vitest' {
     appPassword: string;
     /** The S3-compatible store backups go to (each test file uses a prefix of its own). */
     s3: S3Settings;
+    /** The run's folder for temporary files (scratch.ts), deleted when the run ends. */
+    scratchRoot: string;
   }
 }
 
@@ -44,13 +49,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     teardown = () => cluster.destroy();
   }
   const store = await startObjectStore(process.env, docker);
+  const scratchRoot = mkdtempSync(join(tmpdir(), 'tf-test-run-'));
   const stopDatabase = teardown;
   teardown = async () => {
     await store.stop();
     await stopDatabase();
+    rmSync(scratchRoot, { recursive: true, force: true });
   };
   console.log(`tests use PostgreSQL from: ${source}; S3 from: ${store.settings.source}`);
   project.provide('s3', store.settings);
+  project.provide('scratchRoot', scratchRoot);
   project.provide('databaseUrl', url);
   project.provide('databaseSource', source);
   project.provide('appPassword', process.env.TENANTFORGE_APP_PASSWORD ?? randomBytes(18).toString('base64url'));

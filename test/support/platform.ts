@@ -7,15 +7,13 @@
  * await t.close();                  // drops the database and the tenant roles it made
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
 import { createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/log.ts';
 import { startPlatform, type Platform, type StartOptions } from '../../src/platform.ts';
+import { scratchDir } from './scratch.ts';
 
 export function databaseUrlFor(database: string): string {
   const u = new URL(inject('databaseUrl'));
@@ -61,7 +59,7 @@ export type TestPlatform = Platform & {
 export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
   return loadConfig({
     DATABASE_URL: databaseUrl,
-    TENANTFORGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tf-data-')),
+    TENANTFORGE_DATA_DIR: scratchDir('tf-data-'),
     TENANTFORGE_APP_PASSWORD: inject('appPassword'),
     TENANTFORGE_ADMIN_TOKEN: 'test-admin-token-0123456789',
     TENANTFORGE_SCHEMA_SECRET: randomBytes(16).toString('hex'),

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { runCli } from '../support/cli.ts';
 import { freshDatabase, type TestDatabase } from '../support/platform.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 let db: TestDatabase;
 let env: Record<string, string>;
@@ -12,7 +10,7 @@ beforeAll(async () => {
   env = {
     DATABASE_URL: db.url,
     TENANTFORGE_APP_PASSWORD: inject('appPassword'),
-    TENANTFORGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tf-cli-')),
+    TENANTFORGE_DATA_DIR: scratchDir('tf-cli-'),
     TENANTFORGE_SCHEMA_SECRET: 'cli-test-schema-secret-0123',
     TENANTFORGE_VALIDATOR_INTERVAL: 'off',
   };
