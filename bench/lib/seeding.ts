@@ -10,10 +10,11 @@
  *
  * @example
  * const seeding = openSeedingPool(env.superuserUrl, 4);
- * await seeding.begin((tx) => tx.unsafe(rowsOf(tenant)));
+ * await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
  * await seeding.end();
  */
 import { openPool, type Sql } from '../../src/db/connect.ts';
+import { assertTenantSchemaName } from '../../src/db/names.ts';
 
 /** A few hundred tenants per connection at seeding speed. */
 const SEEDING_CONNECTION_SECONDS = 10;
@@ -24,4 +25,20 @@ export function openSeedingPool(superuserUrl: string, connections: number): Sql 
     name: 'bench-seed',
     maxLifetimeSeconds: SEEDING_CONNECTION_SECONDS,
   });
+}
+
+/**
+ * A tenant's first rows, written as the owner in the caller's transaction: a portfolio,
+ * an order, two trades a week apart and a bar, so three chunks in its two hypertables.
+ */
+export function firstRowsSql(schema: string, tenantId: string): string {
+  const s = `"${assertTenantSchemaName(schema)}"`;
+  return `
+    select set_config('app.current_tenant_id', '${tenantId}', true);
+    with p as (insert into ${s}.portfolios (name) values ('main') returning id),
+      o as (insert into ${s}.orders (portfolio_id, symbol, side, type, quantity) select id, 'AAPL', 'buy', 'market', 1 from p)
+    insert into ${s}.trades (portfolio_id, symbol, side, quantity, price, executed_at)
+      select id, 'AAPL', side, 1, 1, at from p,
+        (values ('buy', timestamptz '2024-01-03'), ('sell', timestamptz '2024-01-10')) t (side, at);
+    insert into ${s}.market_data (symbol, bar_time, open, high, low, close) values ('AAPL', '2024-01-03', 1, 1, 1, 1);`;
 }

@@ -1,7 +1,7 @@
 /**
  * Tenant migrations: a template file fanned out to every tenant (`--tenants`, 2,000 by
- * default and in the CI configuration), each tenant holding data in its `trades`
- * hypertable. The baseline, measured in the same run over the same tenants, is the same
+ * default and in the CI configuration), each tenant holding data in both hypertables
+ * (bench/lib/seeding.ts). The baseline, measured in the same run over the same tenants, is the same
  * DDL applied by hand: one transaction per schema, no registry lock, no ledger, no
  * version; the two alternate over batches of tenants. Targets: per-tenant p50 within
  * 1.5x of the baseline's, no tenant failing, the validator clean afterwards (no drift),
@@ -11,15 +11,13 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
+import { firstRowsSql, openSeedingPool } from '../lib/seeding.ts';
 import { ratio, summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
-import { tenantRoleName } from '../../src/db/names.ts';
-import { withTenant } from '../../src/db/with-tenant.ts';
 import { validate } from '../../src/isolation/validator.ts';
 import { readTenantMigrations, TENANT_MIGRATIONS_FOLDER } from '../../src/migrations/files.ts';
 import { migrateTenants } from '../../src/migrations/runner.ts';
 import { migrateTemplate } from '../../src/migrations/template.ts';
-import { PLANS } from '../../src/tenants/plans.ts';
 
 const CONCURRENCY = 4;
 /** Tenants per alternation between the runner and the baseline. */
@@ -57,6 +55,7 @@ export const migrations: Scenario = {
     try {
       progress(`provisioning and seeding ${options.tenants} tenants`);
       const seeded: Tenant[] = [];
+      const seeding = openSeedingPool(env.superuserUrl, CONCURRENCY);
       await eachConcurrently(
         Array.from({ length: options.tenants }, (_, n) => n),
         async (n) => {
@@ -64,27 +63,11 @@ export const migrations: Scenario = {
             { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
             { actor: 'bench' },
           );
-          await withTenant(
-            platform.app,
-            {
-              id: tenant.id,
-              schema: tenant.schema,
-              role: tenantRoleName(tenant.schema),
-              // Seeding is not what is measured: at thousands of tenants a chunk creation can wait behind another provision.
-              statementTimeoutMs: 120_000,
-              chunkQuota: PLANS.free.chunkQuota,
-            },
-            async (tx) => {
-              const [p] = await tx`insert into portfolios (name) values ('main') returning id`;
-              await tx`insert into orders (portfolio_id, symbol, side, type, quantity) values (${p!.id}, 'AAPL', 'buy', 'market', 1)`;
-              await tx`insert into trades (portfolio_id, symbol, side, quantity, price, executed_at)
-                     values (${p!.id}, 'AAPL', 'buy', 1, 1, '2024-01-03'), (${p!.id}, 'AAPL', 'sell', 1, 1, '2024-01-10')`;
-            },
-          );
+          await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
           seeded.push({ id: tenant.id, schema: tenant.schema });
           if (seeded.length % 500 === 0) progress(`  ${seeded.length} tenants`);
         },
-      );
+      ).finally(() => seeding.end());
 
       cpSync(TENANT_MIGRATIONS_FOLDER, dir, { recursive: true });
       writeFileSync(join(dir, '9001_bench_note.sql'), ddl('a'));

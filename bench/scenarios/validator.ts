@@ -8,11 +8,10 @@
  * validator, not autovacuum working through the catalogs the seeding grew.
  */
 import type { Check } from '../lib/checks.ts';
-import { openSeedingPool } from '../lib/seeding.ts';
+import { firstRowsSql, openSeedingPool } from '../lib/seeding.ts';
 import { settleServer } from '../lib/settle.ts';
 import { summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
-import { assertTenantSchemaName } from '../../src/db/names.ts';
 import { validate } from '../../src/isolation/validator.ts';
 
 const PROMISED_AT = 1_000;
@@ -41,7 +40,7 @@ export const validator: Scenario = {
             { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
             { actor: 'bench' },
           );
-          await seeding.begin((tx) => tx.unsafe(seedSql(tenant.schema, tenant.id)));
+          await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
         };
         try {
           await Promise.all(
@@ -139,15 +138,3 @@ export const validator: Scenario = {
     }
   },
 };
-
-/** One tenant's rows, written as the owner: a portfolio, two trades a week apart and a bar (three chunks). */
-function seedSql(schema: string, tenantId: string): string {
-  const s = `"${assertTenantSchemaName(schema)}"`;
-  return `
-    select set_config('app.current_tenant_id', '${tenantId}', true);
-    with p as (insert into ${s}.portfolios (name) values ('main') returning id)
-    insert into ${s}.trades (portfolio_id, symbol, side, quantity, price, executed_at)
-      select id, 'AAPL', side, 1, 1, at from p,
-        (values ('buy', timestamptz '2024-01-03'), ('sell', timestamptz '2024-01-10')) t (side, at);
-    insert into ${s}.market_data (symbol, bar_time, open, high, low, close) values ('AAPL', '2024-01-03', 1, 1, 1, 1);`;
-}
