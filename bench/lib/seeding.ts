@@ -1,12 +1,13 @@
 /**
- * Connections for writing thousands of tenants' rows (the seeding of the spread and
- * validator scenarios). Each connection lives a few seconds only. A backend keeps a saved
- * plan for every foreign key it has checked (PostgreSQL's RI triggers: one per key of
- * each table and chunk it wrote to), never frees them, and walks all of them on every
- * relation invalidation in the database, which each next tenant's DDL sends by the
- * hundred. A seeding connection that wrote to 1,500 tenants spent 25-28 ms of CPU per
- * tenant provisioned elsewhere, a fresh one 0.25 ms; seeding through long-lived
- * connections made each tenant cost more than the one before (docs/measurements.md).
+ * How the benches seed thousands of tenants with rows: through connections that live a
+ * few seconds only, and with the same first rows where a scenario needs no others. A
+ * backend keeps a saved plan for every foreign key it has checked (PostgreSQL's RI
+ * triggers: one per key of each table and chunk it wrote to), never frees them, and
+ * walks all of them on every relation invalidation in the database, which each next
+ * tenant's DDL sends by the hundred. A seeding connection that wrote to 1,500 tenants
+ * spent 25-28 ms of CPU per tenant provisioned elsewhere, a fresh one 0.25 ms; seeding
+ * through long-lived connections made each tenant cost more than the one before
+ * (docs/measurements.md).
  *
  * @example
  * const seeding = openSeedingPool(env.superuserUrl, 4);

@@ -1,11 +1,11 @@
 /**
  * Tenant migrations: a template file fanned out to every tenant (`--tenants`, 2,000 by
  * default and in the CI configuration), each tenant holding data in both hypertables
- * (bench/lib/seeding.ts). The baseline, measured in the same run over the same tenants, is the same
- * DDL applied by hand: one transaction per schema, no registry lock, no ledger, no
- * version; the two alternate over batches of tenants. Targets: per-tenant p50 within
- * 1.5x of the baseline's, no tenant failing, the validator clean afterwards (no drift),
- * and a run with nothing to do well under a second.
+ * (bench/lib/seeding.ts). The baseline, measured in the same run over the same tenants,
+ * is the same DDL applied by hand: one transaction per schema, no registry lock, no
+ * ledger, no version; the two alternate over batches of tenants. Targets: per-tenant
+ * p50 within 1.5x of the baseline's, no tenant failing, the validator clean afterwards
+ * (no drift), and a run with nothing to do well under a second.
  */
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
