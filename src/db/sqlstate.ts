@@ -41,8 +41,6 @@ export const SQLSTATE = {
   internalError: 'XX000',
 } as const;
 
-export type SqlState = (typeof SQLSTATE)[keyof typeof SQLSTATE];
-
 /** The SQLSTATE of a database error, or undefined for anything else. */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;

@@ -30,11 +30,6 @@ export async function readJson(c: Context): Promise<unknown> {
   return parseJsonBytes(await c.req.arrayBuffer());
 }
 
-/** Query strings, validated the same way. */
-export function queryParams<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
-  return parseWith(schema, c.req.query());
-}
-
 export function parseWith<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw validationProblem(parsed.error);

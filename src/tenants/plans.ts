@@ -36,6 +36,5 @@ export const PLANS = {
 } as const;
 
 export type PlanName = keyof typeof PLANS;
-export type Plan = (typeof PLANS)[PlanName];
 export const PLAN_NAMES = Object.keys(PLANS) as [PlanName, ...PlanName[]];
 export const DEFAULT_PLAN: PlanName = 'free';
