@@ -10,9 +10,9 @@
  * (docs/measurements.md).
  *
  * @example
- * const seeding = openSeedingPool(env.superuserUrl, 4);
- * await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
- * await seeding.end();
+ * await withSeedingPool(env.superuserUrl, 4, (seeding) =>
+ *   seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id))),
+ * );
  */
 import { openPool, type Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
@@ -20,12 +20,22 @@ import { assertTenantSchemaName } from '../../src/db/names.ts';
 /** A few hundred tenants per connection at seeding speed. */
 const SEEDING_CONNECTION_SECONDS = 10;
 
-export function openSeedingPool(superuserUrl: string, connections: number): Sql {
-  return openPool(superuserUrl, {
+/** Runs `seed` with such a pool, which is closed when it settles. */
+export async function withSeedingPool<T>(
+  superuserUrl: string,
+  connections: number,
+  seed: (seeding: Sql) => Promise<T>,
+): Promise<T> {
+  const seeding = openPool(superuserUrl, {
     max: connections,
     name: 'bench-seed',
     maxLifetimeSeconds: SEEDING_CONNECTION_SECONDS,
   });
+  try {
+    return await seed(seeding);
+  } finally {
+    await seeding.end();
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
-import { firstRowsSql, openSeedingPool } from '../lib/seeding.ts';
+import { firstRowsSql, withSeedingPool } from '../lib/seeding.ts';
 import { ratio, summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 import { validate } from '../../src/isolation/validator.ts';
@@ -55,19 +55,20 @@ export const migrations: Scenario = {
     try {
       progress(`provisioning and seeding ${options.tenants} tenants`);
       const seeded: Tenant[] = [];
-      const seeding = openSeedingPool(env.superuserUrl, CONCURRENCY);
-      await eachConcurrently(
-        Array.from({ length: options.tenants }, (_, n) => n),
-        async (n) => {
-          const { tenant } = await platform.tenants.create(
-            { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
-            { actor: 'bench' },
-          );
-          await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
-          seeded.push({ id: tenant.id, schema: tenant.schema });
-          if (seeded.length % 500 === 0) progress(`  ${seeded.length} tenants`);
-        },
-      ).finally(() => seeding.end());
+      await withSeedingPool(env.superuserUrl, CONCURRENCY, (seeding) =>
+        eachConcurrently(
+          Array.from({ length: options.tenants }, (_, n) => n),
+          async (n) => {
+            const { tenant } = await platform.tenants.create(
+              { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
+              { actor: 'bench' },
+            );
+            await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
+            seeded.push({ id: tenant.id, schema: tenant.schema });
+            if (seeded.length % 500 === 0) progress(`  ${seeded.length} tenants`);
+          },
+        ),
+      );
 
       cpSync(TENANT_MIGRATIONS_FOLDER, dir, { recursive: true });
       writeFileSync(join(dir, '9001_bench_note.sql'), ddl('a'));

@@ -25,7 +25,7 @@ import type { Sql } from '../../src/db/connect.ts';
 import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
 import { cpuWindow, type PartyCpuMs, serverCpu, totalCpu } from '../lib/cpu.ts';
-import { openSeedingPool } from '../lib/seeding.ts';
+import { withSeedingPool } from '../lib/seeding.ts';
 import { settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -56,10 +56,9 @@ export const spread: Scenario = {
       progress(`seeding ${tenantCount} tenants, each with a portfolio, orders, trades, bars and embeddings`);
       const started = performance.now();
       const seeded: Seeded[] = [];
-      const seeding = openSeedingPool(env.superuserUrl, SEED_WORKERS);
       let next = 0;
-      try {
-        await Promise.all(
+      await withSeedingPool(env.superuserUrl, SEED_WORKERS, (seeding) =>
+        Promise.all(
           Array.from({ length: SEED_WORKERS }, async () => {
             while (next < tenantCount) {
               const n = next++;
@@ -74,10 +73,8 @@ export const spread: Scenario = {
               if (seeded.length % 1_000 === 0) progress(`  ${seeded.length} tenants`);
             }
           }),
-        );
-      } finally {
-        await seeding.end();
-      }
+        ),
+      );
       const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
       // The cold pass measures first touches, not autovacuum working through what seeding grew.
       const settledMs = await settleServer(env.su);

@@ -8,7 +8,7 @@
  * validator, not autovacuum working through the catalogs the seeding grew.
  */
 import type { Check } from '../lib/checks.ts';
-import { firstRowsSql, openSeedingPool } from '../lib/seeding.ts';
+import { firstRowsSql, withSeedingPool } from '../lib/seeding.ts';
 import { settleServer } from '../lib/settle.ts';
 import { summarize, timed } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
@@ -32,26 +32,22 @@ export const validator: Scenario = {
     };
     try {
       let provisioned = 0;
-      const grow = async (to: number) => {
-        const seeding = openSeedingPool(env.superuserUrl, CONCURRENCY);
-        const addOne = async () => {
-          const n = provisioned++;
-          const { tenant } = await platform.tenants.create(
-            { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
-            { actor: 'bench' },
-          );
-          await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
-        };
-        try {
+      const grow = (to: number) =>
+        withSeedingPool(env.superuserUrl, CONCURRENCY, async (seeding) => {
+          const addOne = async () => {
+            const n = provisioned++;
+            const { tenant } = await platform.tenants.create(
+              { slug: `bench-${n}`, name: `Bench ${n}`, plan: 'free' },
+              { actor: 'bench' },
+            );
+            await seeding.begin((tx) => tx.unsafe(firstRowsSql(tenant.schema, tenant.id)));
+          };
           await Promise.all(
             Array.from({ length: CONCURRENCY }, async () => {
               while (provisioned < to) await addOne();
             }),
           );
-        } finally {
-          await seeding.end();
-        }
-      };
+        });
 
       const points: Record<
         string,
