@@ -9,6 +9,10 @@
  * a time), which keeps the hourly rollups; the candles query is the endpoint's own, and
  * aggregates those rollups (about 16,700 hourly rows for 1,000,000 bars) into daily
  * candles, so the figure is what a caller of the endpoint waits for.
+ *
+ * CI runs the same rounds as a full run: ingesting the bars is most of the scenario's
+ * time, and with a third of the rounds the p50 ratios of the 10-25 ms statements moved
+ * by a third from run to run on this shared machine.
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
@@ -35,7 +39,7 @@ const BARS_FROM = Date.UTC(2024, 0, 1);
 
 export const queries: Scenario = {
   name: 'queries',
-  async run({ startEnvironment, slo, options, progress }) {
+  async run({ startEnvironment, slo, progress }) {
     const env = await startEnvironment();
     try {
       const tenant = await benchTenant(env, 'bench-queries');
@@ -49,7 +53,7 @@ export const queries: Scenario = {
       )) as unknown as [{ rows: number; bars: number }];
       if (rollup.bars !== bars)
         throw new Error(`the hourly rollups cover ${rollup.bars} bars, not the ${bars} ingested`);
-      await analyzeTradesWhole(env.su, tenant.schema);
+      await settleStatistics(env.su, tenant.schema);
       const [{ id: portfolioId, order_id: orderId }] = (await env.su.unsafe(
         `select p.id, o.id as order_id from "${tenant.schema}".portfolios p join "${tenant.schema}".orders o on o.portfolio_id = p.id limit 1`,
       )) as unknown as [{ id: string; order_id: string }];
@@ -60,7 +64,7 @@ export const queries: Scenario = {
           name: 'simple select',
           seedKey: 'simpleSelectMs',
           ratioKey: 'simpleSelectP50Ratio',
-          runs: options.ci ? 500 : 2000,
+          runs: 2000,
           readOnly: true,
           sql: 'select * from orders where id = $1',
           params: () => [orderId],
@@ -70,7 +74,7 @@ export const queries: Scenario = {
           name: 'join portfolios/orders/trades',
           seedKey: 'complexJoinMs',
           ratioKey: 'complexJoinP50Ratio',
-          runs: options.ci ? 30 : 100,
+          runs: 100,
           readOnly: true,
           sql: `select p.id, p.name, count(*) as fills, count(distinct t.order_id) as orders,
                        sum(t.quantity * t.price) as notional, count(*) filter (where o.status = 'filled') as fills_of_filled_orders
@@ -85,7 +89,7 @@ export const queries: Scenario = {
           name: `daily candles over ${bars} bars`,
           seedKey: 'aggregationMs',
           ratioKey: 'aggregationP50Ratio',
-          runs: options.ci ? 20 : 60,
+          runs: 60,
           readOnly: true,
           sql: candleSql(86_400),
           params: () => ['86400 seconds', 'ONE', '2024-01-01T00:00:00Z', '2027-01-01T00:00:00Z'],
@@ -94,7 +98,7 @@ export const queries: Scenario = {
           name: '1,000-row insert',
           seedKey: 'bulkInsertMs',
           ratioKey: 'bulkInsertP50Ratio',
-          runs: options.ci ? 20 : 60,
+          runs: 60,
           readOnly: false,
           sql: `insert into orders (tenant_id, portfolio_id, symbol, side, type, quantity)
                 select $1, $2, 'BULK' || g % 10, 'buy', 'market', 1 from generate_series(1, 1000) g`,
@@ -102,7 +106,10 @@ export const queries: Scenario = {
         },
       ];
 
-      const results: Record<string, { withTenant: Summary; owner: Summary; p50Ratio: number }> = {};
+      const results: Record<
+        string,
+        { withTenant: Summary; owner: Summary; p50Ratio: number; plans?: { withTenant: string[]; owner: string[] } }
+      > = {};
       const checks: Check[] = [];
       for (const q of list) {
         progress(q.name);
@@ -110,6 +117,21 @@ export const queries: Scenario = {
           /\b(from|join|into) (portfolios|orders|trades|market_data_1h|market_data)\b/g,
           `$1 "${tenant.schema}".$2`,
         );
+        // A read's plan on either side, before and after its timing: a ratio that moves is a flip or noise.
+        const plans = { withTenant: new Set<string>(), owner: new Set<string>() };
+        const notePlans = async () => {
+          if (!q.readOnly) return;
+          const explain = `explain (format json) ${q.sql}`;
+          plans.withTenant.add(
+            planShape(
+              await withTenant(env.platform.app, tenant.context, (tx) => tx.unsafe(explain, q.params() as never[]), {
+                readOnly: true,
+              }),
+            ),
+          );
+          plans.owner.add(planShape(await env.su.unsafe(`explain (format json) ${qualified}`, q.params() as never[])));
+        };
+        await notePlans();
         const context: number[] = [];
         const owner: number[] = [];
         for (let i = 0; i < q.runs; i++) {
@@ -125,10 +147,12 @@ export const queries: Scenario = {
           );
           owner.push((await timed(() => env.su.unsafe(qualified, q.params() as never[])))[0]);
         }
+        await notePlans();
         const r = {
           withTenant: summarize(context),
           owner: summarize(owner),
           p50Ratio: ratio(summarize(context).p50, summarize(owner).p50),
+          ...(q.readOnly && { plans: { withTenant: [...plans.withTenant], owner: [...plans.owner] } }),
         };
         results[q.name] = r;
         checks.push({
@@ -169,6 +193,33 @@ export const queries: Scenario = {
   },
 };
 
+type PlanNode = { 'Node Type': string; Plans?: PlanNode[] };
+
+/** An EXPLAIN (FORMAT JSON)'s node types, depth first: "Limit, Sort, Aggregate, Hash Join, ...". */
+function planShape(rows: unknown[]): string {
+  const [
+    {
+      'QUERY PLAN': [{ Plan: root }],
+    },
+  ] = rows as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }];
+  const types: string[] = [];
+  const walk = (node: PlanNode) => {
+    types.push(node['Node Type']);
+    node.Plans?.forEach(walk);
+  };
+  walk(root);
+  // Runs of one type (a hypertable's chunk scans) as "Index Scan x25".
+  const runs: string[] = [];
+  for (let i = 0; i < types.length; ) {
+    const type = types[i] as string;
+    let j = i;
+    while (types[j] === type) j++;
+    runs.push(j - i > 1 ? `${type} x${j - i}` : type);
+    i = j;
+  }
+  return runs.join(', ');
+}
+
 /** One symbol's one-minute bars from 2024-01-01, through the API as a client would send them. */
 async function ingestBars(tenant: BenchTenant, bars: number): Promise<void> {
   for (let from = 0; from < bars; from += BAR_BATCH) {
@@ -203,15 +254,22 @@ async function load(sql: Sql, schema: string, tenantId: string): Promise<void> {
 }
 
 /**
- * Statistics every run gets the same. ANALYZE samples 30,000 rows: the join's 100,000
- * trades were sampled differently in every run, and the planner flipped between a hash
- * join and a memoized nested loop three times slower, on either side of the join's ratio
- * (1.08-3.27x from run to run). The trades are analyzed from every row; the tables the
- * other statements plan from (portfolios, orders, the hourly rollups) are smaller than
- * the sample and read whole anyway.
+ * Tables as the planner sees them in a steady state, the same in every run:
+ * - vacuumed first: otherwise autovacuum visits the freshly loaded chunks at a moment
+ *   of its choosing, possibly while a statement is being timed, and changes the page
+ *   counts and all-visible fractions its plans are costed from;
+ * - ANALYZE samples 30,000 rows: the join's 100,000 trades were sampled differently in
+ *   every run, and the planner flipped between a hash join and a memoized nested loop
+ *   three times slower, on either side of the join's ratio (1.08-3.27x from run to run).
+ *   The trades are analyzed from every row; the tables the other statements plan from
+ *   (portfolios, orders, the hourly rollups) are smaller than the sample and read whole
+ *   anyway.
  */
-async function analyzeTradesWhole(sql: Sql, schema: string): Promise<void> {
+async function settleStatistics(sql: Sql, schema: string): Promise<void> {
   const s = `"${schema}"`;
+  // One statement each: VACUUM cannot run inside the implicit transaction of a multi-statement message.
+  for (const table of ['portfolios', 'orders', 'trades', 'market_data', 'market_data_1h'])
+    await sql.unsafe(`vacuum ${s}.${table}`);
   await sql.unsafe(
     `analyze ${s}.portfolios; analyze ${s}.orders; analyze ${s}.market_data; analyze ${s}.market_data_1h`,
   );
