@@ -42,6 +42,7 @@ const schema = z.object({
   TENANTFORGE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10),
   TENANTFORGE_LANE_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(3),
   TENANTFORGE_POOL_MAX_LIFETIME: intervalOrOff('30m'),
+  TENANTFORGE_POOL_MAX_TENANTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
   TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
@@ -102,6 +103,8 @@ export type Config = {
   laneConnections: number;
   /** A pooled connection is replaced after this (plus up to half again, per connection); 0 never. */
   poolMaxLifetimeMs: number;
+  /** A runtime connection is replaced after serving this many different tenants; 0 never. */
+  poolMaxTenants: number;
   statementTimeoutMs: number;
   deletedRetentionMs: number;
   purgeIntervalMs: number;
@@ -186,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     appPassword: e.TENANTFORGE_APP_PASSWORD,
     poolMax: e.TENANTFORGE_POOL_MAX,
     poolMaxLifetimeMs: e.TENANTFORGE_POOL_MAX_LIFETIME,
+    poolMaxTenants: e.TENANTFORGE_POOL_MAX_TENANTS,
     statementTimeoutMs: e.TENANTFORGE_STATEMENT_TIMEOUT,
     deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,

@@ -117,7 +117,8 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     lockTimeoutMs: CONTROL_LOCK_TIMEOUT_MS,
     maxLifetimeSeconds,
   });
-  const pools: Sql[] = [control];
+  // Everything ended at close: pools, and the lanes (which end their seats' pools).
+  const pools: Pick<Sql, 'end'>[] = [control];
   try {
     await assertReachable(control, url);
     if (await canInstall(control)) {
@@ -148,8 +149,9 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       connections: config.laneConnections,
       name: 'app',
       maxLifetimeSeconds,
+      maxTenantsPerConnection: config.poolMaxTenants,
     });
-    pools.push(...app.pools);
+    pools.push(app);
     await Promise.all(app.lanes.map((lane, i) => assertReachable(lane.seats[0]!, app.urls[i]!)));
     for (const lane of app.lanes) {
       limitTenants(lane, {

@@ -4,7 +4,9 @@
  * as the tenants of that lane. Within its lane a tenant has a home seat, which its
  * requests wait for briefly when it is busy before taking another. So each backend opens
  * the tables (and fills its catalog caches with them) of about 1/(lanes x seats) of the
- * tenants, while one busy tenant can still use its whole lane.
+ * tenants, while one busy tenant can still use its whole lane. A seat's connection is
+ * replaced after it has served a given number of different tenants, so no backend's
+ * caches grow with the whole tenant count (see `SeatRenewal`).
  *
  * @example
  * const lanes = openRuntimeLanes(appUrl, password, { connections: 3, name: 'app' });
@@ -34,7 +36,22 @@ const HOME_WAIT_MS = 5;
 
 type Waiter = { home: number; spill: boolean; grant: (seat: number) => void; timer?: NodeJS.Timeout };
 
+/**
+ * When a seat's connection is replaced by a new one from `open`: a connection serves at
+ * most `maxTenants` different tenants, and a request of one more gets a new one. A
+ * backend keeps the catalog entries and foreign-key plans of every tenant it served
+ * until it exits, and the lifetime limit alone bounds them only by time: with enough
+ * tenants, a backend that lives 30 minutes could still serve all of its lane's.
+ */
+export type SeatRenewal = { maxTenants: number; open: (seat: number) => Sql };
+
 export class Lane {
+  readonly #seats: Sql[];
+  /** The different tenants each seat's current connection has served (tracked with a renewal only). */
+  readonly #served: Set<string>[];
+  /** Replaced connections still ending. */
+  readonly #retiring = new Set<Promise<void>>();
+  #renewed = 0;
   /** Seats held by a request; a held seat is handed straight to the next waiter for it. */
   readonly #busy: boolean[];
   /** Seats whose request has only its COMMIT left. */
@@ -46,11 +63,19 @@ export class Lane {
   #awayFromHome = 0;
 
   constructor(
-    readonly seats: readonly Sql[],
+    seats: readonly Sql[],
     readonly homeWaitMs = HOME_WAIT_MS,
+    readonly renewal?: SeatRenewal,
   ) {
+    this.#seats = [...seats];
+    this.#served = seats.map(() => new Set());
     this.#busy = seats.map(() => false);
     this.#ending = seats.map(() => false);
+  }
+
+  /** Each seat's pool (of one connection) now: a renewal replaces it. */
+  get seats(): readonly Sql[] {
+    return this.#seats;
   }
 
   /**
@@ -62,6 +87,7 @@ export class Lane {
     const home = homeSeat(tenantName, this.seats.length);
     const seat = await this.#seatFor(tenantName, home);
     if (seat !== home) this.#awayFromHome++;
+    if (this.renewal) this.#admit(seat, tenantName, this.renewal);
     this.#holding.set(tenantName, (this.#holding.get(tenantName) ?? 0) + 1);
     let holding = true;
     let released = false;
@@ -81,7 +107,7 @@ export class Lane {
     };
     let conn: ReservedSql;
     try {
-      conn = await this.seats[seat]!.reserve();
+      conn = await this.#seats[seat]!.reserve();
     } catch (err) {
       leave();
       throw err;
@@ -97,14 +123,23 @@ export class Lane {
     };
   }
 
-  /** For metrics: seats, how many are held, requests waiting for one, and requests served away from home. */
-  stats(): { seats: number; busy: number; waiting: number; awayFromHome: number } {
+  /**
+   * For metrics: seats, how many are held, requests waiting for one, requests served away
+   * from home, and connections replaced by the renewal.
+   */
+  stats(): { seats: number; busy: number; waiting: number; awayFromHome: number; renewed: number } {
     return {
-      seats: this.seats.length,
+      seats: this.#seats.length,
       busy: this.#busy.filter(Boolean).length,
       waiting: this.#waiting.length,
       awayFromHome: this.#awayFromHome,
+      renewed: this.#renewed,
     };
+  }
+
+  /** Ends every seat's pool, and waits for replaced ones still ending. */
+  async end(options?: { timeout?: number }): Promise<void> {
+    await Promise.all([...this.#seats.map((seat) => seat.end(options)), ...this.#retiring]);
   }
 
   #seatFor(tenantName: string, home: number): number | Promise<number> {
@@ -148,6 +183,29 @@ export class Lane {
     clearTimeout(waiter!.timer);
     waiter!.grant(seat);
   }
+
+  /**
+   * Counts the tenant at the seat, first replacing the seat's connection if this tenant
+   * would be one more than it may serve. Runs while the request holds the seat and before
+   * it takes the connection, which is therefore idle: the old pool ends at once.
+   */
+  #admit(seat: number, tenantName: string, renewal: SeatRenewal): void {
+    const served = this.#served[seat]!;
+    if (served.has(tenantName)) return;
+    if (served.size < renewal.maxTenants) {
+      served.add(tenantName);
+      return;
+    }
+    const retired = this.#seats[seat]!;
+    this.#seats[seat] = renewal.open(seat);
+    this.#served[seat] = new Set([tenantName]);
+    this.#renewed++;
+    const ended: Promise<void> = retired
+      .end({ timeout: 5 })
+      .catch(() => {})
+      .finally(() => this.#retiring.delete(ended));
+    this.#retiring.add(ended);
+  }
 }
 
 /** The tenant's seat within its lane: from the hex digits after the one that chose the lane. */
@@ -180,20 +238,26 @@ export class RuntimeLanes {
     return lane.seats[homeSeat(tenantName, lane.seats.length)]!;
   }
 
-  /** Every seat's pool, lane by lane. */
+  /** Every seat's pool now, lane by lane. */
   get pools(): Sql[] {
     return this.lanes.flatMap((lane) => lane.seats);
+  }
+
+  async end(options?: { timeout?: number }): Promise<void> {
+    await Promise.all(this.lanes.map((lane) => lane.end(options)));
   }
 }
 
 /**
  * For each lane, `connections` seats logging in as the lane's role with `password` at
- * `url`'s host, port and database (`url`'s own user, if any, is replaced).
+ * `url`'s host, port and database (`url`'s own user, if any, is replaced). With
+ * `maxTenantsPerConnection`, a seat's connection is replaced after serving that many
+ * different tenants.
  */
 export function openRuntimeLanes(
   url: string,
   password: string,
-  options: Omit<PoolOptions, 'max'> & { connections: number },
+  options: Omit<PoolOptions, 'max'> & { connections: number; maxTenantsPerConnection?: number },
 ): RuntimeLanes {
   const urls = RUNTIME_ROLES.map((role) => {
     const u = new URL(url);
@@ -201,13 +265,16 @@ export function openRuntimeLanes(
     u.password = encodeURIComponent(password);
     return u.toString();
   });
-  const lanes = urls.map(
-    (laneUrl, i) =>
-      new Lane(
-        Array.from({ length: options.connections }, (_, seat) =>
-          openPool(laneUrl, { ...options, max: 1, name: `${options.name ?? 'app'}:${RUNTIME_ROLES[i]}:${seat}` }),
-        ),
-      ),
-  );
+  const { connections, maxTenantsPerConnection, ...poolOptions } = options;
+  const lanes = urls.map((laneUrl, i) => {
+    const open = (seat: number) =>
+      openPool(laneUrl, { ...poolOptions, max: 1, name: `${options.name ?? 'app'}:${RUNTIME_ROLES[i]}:${seat}` });
+    const renewal = maxTenantsPerConnection ? { maxTenants: maxTenantsPerConnection, open } : undefined;
+    return new Lane(
+      Array.from({ length: connections }, (_, seat) => open(seat)),
+      HOME_WAIT_MS,
+      renewal,
+    );
+  });
   return new RuntimeLanes(lanes, urls);
 }

@@ -11,7 +11,7 @@ import type { RuntimeLanes } from './runtime-lanes.ts';
 import { gateOf } from './with-tenant.ts';
 
 export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
-  const sum = { seats: 0, busy: 0, waiting: 0, awayFromHome: 0, gateWaiting: 0, refused: 0 };
+  const sum = { seats: 0, busy: 0, waiting: 0, awayFromHome: 0, renewed: 0, gateWaiting: 0, refused: 0 };
   for (const lane of lanes.lanes) {
     const seats = lane.stats();
     const gate = gateOf(lane)?.stats();
@@ -19,6 +19,7 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
     sum.busy += seats.busy;
     sum.waiting += seats.waiting;
     sum.awayFromHome += seats.awayFromHome;
+    sum.renewed += seats.renewed;
     sum.gateWaiting += gate?.waiting ?? 0;
     sum.refused += gate?.refused ?? 0;
   }
@@ -36,6 +37,11 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
       'tenantforge_runtime_away_from_home_total',
       "Requests served on a connection other than their tenant's home one, whose backend then caches that tenant's tables too.",
       sum.awayFromHome,
+    )
+    .counter(
+      'tenantforge_runtime_connections_renewed_total',
+      'Runtime connections replaced after serving TENANTFORGE_POOL_MAX_TENANTS different tenants (their backends exit and free their caches).',
+      sum.renewed,
     )
     .gauge(
       'tenantforge_tenant_gate_waiting_requests',

@@ -86,12 +86,12 @@ describe('seats within a lane', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(answered).toBe(false);
     // What /metrics reads: every seat held, one request waiting, two served away from home.
-    expect(patient.stats()).toEqual({ seats: 3, busy: 3, waiting: 1, awayFromHome: 2 });
+    expect(patient.stats()).toEqual({ seats: 3, busy: 3, waiting: 1, awayFromHome: 2, renewed: 0 });
     const freed = await pidOf(second);
     second.release();
     expect(await pidOf(await waiting)).toBe(freed);
     for (const taken of [first, third, await waiting]) taken.release();
-    expect(patient.stats()).toEqual({ seats: 3, busy: 0, waiting: 0, awayFromHome: 3 });
+    expect(patient.stats()).toEqual({ seats: 3, busy: 0, waiting: 0, awayFromHome: 3, renewed: 0 });
   });
 
   it('serves one tenant through withTenant on one backend while its requests come one after another', async () => {
@@ -109,5 +109,92 @@ describe('seats within a lane', () => {
       pids.add(row!.pid);
     }
     expect(pids.size).toBe(1);
+  });
+});
+
+describe('renewing a seat after it has served its share of tenants', () => {
+  const connected = async (where: string, value: string | number) => {
+    const [row] = await t.su.unsafe<{ n: number }[]>(`select count(*)::int as n from pg_stat_activity where ${where}`, [
+      value,
+    ]);
+    return row!.n;
+  };
+
+  it('gives a request of one tenant more than the limit a new connection, and ends the old backend', async () => {
+    const open = (seat: number) => openPool(t.db.url, { max: 1, name: `renewing-${seat}` });
+    const renewing = new Lane([0, 1, 2].map(open), 5, { maxTenants: 2, open });
+    try {
+      const served = async (name: string) => {
+        const taken = await renewing.reserve(name);
+        const pid = await pidOf(taken);
+        taken.release();
+        return pid;
+      };
+      // Two tenants at one seat, again and again: the same backend.
+      const first = await served(named(0));
+      for (const name of [named(0), named(0, 1), named(0), named(0, 1)]) expect(await served(name)).toBe(first);
+      expect(renewing.stats().renewed).toBe(0);
+      // A third: a new backend, and the old one exits.
+      const second = await served(named(0, 2));
+      expect(second).not.toBe(first);
+      expect(renewing.stats().renewed).toBe(1);
+      await expect.poll(() => connected('pid = $1', first), { timeout: 5_000 }).toBe(0);
+
+      // Renewed only while a request holds the seat and before it takes the connection:
+      // the request holding the seat keeps its backend, the one waiting for it gets the new one.
+      const held = await renewing.reserve(named(0, 3));
+      expect(await pidOf(held)).toBe(second);
+      const waiting = renewing.reserve(named(0, 4));
+      held.release();
+      const next = await waiting;
+      expect(await pidOf(next)).not.toBe(second);
+      next.release();
+      expect(renewing.stats()).toMatchObject({ renewed: 2, busy: 0, awayFromHome: 0 });
+    } finally {
+      await renewing.end({ timeout: 1 });
+    }
+    // Ending the lane ended every pool it had, replaced ones included.
+    expect(await connected("application_name like 'tenantforge:' || $1", 'renewing-%')).toBe(0);
+  });
+
+  it('is what the service runs with (TENANTFORGE_POOL_MAX_TENANTS)', async () => {
+    const limited = await testPlatform({
+      env: {
+        TENANTFORGE_VALIDATOR_INTERVAL: 'off',
+        TENANTFORGE_WARM_POOL: '0',
+        TENANTFORGE_LANE_CONNECTIONS: '1',
+        TENANTFORGE_POOL_MAX_TENANTS: '1',
+      },
+    });
+    try {
+      // Two tenants of one lane (8 lanes: nine tenants always hold such a pair), so one connection.
+      const byLane = new Map<Lane, TestTenant>();
+      let pair: [TestTenant, TestTenant] | undefined;
+      for (let i = 0; !pair; i++) {
+        const tenant = await newTenant(limited, `renewed-${i}`);
+        const lane = limited.app.laneOf(tenant.role);
+        const other = byLane.get(lane);
+        if (other) pair = [other, tenant];
+        byLane.set(lane, tenant);
+      }
+      const pidOfTenant = async (tenant: TestTenant) => {
+        const [row] = await withTenant(
+          limited.app,
+          tenant.context,
+          (tx) => tx<{ pid: number }[]>`select pg_backend_pid() as pid`,
+        );
+        return row!.pid;
+      };
+      const [a, b] = pair;
+      const pids = [await pidOfTenant(a), await pidOfTenant(a), await pidOfTenant(b), await pidOfTenant(a)];
+      expect(pids[1]).toBe(pids[0]);
+      expect(new Set([pids[0], pids[2], pids[3]]).size).toBe(3);
+      expect(limited.app.laneOf(a.role).stats().renewed).toBe(2);
+      expect(await limited.http('/metrics').then((r) => r.text())).toMatch(
+        /^tenantforge_runtime_connections_renewed_total 2$/m,
+      );
+    } finally {
+      await limited.close();
+    }
   });
 });
