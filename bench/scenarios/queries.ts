@@ -11,8 +11,8 @@
  * candles, so the figure is what a caller of the endpoint waits for.
  *
  * CI runs the same rounds as a full run: ingesting the bars is most of the scenario's
- * time, and with a third of the rounds the p50 ratios of the 10-25 ms statements moved
- * by a third from run to run on this shared machine.
+ * time, and with a third of the rounds the p50 ratios of the 10-25 ms statements ranged
+ * over 0.86-1.33x from run to run on this shared machine (0.96-1.17x with all of them).
  */
 import type { Sql } from '../../src/db/connect.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
