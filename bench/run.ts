@@ -1,9 +1,11 @@
 /**
- * The bench runner: `npm run bench [scenario...] [-- --ci] [--tenants N] [--slo file]`.
- * Runs each scenario, writes bench/results/<scenario>.json and summary.md (plus a
+ * The bench runner: `npm run bench [scenario...] [-- --ci] [--tenants N] [--slo file]
+ * [--service TENANTFORGE_X=value ...]`. Runs each scenario, writes bench/results/<scenario>.json and summary.md (plus a
  * scenario's chart), checks every target in the SLO file, and exits 1 naming each miss.
  * Each result records the commit, the server's settings and the configuration it ran
  * with; the verdict in the file, in summary.md and in the exit code is one and the same.
+ * `--service` gives the service a setting to measure (e.g. TENANTFORGE_POOL_MAX_TENANTS=20):
+ * recorded in the result and shown wherever the result is.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMiss, passed, verdict, withNoiseMargin, type Check } from './lib/checks.ts';
 import { lineChart, type Series } from './lib/chart.ts';
-import { startBenchEnvironment, type BenchEnvironment, type ServerFacts } from './lib/environment.ts';
+import { describeConfiguration } from './lib/readme-table.ts';
+import { loadConfig, SETTING_NAMES } from '../src/config.ts';
+import {
+  ENVIRONMENT_SETTINGS,
+  startBenchEnvironment,
+  type BenchEnvironment,
+  type ServerFacts,
+} from './lib/environment.ts';
 import { backup } from './scenarios/backup.ts';
 import { dataPlane } from './scenarios/data-plane.ts';
 import { migrations } from './scenarios/migrations.ts';
@@ -48,11 +57,29 @@ async function main(): Promise<number> {
       tenants: { type: 'string' },
       slo: { type: 'string' },
       out: { type: 'string' },
+      service: { type: 'string', multiple: true },
     },
   });
   const tenants = Number(values.tenants ?? 2000);
   if (!Number.isInteger(tenants) || tenants < 200) {
     console.error('bench: --tenants must be a whole number of at least 200');
+    return 2;
+  }
+  const serviceSettings: Record<string, string> = {};
+  for (const given of values.service ?? []) {
+    const [, name, value] = /^(TENANTFORGE_[A-Z_]+)=(.*)$/.exec(given) ?? [];
+    if (!name || value === undefined || !SETTING_NAMES.includes(name) || ENVIRONMENT_SETTINGS.includes(name)) {
+      console.error(
+        `bench: --service takes TENANTFORGE_<SETTING>=<value>, a service setting to measure (see the README's settings; not one the bench sets itself: ${ENVIRONMENT_SETTINGS.join(', ')}); got ${JSON.stringify(given)}`,
+      );
+      return 2;
+    }
+    serviceSettings[name] = value;
+  }
+  try {
+    loadConfig(serviceSettings);
+  } catch (err) {
+    console.error(`bench: --service: ${(err as Error).message}`);
     return 2;
   }
   const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.name === p));
@@ -78,7 +105,7 @@ async function main(): Promise<number> {
       const servers: ServerFacts[] = [];
       const result = await scenario.run({
         startEnvironment: async (o) => {
-          const env = await startBenchEnvironment(o);
+          const env = await startBenchEnvironment({ ...o, serviceSettings });
           servers.push(env.server);
           return env;
         },
@@ -112,7 +139,7 @@ async function main(): Promise<number> {
       seconds,
       commit,
       server,
-      configuration: { ci: values.ci, tenants, ciNoiseMargin: margin, slo },
+      configuration: { ci: values.ci, tenants, serviceSettings, ciNoiseMargin: margin, slo },
       ...result,
       checks,
       passed: checks.every((c) => passed(c) || c.knownMiss !== undefined),
@@ -130,7 +157,7 @@ async function main(): Promise<number> {
         `${scenario.name}: ${describeMiss(c)}${c.knownMiss ? ` (known: ${c.knownMiss})` : ''}`,
       );
   }
-  const summary = `# Bench results\n\nRun at ${new Date().toISOString()} on commit ${commit.sha.slice(0, 12)}${commit.dirty ? ' (with uncommitted changes)' : ''} (${values.ci ? 'CI configuration' : 'full configuration'}, ${tenants} tenants).\n\n${sections.join('\n')}${misses.length ? `\n**${misses.length} target(s) missed.**\n` : known.length ? `\nEvery target met except ${known.length} known miss(es).\n` : '\nEvery target met.\n'}`;
+  const summary = `# Bench results\n\nRun at ${new Date().toISOString()} on commit ${commit.sha.slice(0, 12)}${commit.dirty ? ' (with uncommitted changes)' : ''} (${describeConfiguration({ ci: values.ci!, tenants, serviceSettings })}).\n\n${sections.join('\n')}${misses.length ? `\n**${misses.length} target(s) missed.**\n` : known.length ? `\nEvery target met except ${known.length} known miss(es).\n` : '\nEvery target met.\n'}`;
   writeFileSync(join(out, 'summary.md'), summary);
   console.log(`\n${summary}`);
   if (known.length)

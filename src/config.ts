@@ -160,6 +160,9 @@ export type BackupConfig = {
   workers: number;
 };
 
+/** Every setting's environment variable. */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }

@@ -34,6 +34,8 @@ export type BenchEnvironment = {
   startService(overrides: Record<string, string>): Promise<{ baseUrl: string; pid: number; stop(): Promise<void> }>;
   /** Server version, extension versions and the durability/memory settings of this run. */
   server: ServerFacts;
+  /** Settings the run gives every service it starts (the runner's `--service`). */
+  serviceSettings: Record<string, string>;
   close(): Promise<void>;
 };
 
@@ -67,7 +69,20 @@ export async function serverFacts(sql: Sql): Promise<ServerFacts> {
   };
 }
 
-export async function startBenchEnvironment(options: { poolMax?: number } = {}): Promise<BenchEnvironment> {
+/** What the environment sets itself: a run's `--service` may not change them. */
+export const ENVIRONMENT_SETTINGS = [
+  'TENANTFORGE_DATA_DIR',
+  'TENANTFORGE_POOL_MAX',
+  'TENANTFORGE_ADMIN_TOKEN',
+  'TENANTFORGE_SCHEMA_SECRET',
+  'TENANTFORGE_APP_PASSWORD',
+  'TENANTFORGE_WARM_POOL',
+];
+
+export async function startBenchEnvironment(
+  options: { poolMax?: number; serviceSettings?: Record<string, string> } = {},
+): Promise<BenchEnvironment> {
+  const serviceSettings = options.serviceSettings ?? {};
   let cluster: LocalCluster | undefined;
   const serverUrl =
     process.env.DATABASE_URL ?? (cluster = await startThrowawayCluster({ durable: true })).superuserUrl('postgres');
@@ -94,6 +109,7 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     LOG_LEVEL: 'warn',
     // Scenarios measure the cold path; the provisioning scenario fills the pool itself where it measures claims.
     TENANTFORGE_WARM_POOL: '0',
+    ...serviceSettings,
   };
   const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), {
     runPurgeSweeper: false,
@@ -109,6 +125,7 @@ export async function startBenchEnvironment(options: { poolMax?: number } = {}):
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: platform.adminToken,
     server,
+    serviceSettings,
     startService: async (overrides) => {
       const extraPort = await freePort();
       const extra = await spawnService({ ...env, PORT: String(extraPort), ...overrides });

@@ -20,11 +20,19 @@ export type ResultFile = {
   seconds: number;
   commit?: { sha: string; dirty: boolean };
   server?: { version: string; extensions: Record<string, string>; settings: Record<string, string> } | null;
-  configuration?: { ci: boolean; tenants: number };
-  options?: { ci: boolean; tenants: number };
+  configuration?: Configuration;
+  options?: Configuration;
   checks: Check[];
   passed: boolean;
 };
+
+type Configuration = { ci: boolean; tenants: number; serviceSettings?: Record<string, string> };
+
+/** "CI configuration, 1000 tenants", with any service setting the run was given (`--service`). */
+export function describeConfiguration(config: Configuration | undefined): string {
+  const settings = Object.entries(config?.serviceSettings ?? {}).map(([name, value]) => `${name}=${value}`);
+  return `${config?.ci ? 'CI configuration' : 'full configuration'}, ${config?.tenants} tenants${settings.length ? `, with ${settings.join(', ')}` : ''}`;
+}
 
 /** Every bench/results/<scenario>.json, by scenario name. */
 export function readResults(dir: string): ResultFile[] {
@@ -47,7 +55,7 @@ export function performanceTable(results: ResultFile[]): string {
     const commit = r.commit
       ? `${r.commit.sha.slice(0, 12)}${r.commit.dirty ? ' (uncommitted changes)' : ''}`
       : 'commit not recorded';
-    return `- **${r.scenario}**: ${r.at.slice(0, 10)}, ${config?.ci ? 'CI configuration' : 'full configuration'}, ${config?.tenants} tenants; ${commit}; ${durability}${r.server ? `; PostgreSQL ${r.server.version}` : ''}; ${r.passed ? (r.checks.some((c) => c.knownMiss && !passed(c)) ? 'every target met but known misses' : 'every target met') : '**targets missed**'}.`;
+    return `- **${r.scenario}**: ${r.at.slice(0, 10)}, ${describeConfiguration(config)}; ${commit}; ${durability}${r.server ? `; PostgreSQL ${r.server.version}` : ''}; ${r.passed ? (r.checks.some((c) => c.knownMiss && !passed(c)) ? 'every target met but known misses' : 'every target met') : '**targets missed**'}.`;
   });
   const rows = results.flatMap((r) =>
     r.checks.map(

@@ -85,6 +85,7 @@ export const backup: Scenario = {
           TENANTFORGE_BACKUP_SCHEDULE_INTERVAL: 'off',
           TENANTFORGE_BACKUP_SSE: 'off',
           ...backupEnv(store.settings, `bench-${randomBytes(4).toString('hex')}`),
+          ...env.serviceSettings,
         } as Record<string, string>,
         // Its log (warnings and errors) goes to the bench's stderr: a failed request says why.
         stdio: ['ignore', process.stderr, 'inherit'],

@@ -30,6 +30,14 @@ describe('README performance table', () => {
     expect(table.match(/\*\*KNOWN MISS\*\*/g)?.length ?? 0).toBe(misses.filter((c) => c.knownMiss).length);
   });
 
+  it("names the service settings a run was given, so a tuned run is not read as the default's", () => {
+    const tuned = results();
+    tuned[0]!.configuration = { ci: true, tenants: 1000, serviceSettings: { TENANTFORGE_POOL_MAX_TENANTS: '20' } };
+    expect(performanceTable(tuned)).toContain(
+      `**${tuned[0]!.scenario}**: ${tuned[0]!.at.slice(0, 10)}, CI configuration, 1000 tenants, with TENANTFORGE_POOL_MAX_TENANTS=20;`,
+    );
+  });
+
   it('refuses a README without the generated section', () => {
     expect(() => replaceBetweenMarkers('# no table here', 'x')).toThrow(/bench:table:start/);
   });

@@ -31,7 +31,11 @@ describe('bench runner', () => {
     impossible.provisioning.seed.concurrentWallMs = 0.001;
     impossible.knownMisses = { 'provisioning: 100 concurrent: wall time': 'issue 0' };
     writeFileSync(file, JSON.stringify(impossible));
-    const run = bench(['provisioning', '--ci', '--tenants', '200'], file, out);
+    const run = bench(
+      ['provisioning', '--ci', '--tenants', '200', '--service', 'TENANTFORGE_POOL_MAX_TENANTS=500'],
+      file,
+      out,
+    );
     expect(run.status, run.stderr).toBe(1);
     expect(run.stderr).toMatch(/provisioning: seed target p99: [\d.]+ ms > 0\.001 ms \([\d.]+% over\)/);
     expect(run.stderr).not.toMatch(/seed target 100 concurrent: wall time/);
@@ -55,6 +59,7 @@ describe('bench runner', () => {
     expect(result.configuration).toMatchObject({
       ci: true,
       tenants: 200,
+      serviceSettings: { TENANTFORGE_POOL_MAX_TENANTS: '500' },
       slo: { provisioning: { seed: { p99Ms: 0.001 } } },
     });
     expect(result.checks.find((c: { name: string; kind: string }) => c.name === 'p99' && c.kind === 'seed').limit).toBe(
@@ -72,6 +77,7 @@ describe('bench runner', () => {
     );
     expect(summary).toContain('**KNOWN MISS** (issue 0)');
     expect(summary).toContain('this is the confirming second run');
+    expect(summary).toContain('(CI configuration, 200 tenants, with TENANTFORGE_POOL_MAX_TENANTS=500)');
     expect(readFileSync(join(out, 'provisioning.svg'), 'utf8')).toMatch(/^<svg /);
   }, 920_000);
 
@@ -80,5 +86,24 @@ describe('bench runner', () => {
     const run = bench(['no-such-scenario'], join(projectRoot, 'bench', 'slo.json'), out);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('unknown scenario(s) no-such-scenario');
+  });
+
+  it('refuses a --service that is not a service setting, one the bench sets itself, or a bad value', () => {
+    const out = scratchDir('tf-bench-test-');
+    const slo = join(projectRoot, 'bench', 'slo.json');
+    for (const given of [
+      'POOL_MAX_TENANTS=20',
+      'TENANTFORGE_POOL_MAX_TENANTS',
+      'TENANTFORGE_POOL_MAX_TENANT=20',
+      'TENANTFORGE_WARM_POOL=5',
+    ]) {
+      const run = bench(['spread', '--service', given], slo, out);
+      expect(run.status, given).toBe(2);
+      expect(run.stderr).toContain(`--service takes TENANTFORGE_<SETTING>=<value>`);
+      expect(run.stderr).toContain(JSON.stringify(given));
+    }
+    const bad = bench(['spread', '--service', 'TENANTFORGE_POOL_MAX_TENANTS=many'], slo, out);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--service: invalid configuration: TENANTFORGE_POOL_MAX_TENANTS="many"/);
   });
 });
