@@ -1,11 +1,12 @@
 /**
  * The bench runner: `npm run bench [scenario...] [-- --ci] [--tenants N] [--slo file]
- * [--service TENANTFORGE_X=value ...]`. Runs each scenario, writes bench/results/<scenario>.json and summary.md (plus a
- * scenario's chart), checks every target in the SLO file, and exits 1 naming each miss.
- * Each result records the commit, the server's settings and the configuration it ran
- * with; the verdict in the file, in summary.md and in the exit code is one and the same.
- * `--service` gives the service a setting to measure (e.g. TENANTFORGE_POOL_MAX_TENANTS=20):
- * recorded in the result and shown wherever the result is.
+ * [--service TENANTFORGE_X=value ...]`. Runs each scenario, writes
+ * bench/results/<scenario>.json and summary.md (plus a scenario's chart), checks every
+ * target in the SLO file, and exits 1 naming each miss. Each result records the commit,
+ * the server's settings and the configuration it ran with; the verdict in the file, in
+ * summary.md and in the exit code is one and the same. `--service` gives the service a
+ * setting to measure (e.g. TENANTFORGE_POOL_MAX_TENANTS=20), recorded in the result and
+ * shown wherever the result is.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
