@@ -15,9 +15,8 @@ import { parseArgs } from 'node:util';
 import { describeMiss, passed, verdict, withNoiseMargin, type Check } from './lib/checks.ts';
 import { lineChart, type Series } from './lib/chart.ts';
 import { describeConfiguration } from './lib/readme-table.ts';
-import { loadConfig, SETTING_NAMES } from '../src/config.ts';
 import {
-  ENVIRONMENT_SETTINGS,
+  serviceSettingsFrom,
   startBenchEnvironment,
   type BenchEnvironment,
   type ServerFacts,
@@ -66,21 +65,11 @@ async function main(): Promise<number> {
     console.error('bench: --tenants must be a whole number of at least 200');
     return 2;
   }
-  const serviceSettings: Record<string, string> = {};
-  for (const given of values.service ?? []) {
-    const [, name, value] = /^(TENANTFORGE_[A-Z_]+)=(.*)$/.exec(given) ?? [];
-    if (!name || value === undefined || !SETTING_NAMES.includes(name) || ENVIRONMENT_SETTINGS.includes(name)) {
-      console.error(
-        `bench: --service takes TENANTFORGE_<SETTING>=<value>, a service setting to measure (see the README's settings; not one the bench sets itself: ${ENVIRONMENT_SETTINGS.join(', ')}); got ${JSON.stringify(given)}`,
-      );
-      return 2;
-    }
-    serviceSettings[name] = value;
-  }
+  let serviceSettings: Record<string, string>;
   try {
-    loadConfig(serviceSettings);
+    serviceSettings = serviceSettingsFrom(values.service ?? []);
   } catch (err) {
-    console.error(`bench: --service: ${(err as Error).message}`);
+    console.error(`bench: ${(err as Error).message}`);
     return 2;
   }
   const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.name === p));

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig, SETTING_NAMES } from '../../src/config.ts';
 import { openPool, type Sql } from '../../src/db/connect.ts';
 import { freePort, startThrowawayCluster, type LocalCluster } from '../../src/runtime/local-cluster.ts';
 import { projectRoot } from '../../src/paths.ts';
@@ -70,7 +70,7 @@ export async function serverFacts(sql: Sql): Promise<ServerFacts> {
 }
 
 /** What the environment sets itself: a run's `--service` may not change them. */
-export const ENVIRONMENT_SETTINGS = [
+const ENVIRONMENT_SETTINGS = [
   'TENANTFORGE_DATA_DIR',
   'TENANTFORGE_POOL_MAX',
   'TENANTFORGE_ADMIN_TOKEN',
@@ -78,6 +78,29 @@ export const ENVIRONMENT_SETTINGS = [
   'TENANTFORGE_APP_PASSWORD',
   'TENANTFORGE_WARM_POOL',
 ];
+
+/**
+ * The runner's `--service NAME=value` arguments as settings, each a service setting the
+ * environment does not set itself, and their values valid as the service would read
+ * them. Throws a usage message otherwise.
+ */
+export function serviceSettingsFrom(given: readonly string[]): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const argument of given) {
+    const [, name, value] = /^(TENANTFORGE_[A-Z_]+)=(.*)$/.exec(argument) ?? [];
+    if (!name || value === undefined || !SETTING_NAMES.includes(name) || ENVIRONMENT_SETTINGS.includes(name))
+      throw new Error(
+        `--service takes TENANTFORGE_<SETTING>=<value>, a service setting to measure (see the README's settings; not one the bench sets itself: ${ENVIRONMENT_SETTINGS.join(', ')}); got ${JSON.stringify(argument)}`,
+      );
+    settings[name] = value;
+  }
+  try {
+    loadConfig(settings);
+  } catch (err) {
+    throw new Error(`--service: ${(err as Error).message}`);
+  }
+  return settings;
+}
 
 export async function startBenchEnvironment(
   options: { poolMax?: number; serviceSettings?: Record<string, string> } = {},

@@ -238,11 +238,6 @@ export class RuntimeLanes {
     return lane.seats[homeSeat(tenantName, lane.seats.length)]!;
   }
 
-  /** Every seat's pool now, lane by lane. */
-  get pools(): Sql[] {
-    return this.lanes.flatMap((lane) => lane.seats);
-  }
-
   async end(options?: { timeout?: number }): Promise<void> {
     await Promise.all(this.lanes.map((lane) => lane.end(options)));
   }
