@@ -247,6 +247,7 @@ export class BackupService {
       const message = describeFailure(err);
       // Leave nothing of a failed attempt in the store (a retry writes it all again).
       await store.deletePrefix(backupFolder(store, row.tenant_id, row.id)).catch(() => {});
+      await store.deleteObject(indexKey(store, row.id)).catch(() => {});
       const retry = row.attempts < row.max_attempts;
       const [failed] = await sql<BackupRow[]>`
         update platform.backups set status = ${retry ? 'queued' : 'failed'}, error = ${message}, lease_until = null,

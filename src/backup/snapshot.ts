@@ -3,8 +3,8 @@
  * snapshot of every table), and per table `COPY (select ...) TO STDOUT (FORMAT binary)`
  * streamed through zstd straight into a multipart upload. Hypertables are read through
  * the hypertable with a query (`COPY hypertable TO` would read only its empty parent),
- * so chunks never appear in a backup. The manifest is written last; then a small index
- * object lets any database find the backup by its id.
+ * so chunks never appear in a backup. The manifest is written last, with a small index
+ * object that lets any database find the backup by its id.
  *
  * @example
  * const manifest = await snapshotTenant({ sql: control, store, tenant, backupId });
@@ -17,7 +17,7 @@ import { CopyRowCounter } from './copy-rows.ts';
 import { backupFolder, FORMAT_VERSION, indexKey, manifestKey, type Manifest, type TableEntry } from './manifest.ts';
 import { Coalesce } from './coalesce.ts';
 import { COMPRESSION, compressor, OBJECT_SUFFIX } from './compression.ts';
-import type { BackupStore, StoredObject } from './store.ts';
+import type { BackupStore } from './store.ts';
 
 /**
  * COPY arrives in runs of rows, one per socket read (up to 64 KiB; the driver patch in
@@ -47,6 +47,27 @@ export async function tableLayout(tx: Sql | Tx, schema: string): Promise<TableLa
       and not exists (select 1 from pg_inherits i where i.inhrelid = c.oid)
     order by c.oid`;
   return rows;
+}
+
+/**
+ * Tables whose uploads may run at once: each holds at most the store's part buffers
+ * (store.ts), so memory stays bounded whatever the tenant's size.
+ */
+const UPLOADS_IN_FLIGHT = 3;
+
+/**
+ * The tables, largest on disk first (a hypertable with its chunks): the uploads of the
+ * large ones overlap with reading the rest, and the last upload, which nothing overlaps,
+ * is a small table's.
+ */
+async function largestFirst(tx: Tx, schema: string, layout: TableLayout[]): Promise<TableLayout[]> {
+  const sizes = await tx<{ name: string; bytes: string }[]>`
+    select c.relname as name,
+           pg_table_size(c.oid) + coalesce((select sum(pg_table_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) as bytes
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = ${schema} and c.relname = any(${layout.map((t) => t.name)})`;
+  const size = new Map(sizes.map((s) => [s.name, Number(s.bytes)]));
+  return [...layout].sort((a, b) => (size.get(b.name) ?? 0) - (size.get(a.name) ?? 0));
 }
 
 export async function snapshotTenant(options: {
@@ -80,49 +101,66 @@ export async function snapshotTenant(options: {
         tx<{ v: string }[]>`select current_setting('server_version') as v`,
       ]);
       const entries: TableEntry[] = [];
-      // One upload may still be finishing while the next table is read: the connection
-      // reads table n+1 while the store takes table n's last part.
-      let previous: Promise<unknown> = Promise.resolve();
-      for (const table of layout) {
-        signal?.throwIfAborted();
-        const columns = table.columns.map((c) => ident(c.name)).join(', ');
-        const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
-        const counter = new CopyRowCounter();
-        const object = `${table.name}${OBJECT_SUFFIX}`;
-        const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
-        const source = await query.readable();
-        const rows = source.pipe(new Coalesce(COPY_BLOCK_BYTES)).pipe(counter);
-        source.on('error', (err) => counter.destroy(err));
-        let uploaded: Promise<StoredObject> | undefined;
-        try {
+      // The connection reads one table after another while the store still takes the
+      // earlier tables' last parts: waiting for each upload before the next COPY left the
+      // database idle for most of a backup's tail.
+      const uploads = new Set<Promise<unknown>>();
+      // The first failure anywhere ends the attempt and aborts every upload still running.
+      const stop = new AbortController();
+      const uploadSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+      let failed: (err: unknown) => void = () => {};
+      const failure = new Promise<never>((_, reject) => (failed = reject));
+      failure.catch(() => {});
+      try {
+        for (const table of await largestFirst(tx, schema, layout)) {
+          signal?.throwIfAborted();
+          while (uploads.size >= UPLOADS_IN_FLIGHT) await Promise.race([...uploads, failure]);
+          const columns = table.columns.map((c) => ident(c.name)).join(', ');
+          const select = `select ${columns} from ${ident(schema)}.${ident(table.name)} where tenant_id = '${tenant.id}'`;
+          const counter = new CopyRowCounter();
+          const object = `${table.name}${OBJECT_SUFFIX}`;
+          const query = tx.unsafe(`copy (${select}) to stdout (format binary)`);
+          const source = await query.readable();
+          const rows = source.pipe(new Coalesce(COPY_BLOCK_BYTES)).pipe(counter);
+          source.on('error', (err) => counter.destroy(err));
           const body = rows.pipe(compressor());
           counter.on('error', (err) => body.destroy(err));
-          uploaded = store.upload(`${folder}/${object}`, body, { signal });
-          await Promise.all([previous, Promise.race([finished(source), uploaded])]);
-        } catch (err) {
-          // The COPY must end before the transaction can roll back: cancel it and drop the
-          // rest of its bytes (a paused, abandoned COPY stream would hold the connection).
-          // No upload may outlive the attempt: its caller deletes what was stored.
-          await query.cancel();
-          source.unpipe();
-          source.resume();
-          await Promise.allSettled([finished(source), previous, uploaded]);
-          throw err;
+          const uploaded = store.upload(`${folder}/${object}`, body, { signal: uploadSignal }).then((stored) => {
+            entries.push({
+              ...table,
+              rows: counter.rows,
+              object,
+              bytes: stored.bytes,
+              sha256: stored.sha256,
+              rawBytes: counter.bytes,
+            });
+            uploads.delete(uploaded);
+          }, failed);
+          uploads.add(uploaded);
+          try {
+            await Promise.race([finished(source), failure]);
+          } catch (err) {
+            // The COPY must end before the transaction can roll back: cancel it and drop the
+            // rest of its bytes (a paused, abandoned COPY stream would hold the connection).
+            await query.cancel();
+            source.unpipe();
+            source.resume();
+            body.destroy(err as Error);
+            await finished(source).catch(() => {});
+            throw err;
+          }
         }
-        previous = uploaded.then((stored) =>
-          entries.push({
-            ...table,
-            rows: counter.rows,
-            object,
-            bytes: stored.bytes,
-            sha256: stored.sha256,
-            rawBytes: counter.bytes,
-          }),
-        );
-        // Handled here so a failure while the next table starts is not "unhandled"; awaited above.
-        previous.catch(() => {});
+        await Promise.race([Promise.all(uploads), failure]);
+      } catch (err) {
+        stop.abort(err);
+        throw err;
+      } finally {
+        // No upload may outlive the attempt: its caller deletes what was stored.
+        await Promise.allSettled(uploads);
       }
-      await previous;
+      // The manifest lists tables in creation order: a restore loads foreign-key targets first.
+      const order = layout.map((t) => t.name);
+      entries.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       return { tables: entries, migrations: migrationRows, serverVersion: version!.v };
     },
   );
@@ -140,11 +178,15 @@ export async function snapshotTenant(options: {
     tables,
   };
   signal?.throwIfAborted();
-  await store.putJson(manifestKey(store, tenant.id, backupId), manifest);
-  await store.putJson(indexKey(store, backupId), {
-    backupId,
-    tenantId: tenant.id,
-    manifest: manifestKey(store, tenant.id, backupId),
-  });
+  // Both at once: until the manifest is there, the index only leads to "incomplete". A
+  // failed attempt deletes the index with the backup's folder.
+  await Promise.all([
+    store.putJson(manifestKey(store, tenant.id, backupId), manifest),
+    store.putJson(indexKey(store, backupId), {
+      backupId,
+      tenantId: tenant.id,
+      manifest: manifestKey(store, tenant.id, backupId),
+    }),
+  ]);
   return manifest;
 }

@@ -314,6 +314,26 @@ describe('the store failing mid-upload', () => {
     expect(await tableDigests(t.su, res.body.schema)).toEqual(before);
   });
 
+  it('the manifest failing to upload: the index object written beside it is deleted too; a retry works', async () => {
+    proxy.cutPath = { path: /\/manifest\.json/, afterMs: 0 };
+    const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
+    try {
+      const firstTry = await t.backups.runNext(started.id);
+      expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
+      expect(firstTry!.error).toMatch(/manifest/);
+    } finally {
+      proxy.cutPath = null;
+    }
+    expect(proxy.requests.some((r) => r.startsWith('PUT ') && r.includes(`/index/${started.id}.json`))).toBe(true);
+    expect(await testStore(prefix).list(`${prefix}/index/${started.id}`)).toEqual([]);
+    expect(await testStore(prefix).list(`${prefix}/tenants/${acme.id}/${started.id}/`)).toEqual([]);
+    const secondTry = await t.backups.runNext(started.id);
+    expect(secondTry).toMatchObject({ status: 'succeeded', attempts: 2, error: null });
+    expect(await testStore(prefix).list(`${prefix}/index/${started.id}`)).toEqual([
+      `${prefix}/index/${started.id}.json`,
+    ]);
+  });
+
   it('the store unreachable: the backup fails with the cause, the tenant is untouched', async () => {
     const closed = await backupPlatform(prefix, {
       endpoint: 'http://127.0.0.1:9',
