@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantClient, vector, type TenantClient } from '../support/tenant-client.ts';
 import type { TestPlatform } from '../support/platform.ts';
 import { backupPlatform, runBackup, seedBulk, tableDigests, testPrefix, testStore } from './support.ts';
+import { tableLayout } from '../../src/backup/snapshot.ts';
 
 // One database backs up, another (same cluster, its own control plane) restores: the
 // way a tenant moves between servers.
@@ -79,6 +80,8 @@ describe('backup and restore of a tenant', () => {
       tables: { name: string; bytes: number; rawBytes: number }[];
     };
     expect(manifest).toMatchObject({ formatVersion: 2, encoding: { compression: 'zstd' } });
+    // Read largest table first, listed in creation order: a restore loads foreign-key targets first.
+    expect(manifest.tables.map((t) => t.name)).toEqual((await tableLayout(source.su, acme.schema)).map((t) => t.name));
     const stored = Object.fromEntries(manifest.tables.map((t) => [t.name, t]));
     expect(stored.trades!.bytes).toBeLessThan(stored.trades!.rawBytes / 3);
     expect(stored.embeddings!.bytes).toBeLessThan(stored.embeddings!.rawBytes * 1.01);
