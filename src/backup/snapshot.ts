@@ -100,7 +100,9 @@ export async function snapshotTenant(options: {
         >`select name, checksum from platform.tenant_migrations where tenant_id = ${tenant.id} order by name`,
         tx<{ v: string }[]>`select current_setting('server_version') as v`,
       ]);
-      const entries: TableEntry[] = [];
+      // Each entry at its table's place in creation order, the order a restore loads them in
+      // (foreign-key targets first), whatever order the uploads finish in.
+      const entries: TableEntry[] = new Array(layout.length);
       // The connection reads one table after another while the store still takes the
       // earlier tables' last parts: waiting for each upload before the next COPY left the
       // database idle for most of a backup's tail.
@@ -126,14 +128,14 @@ export async function snapshotTenant(options: {
           const body = rows.pipe(compressor());
           counter.on('error', (err) => body.destroy(err));
           const uploaded = store.upload(`${folder}/${object}`, body, { signal: uploadSignal }).then((stored) => {
-            entries.push({
+            entries[layout.indexOf(table)] = {
               ...table,
               rows: counter.rows,
               object,
               bytes: stored.bytes,
               sha256: stored.sha256,
               rawBytes: counter.bytes,
-            });
+            };
             uploads.delete(uploaded);
           }, failed);
           uploads.add(uploaded);
@@ -158,9 +160,6 @@ export async function snapshotTenant(options: {
         // No upload may outlive the attempt: its caller deletes what was stored.
         await Promise.allSettled(uploads);
       }
-      // The manifest lists tables in creation order: a restore loads foreign-key targets first.
-      const order = layout.map((t) => t.name);
-      entries.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       return { tables: entries, migrations: migrationRows, serverVersion: version!.v };
     },
   );

@@ -259,6 +259,17 @@ describe('the store failing during a restore', () => {
 });
 
 describe('the store failing mid-upload', () => {
+  /** Starts a backup and runs its first attempt while requests whose path matches are cut. */
+  async function firstAttemptCut(cutPath: { path: RegExp; afterMs: number }) {
+    proxy.cutPath = cutPath;
+    const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
+    try {
+      return { started, firstTry: await t.backups.runNext(started.id) };
+    } finally {
+      proxy.cutPath = null;
+    }
+  }
+
   it('marks the backup failed after its retries, aborts its multipart uploads, leaves the tenant untouched; a retry works', async () => {
     const before = await tableDigests(t.su, acme.schema);
     proxy.requests.length = 0;
@@ -293,15 +304,9 @@ describe('the store failing mid-upload', () => {
   it('an upload failing while the next table is read: that read is cancelled, nothing is left, a retry works', async () => {
     const before = await tableDigests(t.su, acme.schema);
     // The trades object fails late, while the tables after it are being read.
-    proxy.cutPath = { path: /\/trades\.bin\.zst/, afterMs: 300 };
-    const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
-    try {
-      const firstTry = await t.backups.runNext(started.id);
-      expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
-      expect(firstTry!.error).toMatch(/trades/);
-    } finally {
-      proxy.cutPath = null;
-    }
+    const { started, firstTry } = await firstAttemptCut({ path: /\/trades\.bin\.zst/, afterMs: 300 });
+    expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
+    expect(firstTry!.error).toMatch(/trades/);
     // No COPY left running or stuck on the backup's connection, and nothing of the attempt stored.
     const copying =
       await t.su`select count(*)::int as n from pg_stat_activity where query ilike 'copy (select%' and pid <> pg_backend_pid()`;
@@ -315,15 +320,9 @@ describe('the store failing mid-upload', () => {
   });
 
   it('the manifest failing to upload: the index object written beside it is deleted too; a retry works', async () => {
-    proxy.cutPath = { path: /\/manifest\.json/, afterMs: 0 };
-    const started = await (await t.http(`/v1/tenants/${acme.id}/backups`, { method: 'POST' })).json();
-    try {
-      const firstTry = await t.backups.runNext(started.id);
-      expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
-      expect(firstTry!.error).toMatch(/manifest/);
-    } finally {
-      proxy.cutPath = null;
-    }
+    const { started, firstTry } = await firstAttemptCut({ path: /\/manifest\.json/, afterMs: 0 });
+    expect(firstTry).toMatchObject({ status: 'queued', attempts: 1 });
+    expect(firstTry!.error).toMatch(/manifest/);
     expect(proxy.requests.some((r) => r.startsWith('PUT ') && r.includes(`/index/${started.id}.json`))).toBe(true);
     expect(await testStore(prefix).list(`${prefix}/index/${started.id}`)).toEqual([]);
     expect(await testStore(prefix).list(`${prefix}/tenants/${acme.id}/${started.id}/`)).toEqual([]);
