@@ -153,7 +153,8 @@ export const backup: Scenario = {
         const sampledKb = sampler.stop();
         const spent = backupCpu();
         if (done.status !== 'succeeded') throw new Error(`backup failed: ${done.error}`);
-        const line = `COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(statusKb(service.pid!, 'VmHWM') / 1024)} MB; CPU ms: service ${spent.service}, database ${spent.database ?? '?'}, bench process ${spent.benchProcess}`;
+        const peakKb = statusKb(service.pid!, 'VmHWM');
+        const line = `COPY TO ${Math.round(baseMs)} ms, backup ${done.durationMs} ms (${Math.round(wallMs)} ms end to end), ${done.sizeBytes} bytes, peak RSS ${Math.round(peakKb / 1024)} MB; CPU ms: service ${spent.service}, database ${spent.database ?? '?'}, bench process ${spent.benchProcess}`;
         if (round < 0) {
           progress(`  warm-up (not counted): ${line}`);
           continue;
@@ -168,7 +169,7 @@ export const backup: Scenario = {
         backups.push({
           ms: done.durationMs,
           wallMs,
-          peakKb: statusKb(service.pid!, 'VmHWM'),
+          peakKb,
           sampledKb,
           id: done.id,
           bytes: done.sizeBytes,
