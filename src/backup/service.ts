@@ -246,8 +246,7 @@ export class BackupService {
     } catch (err) {
       const message = describeFailure(err);
       // Leave nothing of a failed attempt in the store (a retry writes it all again).
-      await store.deletePrefix(backupFolder(store, row.tenant_id, row.id)).catch(() => {});
-      await store.deleteObject(indexKey(store, row.id)).catch(() => {});
+      await deleteBackupObjects(store, row.tenant_id, row.id).catch(() => {});
       const retry = row.attempts < row.max_attempts;
       const [failed] = await sql<BackupRow[]>`
         update platform.backups set status = ${retry ? 'queued' : 'failed'}, error = ${message}, lease_until = null,
@@ -462,8 +461,7 @@ export class BackupService {
     for (const b of due) {
       // Marked first, so it is never offered for restore while its objects go.
       await sql`update platform.backups set status = 'expired', expired_at = now() where id = ${b.id} and status = 'succeeded'`;
-      await store.deletePrefix(backupFolder(store, b.tenant_id, b.id));
-      await store.deleteObject(indexKey(store, b.id));
+      await deleteBackupObjects(store, b.tenant_id, b.id);
       log.info({ tenantId: b.tenant_id, backupId: b.id }, 'backup expired and deleted');
     }
     return due.length;
@@ -533,6 +531,15 @@ function busyOr(err: unknown, slug: string): unknown {
     'Tenant is busy',
     `tenant ${slug} kept its tables busy for ${IN_PLACE_LOCK_TIMEOUT_MS / 1000} s; nothing was changed, try again`,
   );
+}
+
+/** Every object of a backup: its folder and the index object that finds it by id. Both are tried; the first failure is thrown. */
+async function deleteBackupObjects(store: BackupStore, tenantId: string, backupId: string): Promise<void> {
+  const [folder, index] = await Promise.allSettled([
+    store.deletePrefix(backupFolder(store, tenantId, backupId)),
+    store.deleteObject(indexKey(store, backupId)),
+  ]);
+  for (const result of [folder, index]) if (result.status === 'rejected') throw result.reason;
 }
 
 function describeFailure(err: unknown): string {

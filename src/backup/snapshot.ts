@@ -56,18 +56,19 @@ export async function tableLayout(tx: Sql | Tx, schema: string): Promise<TableLa
 const UPLOADS_IN_FLIGHT = 3;
 
 /**
- * The tables, largest on disk first (a hypertable with its chunks): the uploads of the
- * large ones overlap with reading the rest, and the last upload, which nothing overlaps,
- * is a small table's.
+ * The tables' positions in `layout`, largest on disk first (a hypertable with its chunks):
+ * the uploads of the large ones overlap with reading the rest, and the last upload, which
+ * nothing overlaps, is a small table's.
  */
-async function largestFirst(tx: Tx, schema: string, layout: TableLayout[]): Promise<TableLayout[]> {
+async function largestFirst(tx: Tx, schema: string, layout: TableLayout[]): Promise<number[]> {
   const sizes = await tx<{ name: string; bytes: string }[]>`
     select c.relname as name,
            pg_table_size(c.oid) + coalesce((select sum(pg_table_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) as bytes
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = ${schema} and c.relname = any(${layout.map((t) => t.name)})`;
   const size = new Map(sizes.map((s) => [s.name, Number(s.bytes)]));
-  return [...layout].sort((a, b) => (size.get(b.name) ?? 0) - (size.get(a.name) ?? 0));
+  const bytes = (i: number) => size.get(layout[i]!.name) ?? 0;
+  return layout.map((_, i) => i).sort((a, b) => bytes(b) - bytes(a));
 }
 
 export async function snapshotTenant(options: {
@@ -114,7 +115,8 @@ export async function snapshotTenant(options: {
       const failure = new Promise<never>((_, reject) => (failed = reject));
       failure.catch(() => {});
       try {
-        for (const table of await largestFirst(tx, schema, layout)) {
+        for (const position of await largestFirst(tx, schema, layout)) {
+          const table = layout[position]!;
           signal?.throwIfAborted();
           while (uploads.size >= UPLOADS_IN_FLIGHT) await Promise.race([...uploads, failure]);
           const columns = table.columns.map((c) => ident(c.name)).join(', ');
@@ -128,7 +130,7 @@ export async function snapshotTenant(options: {
           const body = rows.pipe(compressor());
           counter.on('error', (err) => body.destroy(err));
           const uploaded = store.upload(`${folder}/${object}`, body, { signal: uploadSignal }).then((stored) => {
-            entries[layout.indexOf(table)] = {
+            entries[position] = {
               ...table,
               rows: counter.rows,
               object,
