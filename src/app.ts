@@ -185,7 +185,7 @@ async function featureMetrics(platform: Platform, requests: RequestMetrics): Pro
     renderMigrationMetrics(migrations) +
     renderBackupMetrics(backups) +
     renderTenantMetrics(tenants) +
-    renderRuntimeMetrics(platform.app) +
+    renderRuntimeMetrics(platform.app, platform.warming?.stats()) +
     requests.render(new MetricsText()).toString()
   );
 }

@@ -43,6 +43,7 @@ const schema = z.object({
   TENANTFORGE_LANE_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(3),
   TENANTFORGE_POOL_MAX_LIFETIME: intervalOrOff('30m'),
   TENANTFORGE_POOL_MAX_TENANTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  TENANTFORGE_WARM_CONNECTIONS: boolean.default(true),
   TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
@@ -105,6 +106,8 @@ export type Config = {
   poolMaxLifetimeMs: number;
   /** A runtime connection is replaced after serving this many different tenants; 0 never. */
   poolMaxTenants: number;
+  /** Open each active tenant's tables on its home runtime connection at start and at creation (db/lane-warming.ts). */
+  warmConnections: boolean;
   statementTimeoutMs: number;
   deletedRetentionMs: number;
   purgeIntervalMs: number;
@@ -193,6 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     poolMax: e.TENANTFORGE_POOL_MAX,
     poolMaxLifetimeMs: e.TENANTFORGE_POOL_MAX_LIFETIME,
     poolMaxTenants: e.TENANTFORGE_POOL_MAX_TENANTS,
+    warmConnections: e.TENANTFORGE_WARM_CONNECTIONS,
     statementTimeoutMs: e.TENANTFORGE_STATEMENT_TIMEOUT,
     deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,

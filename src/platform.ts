@@ -27,6 +27,7 @@ import { startLocalCluster, type LocalCluster } from './runtime/local-cluster.ts
 import { migrateControlPlane } from './migrations/control-plane.ts';
 import { startPeriodic } from './db/periodic.ts';
 import { openRuntimeLanes, type RuntimeLanes } from './db/runtime-lanes.ts';
+import { LaneWarming } from './db/lane-warming.ts';
 import { limitTenants } from './db/with-tenant.ts';
 import { BackupService, startBackupScheduler, startBackupWorker, type BackupServiceOptions } from './backup/service.ts';
 import { openStore } from './backup/store.ts';
@@ -51,6 +52,8 @@ export type Platform = {
   control: Sql;
   /** The runtime roles' pools, one per lane: tenant data, always inside withTenant. */
   app: RuntimeLanes;
+  /** Opens tenants' tables on their home runtime connections ahead of requests (TENANTFORGE_WARM_CONNECTIONS). */
+  warming: LaneWarming | undefined;
   server: ServerInfo;
   adminToken: string;
   provisioner: Provisioner;
@@ -86,6 +89,8 @@ export type StartOptions = {
   backupJobs?: Pick<BackupServiceOptions, 'leaseMs' | 'retryDelayMs' | 'maxAttempts'>;
   /** Keep the warm pool topped up in the background (default: when TENANTFORGE_WARM_POOL > 0). */
   runWarmPoolRefill?: boolean;
+  /** Open tenants' tables on their home runtime connections ahead of requests (default: TENANTFORGE_WARM_CONNECTIONS). */
+  warmConnections?: boolean;
   /** Refill timings (tests shorten them): rounds every `intervalMs`, none within `quietMs` of a provisioning request. */
   warmPoolRefill?: { intervalMs?: number; quietMs?: number };
 };
@@ -145,11 +150,13 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const appUrl = config.appDatabaseUrl ?? url;
     const appPassword =
       (config.appDatabaseUrl && decodeURIComponent(new URL(config.appDatabaseUrl).password)) || secrets.appPassword;
+    let warming: LaneWarming | undefined;
     const app = openRuntimeLanes(appUrl, appPassword, {
       connections: config.laneConnections,
       name: 'app',
       maxLifetimeSeconds,
       maxTenantsPerConnection: config.poolMaxTenants,
+      onAged: (roles) => warming?.again(roles),
     });
     pools.push(app);
     await Promise.all(app.lanes.map((lane, i) => assertReachable(lane.seats[0]!, app.urls[i]!)));
@@ -178,6 +185,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     });
     pools.push(refillSql);
     const warmPool = new WarmPool({ sql: refillSql, provisioner, log, size: config.warmPool });
+
     const keys = new ApiKeyService(control, tenants);
     const accessWatch = keys.watchAccess();
     const where = new URL(appUrl);
@@ -190,6 +198,21 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     const probe = openPool(url, { max: 1, name: 'probe' });
     pools.push(probe);
     const availability = new DatabaseAvailability(() => probe`select 1`, log);
+
+    if (options.warmConnections ?? config.warmConnections) {
+      const lanes = new LaneWarming(app, async () => (await provisioner.plan()).tables, log);
+      // In the background: the service answers meanwhile, a cold request only costs more.
+      // After an outage every backend is new, so all of them again.
+      const warmActive = () =>
+        tenants.activeContexts().then(
+          (active) => lanes.add(active),
+          (err: unknown) => log.warn({ err }, 'could not list the tenants to warm'),
+        );
+      void warmActive();
+      availability.onBack(() => void warmActive());
+      tenants.onCreated((tenant) => lanes.add([tenant]));
+      warming = lanes;
+    }
 
     const store = config.backup.bucket ? openStore(config.backup) : undefined;
     const backups = new BackupService({ sql: control, store, tenants, log, ...options.backupJobs });
@@ -240,6 +263,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       log,
       control,
       app,
+      warming,
       server,
       adminToken: secrets.adminToken,
       provisioner,
@@ -257,6 +281,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         backupScheduler?.stop();
         accessWatch.stop();
         const jobs = Promise.all([
+          warming?.stop(),
           availability.stop(),
           sweeper?.stop(),
           validatorJob?.stop(),

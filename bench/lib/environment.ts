@@ -134,8 +134,11 @@ export async function startBenchEnvironment(
     TENANTFORGE_WARM_POOL: '0',
     ...serviceSettings,
   };
+  // The bench's own instance seeds and measures library calls: it keeps no tenant's
+  // tables open ahead of requests (the services it starts do, as users run them).
   const platform = await startPlatform(loadConfig({ ...env, LOG_LEVEL: 'silent' }), createLogger('silent'), {
     runPurgeSweeper: false,
+    warmConnections: false,
   });
   const service = await spawnService(env);
   const su = openPool(url.toString(), { max: 4, name: 'bench-su' });

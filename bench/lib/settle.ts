@@ -27,6 +27,24 @@ export async function settleServer(su: Sql): Promise<number> {
   return Math.round(performance.now() - started);
 }
 
+/**
+ * Waits until a service just started has opened every active tenant's tables on its
+ * runtime connections (src/db/lane-warming.ts), which it does in the background at start;
+ * returns the seconds that took, which callers report.
+ */
+export async function serviceWarmed(baseUrl: string, adminToken: string): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const text = await res.text();
+    const pending = /^tenantforge_runtime_warming_tenants (\d+)$/m.exec(text)?.[1];
+    if (pending === undefined)
+      throw new Error(`GET /metrics answered ${res.status} without tenantforge_runtime_warming_tenants`);
+    if (pending === '0') return Math.round((performance.now() - started) / 100) / 10;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 const SETTLED_CATALOGS = [
   'pg_catalog.pg_class',
   'pg_catalog.pg_attribute',

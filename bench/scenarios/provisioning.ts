@@ -27,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Check } from '../lib/checks.ts';
 import { ratio, summarize, timed, type Summary } from '../lib/stats.ts';
-import { settleServer } from '../lib/settle.ts';
+import { serviceWarmed, settleServer } from '../lib/settle.ts';
 import type { Scenario } from '../run.ts';
 import { DEFAULT_PLAN } from '../../src/tenants/plans.ts';
 
@@ -149,6 +149,8 @@ export const provisioning: Scenario = {
           );
         const before = await claimed();
         const service = await env.startService({ TENANTFORGE_WARM_POOL: String(n) });
+        // A service in use has long finished warming its tenants' connections at start.
+        const warmingSeconds = await serviceWarmed(service.baseUrl, env.adminToken);
         const admin = (method: string, path: string, json: unknown) =>
           timed(async () => {
             const res = await fetch(`${service.baseUrl}${path}`, {
@@ -193,6 +195,7 @@ export const provisioning: Scenario = {
             requests: warmup + CLAIM_WINDOW,
             warmup,
             settledMs,
+            warmingSeconds,
           };
         } finally {
           await service.stop();
@@ -384,6 +387,7 @@ export const provisioning: Scenario = {
                   requests: w.requests,
                   warmup: w.warmup,
                   settledMs: w.settledMs,
+                  warmingSeconds: w.warmingSeconds,
                   ...w.summary,
                   rename: w.rename,
                 },

@@ -25,7 +25,7 @@ import { assertTenantSchemaName } from '../../src/db/names.ts';
 import type { Check } from '../lib/checks.ts';
 import { cpuWindow, type PartyCpuMs, serverCpu, totalCpu } from '../lib/cpu.ts';
 import { withSeedingPool } from '../lib/seeding.ts';
-import { settleServer } from '../lib/settle.ts';
+import { serviceWarmed, settleServer } from '../lib/settle.ts';
 import { ratio, summarize } from '../lib/stats.ts';
 import type { Scenario } from '../run.ts';
 
@@ -83,11 +83,16 @@ export const spread: Scenario = {
       // The cold pass measures first touches, not autovacuum working through what seeding grew.
       const settledMs = await settleServer(env.su);
 
+      const [clock] = await env.su<{ now: Date }[]>`select now()`;
+      const serviceStart = clock!.now;
       const service = await env.startService({
         TENANTFORGE_LANE_CONNECTIONS: String(LANE_CONNECTIONS),
         TENANTFORGE_TENANT_CONCURRENCY: String(LANE_CONNECTIONS),
       });
       try {
+        progress('waiting for the service to warm its runtime connections');
+        const warmingSeconds = await serviceWarmed(service.baseUrl, env.adminToken);
+        progress(`  warmed in ${warmingSeconds} s`);
         const database = await serverCpu(env.su);
         /** Sends the requests, and says what CPU each party spent meanwhile. */
         const load = async (requests: Request[]): Promise<LoadRun> => {
@@ -102,7 +107,7 @@ export const spread: Scenario = {
         const spreadLoad = roundRobin(spread);
         progress(`warming up on one tenant: ${WARM_UP_REQUESTS} requests`);
         await load(oneTenant.slice(0, WARM_UP_REQUESTS));
-        const oneBackends = await runtimeBackends(env.su);
+        const oneBackends = await runtimeBackends(env.su, serviceStart);
         /**
          * The spread load and half the one-tenant load in BLOCKS alternating blocks, so the
          * machine's drift over those minutes (and the service's own warming) moves both alike.
@@ -135,7 +140,7 @@ export const spread: Scenario = {
           progress(`the same load over all ${seeded.length} tenants: ${REQUESTS} requests`);
           everyTenantRun = await load(roundRobin(seeded));
         }
-        const backends = await runtimeBackends(env.su);
+        const backends = await runtimeBackends(env.su, serviceStart);
 
         const single = summarize([...firstHalf.ms, ...secondHalf.ms]);
         const alongsideFirst = summarize(firstHalf.ms);
@@ -190,6 +195,7 @@ export const spread: Scenario = {
             ratioTenants: spread.length,
             seedSeconds,
             settledMs,
+            warmingSeconds,
             requests: REQUESTS,
             concurrency: CONCURRENCY,
             laneConnections: LANE_CONNECTIONS,
@@ -312,9 +318,14 @@ async function sendAll(baseUrl: string, requests: Request[]): Promise<Omit<LoadR
   return { ms, errors, firstError, seconds: (performance.now() - started) / 1000 };
 }
 
-/** The runtime lanes' backends and their private memory (this process reads /proc as root or the cluster's user). */
-async function runtimeBackends(su: Sql): Promise<{ count: number; maxMb: number; meanMb: number }> {
-  const rows = await su<{ pid: number }[]>`select pid from pg_stat_activity where usename like 'tf\\_app\\_%'`;
+/**
+ * The runtime lanes' backends of the service started at `since` (the bench's own instance and
+ * the environment's first service, started before, keep theirs) and their private memory (this
+ * process reads /proc as root or the cluster's user).
+ */
+async function runtimeBackends(su: Sql, since: Date): Promise<{ count: number; maxMb: number; meanMb: number }> {
+  const rows = await su<{ pid: number }[]>`
+    select pid from pg_stat_activity where usename like 'tf\\_app\\_%' and backend_start >= ${since}`;
   const mb = rows.map((r) => privateMb(r.pid)).filter((v): v is number => v !== undefined);
   return {
     count: mb.length,

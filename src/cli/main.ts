@@ -392,8 +392,10 @@ async function withPlatform<T>(config: Config, work: (platform: Platform) => Pro
   const platform = await startPlatform(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), {
     runPurgeSweeper: false,
     runValidatorJob: false,
-    // One-shot commands claim from the warm pool; only `serve` keeps it filled.
+    // One-shot commands claim from the warm pool; only `serve` keeps it filled, and
+    // only `serve` has requests to open tenants' tables ahead of.
     runWarmPoolRefill: false,
+    warmConnections: false,
   });
   try {
     return await work(platform);

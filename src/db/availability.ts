@@ -27,12 +27,18 @@ export class DatabaseAvailability {
   #downSince = 0;
   #watching: Promise<void> | undefined;
   #stopped = false;
+  readonly #backListeners: (() => void)[] = [];
 
   constructor(
     private readonly probe: () => Promise<unknown>,
     private readonly log: Logger,
     private readonly retryMs = 250,
   ) {}
+
+  /** Called each time the database answers again after an outage. */
+  onBack(listener: () => void): void {
+    this.#backListeners.push(listener);
+  }
 
   get isDown(): boolean {
     return this.#down;
@@ -65,8 +71,10 @@ export class DatabaseAvailability {
     while (!this.#stopped) {
       try {
         await withTimeout(this.probe(), PROBE_TIMEOUT_MS);
-        if (this.#down) this.log.info({ downMs: Date.now() - this.#downSince }, 'database is back: serving again');
+        const wasDown = this.#down;
+        if (wasDown) this.log.info({ downMs: Date.now() - this.#downSince }, 'database is back: serving again');
         this.#down = false;
+        if (wasDown) for (const listener of this.#backListeners) listener();
         return;
       } catch (err) {
         if (!this.#down) {

@@ -21,6 +21,8 @@ export type PoolOptions = {
    * touched and never frees them, so a long-lived connection grows with the tenants it serves.
    */
   maxLifetimeSeconds?: number;
+  /** Seconds an idle connection stays open (default 60; 0: until the pool ends or recycles it). */
+  idleTimeoutSeconds?: number;
   /** Server-side `lock_timeout` of every session: no platform wait can hang on a lock forever. */
   lockTimeoutMs?: number;
 };
@@ -29,7 +31,7 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     connect_timeout: 5,
-    idle_timeout: 60,
+    idle_timeout: options.idleTimeoutSeconds ?? 60,
     // Each connection draws its own lifetime between the setting and half again, so the
     // connections opened together at start-up are not all recycled in the same second.
     // The driver takes a function here (as its own default is) although its type says number.

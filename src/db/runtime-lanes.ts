@@ -6,7 +6,7 @@
  * the tables (and fills its catalog caches with them) of about 1/(lanes x seats) of the
  * tenants, while one busy tenant can still use its whole lane. A seat's connection is
  * replaced after it has served a given number of different tenants, so no backend's
- * caches grow with the whole tenant count (see `SeatRenewal`).
+ * caches grow with the whole tenant count, and after a given age (see `SeatRenewal`).
  *
  * @example
  * const lanes = openRuntimeLanes(appUrl, password, { connections: 3, name: 'app' });
@@ -34,21 +34,34 @@ export type LaneConnection = { conn: ReservedSql; release: () => void; ending: (
  */
 const HOME_WAIT_MS = 5;
 
-type Waiter = { home: number; spill: boolean; grant: (seat: number) => void; timer?: NodeJS.Timeout };
+/** `idle`: background work (lane-warming.ts), granted its seat only when no request wants it. */
+type Waiter = { home: number; spill: boolean; idle?: boolean; grant: (seat: number) => void; timer?: NodeJS.Timeout };
 
 /**
  * When a seat's connection is replaced by a new one from `open`: a connection serves at
  * most `maxTenants` different tenants, and a request of one more gets a new one. A
  * backend keeps the catalog entries and foreign-key plans of every tenant it served
- * until it exits, and the lifetime limit alone bounds them only by time: with enough
+ * until it exits, and the age limit alone bounds them only by time: with enough
  * tenants, a backend that lives 30 minutes could still serve all of its lane's.
+ *
+ * A connection older than `maxAgeMs` (each draws its own, up to half again, so those
+ * opened together are not all replaced together) is replaced before its next request,
+ * and `onAged` is told the tenants it served: the ones its successor will serve, whose
+ * tables it has yet to open (lane-warming.ts opens them ahead of their requests).
  */
-export type SeatRenewal = { maxTenants: number; open: (seat: number) => Sql };
+export type SeatRenewal = {
+  maxTenants?: number;
+  maxAgeMs?: number;
+  open: (seat: number) => Sql;
+  onAged?: (tenantNames: string[]) => void;
+};
 
 export class Lane {
   readonly #seats: Sql[];
   /** The different tenants each seat's current connection has served (tracked with a renewal only). */
   readonly #served: Set<string>[];
+  /** When (performance.now()) each seat's current connection is to be replaced for its age. */
+  readonly #replaceAt: number[];
   /** Replaced connections still ending. */
   readonly #retiring = new Set<Promise<void>>();
   #renewed = 0;
@@ -69,6 +82,7 @@ export class Lane {
   ) {
     this.#seats = [...seats];
     this.#served = seats.map(() => new Set());
+    this.#replaceAt = seats.map(() => this.#lifetimeEnd());
     this.#busy = seats.map(() => false);
     this.#ending = seats.map(() => false);
   }
@@ -124,6 +138,38 @@ export class Lane {
   }
 
   /**
+   * Runs `work` on the tenant's home seat when that seat is free and no request waits for
+   * it, counting the tenant as served there. Returns false without running it if the seat
+   * may serve no more tenants (see `SeatRenewal`): background work never renews a seat.
+   */
+  async whenHomeIdle(tenantName: string, work: (conn: ReservedSql) => Promise<void>): Promise<boolean> {
+    const home = homeSeat(tenantName, this.seats.length);
+    const full = () => {
+      const served = this.#served[home]!;
+      return !served.has(tenantName) && served.size >= (this.renewal?.maxTenants ?? Number.POSITIVE_INFINITY);
+    };
+    if (full()) return false;
+    const seat =
+      !this.#busy[home] && !this.#waiting.some((w) => w.home === home)
+        ? this.#take(home)
+        : await new Promise<number>((grant) => this.#waiting.push({ home, spill: false, idle: true, grant }));
+    try {
+      // Checked again: requests may have brought the seat new tenants meanwhile.
+      if (full()) return false;
+      if (this.renewal) this.#served[seat]!.add(tenantName);
+      const conn = await this.#seats[seat]!.reserve();
+      try {
+        await work(conn);
+      } finally {
+        conn.release();
+      }
+      return true;
+    } finally {
+      this.#free(seat);
+    }
+  }
+
+  /**
    * For metrics: seats, how many are held, requests waiting for one, requests served away
    * from home, and connections replaced by the renewal.
    */
@@ -131,7 +177,7 @@ export class Lane {
     return {
       seats: this.#seats.length,
       busy: this.#busy.filter(Boolean).length,
-      waiting: this.#waiting.length,
+      waiting: this.#waiting.filter((w) => !w.idle).length,
       awayFromHome: this.#awayFromHome,
       renewed: this.#renewed,
     };
@@ -170,11 +216,15 @@ export class Lane {
     return seat;
   }
 
-  /** A released seat goes to the first request waiting for it as home, else to the first one that may go anywhere. */
+  /**
+   * A released seat goes to the first request waiting for it as home, else to the first
+   * one that may go anywhere, else to background work for it.
+   */
   #free(seat: number): void {
     this.#ending[seat] = false;
-    let next = this.#waiting.findIndex((w) => w.home === seat);
+    let next = this.#waiting.findIndex((w) => w.home === seat && !w.idle);
     if (next === -1) next = this.#waiting.findIndex((w) => w.spill);
+    if (next === -1) next = this.#waiting.findIndex((w) => w.home === seat);
     if (next === -1) {
       this.#busy[seat] = false;
       return;
@@ -185,26 +235,34 @@ export class Lane {
   }
 
   /**
-   * Counts the tenant at the seat, first replacing the seat's connection if this tenant
-   * would be one more than it may serve. Runs while the request holds the seat and before
-   * it takes the connection, which is therefore idle: the old pool ends at once.
+   * Counts the tenant at the seat, first replacing the seat's connection if it is too old
+   * or this tenant would be one more than it may serve. Runs while the request holds the
+   * seat and before it takes the connection, which is therefore idle: the old pool ends
+   * at once.
    */
   #admit(seat: number, tenantName: string, renewal: SeatRenewal): void {
     const served = this.#served[seat]!;
-    if (served.has(tenantName)) return;
-    if (served.size < renewal.maxTenants) {
+    const aged = performance.now() >= this.#replaceAt[seat]!;
+    if (!aged && (served.has(tenantName) || served.size < (renewal.maxTenants ?? Number.POSITIVE_INFINITY))) {
       served.add(tenantName);
       return;
     }
     const retired = this.#seats[seat]!;
     this.#seats[seat] = renewal.open(seat);
     this.#served[seat] = new Set([tenantName]);
+    this.#replaceAt[seat] = this.#lifetimeEnd();
     this.#renewed++;
     const ended: Promise<void> = retired
       .end({ timeout: 5 })
       .catch(() => {})
       .finally(() => this.#retiring.delete(ended));
     this.#retiring.add(ended);
+    if (aged) renewal.onAged?.([...served]);
+  }
+
+  #lifetimeEnd(): number {
+    const maxAgeMs = this.renewal?.maxAgeMs;
+    return maxAgeMs ? performance.now() + maxAgeMs * (1 + Math.random() / 2) : Number.POSITIVE_INFINITY;
   }
 }
 
@@ -245,14 +303,19 @@ export class RuntimeLanes {
 
 /**
  * For each lane, `connections` seats logging in as the lane's role with `password` at
- * `url`'s host, port and database (`url`'s own user, if any, is replaced). With
- * `maxTenantsPerConnection`, a seat's connection is replaced after serving that many
- * different tenants.
+ * `url`'s host, port and database (`url`'s own user, if any, is replaced). A seat's
+ * connection is replaced after serving `maxTenantsPerConnection` different tenants, or
+ * after `maxLifetimeSeconds` (then `onAged` hears whom it served); it is never closed
+ * for being idle, which would empty its caches while its tenants are quiet.
  */
 export function openRuntimeLanes(
   url: string,
   password: string,
-  options: Omit<PoolOptions, 'max'> & { connections: number; maxTenantsPerConnection?: number },
+  options: Omit<PoolOptions, 'max' | 'idleTimeoutSeconds'> & {
+    connections: number;
+    maxTenantsPerConnection?: number;
+    onAged?: SeatRenewal['onAged'];
+  },
 ): RuntimeLanes {
   const urls = RUNTIME_ROLES.map((role) => {
     const u = new URL(url);
@@ -260,11 +323,26 @@ export function openRuntimeLanes(
     u.password = encodeURIComponent(password);
     return u.toString();
   });
-  const { connections, maxTenantsPerConnection, ...poolOptions } = options;
+  const { connections, maxTenantsPerConnection, maxLifetimeSeconds, onAged, ...poolOptions } = options;
   const lanes = urls.map((laneUrl, i) => {
     const open = (seat: number) =>
-      openPool(laneUrl, { ...poolOptions, max: 1, name: `${options.name ?? 'app'}:${RUNTIME_ROLES[i]}:${seat}` });
-    const renewal = maxTenantsPerConnection ? { maxTenants: maxTenantsPerConnection, open } : undefined;
+      openPool(laneUrl, {
+        ...poolOptions,
+        max: 1,
+        // The lane replaces its connections itself, so it knows when and can say whom they served.
+        maxLifetimeSeconds: 0,
+        idleTimeoutSeconds: 0,
+        name: `${options.name ?? 'app'}:${RUNTIME_ROLES[i]}:${seat}`,
+      });
+    const renewal =
+      maxTenantsPerConnection || maxLifetimeSeconds
+        ? {
+            maxTenants: maxTenantsPerConnection || undefined,
+            maxAgeMs: maxLifetimeSeconds ? maxLifetimeSeconds * 1000 : undefined,
+            open,
+            onAged,
+          }
+        : undefined;
     return new Lane(
       Array.from({ length: connections }, (_, seat) => open(seat)),
       HOME_WAIT_MS,

@@ -7,10 +7,11 @@
  * renderRuntimeMetrics(platform.app); // tenantforge_runtime_connections{state="busy"} 2 ...
  */
 import { MetricsText } from '../http/prometheus.ts';
+import type { WarmingStats } from './lane-warming.ts';
 import type { RuntimeLanes } from './runtime-lanes.ts';
 import { gateOf } from './with-tenant.ts';
 
-export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
+export function renderRuntimeMetrics(lanes: RuntimeLanes, warming?: WarmingStats): string {
   const sum = { seats: 0, busy: 0, waiting: 0, awayFromHome: 0, renewed: 0, gateWaiting: 0, refused: 0 };
   for (const lane of lanes.lanes) {
     const seats = lane.stats();
@@ -23,7 +24,7 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
     sum.gateWaiting += gate?.waiting ?? 0;
     sum.refused += gate?.refused ?? 0;
   }
-  return new MetricsText()
+  const text = new MetricsText()
     .gauge('tenantforge_runtime_connections', "This instance's runtime connections for tenant data, by state.", [
       ['{state="busy"}', sum.busy],
       ['{state="idle"}', sum.seats - sum.busy],
@@ -52,6 +53,23 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes): string {
       'tenantforge_tenant_gate_refused_total',
       "Requests refused with 429 tenant_concurrency_exceeded: their tenant's queue was full.",
       sum.refused,
-    )
-    .toString();
+    );
+  if (warming) {
+    text
+      .gauge(
+        'tenantforge_runtime_warming_tenants',
+        'Tenants queued or being warmed: their tables opened on their home runtime connection ahead of requests.',
+        warming.pending,
+      )
+      .counter(
+        'tenantforge_runtime_warmed_tenants_total',
+        'Tenants warmed on their home runtime connection, by outcome (skipped: the connection may serve no more tenants; failed: the requests will open the tables themselves).',
+        [
+          ['{outcome="warmed"}', warming.warmed],
+          ['{outcome="skipped"}', warming.skipped],
+          ['{outcome="failed"}', warming.failed],
+        ],
+      );
+  }
+  return text.toString();
 }

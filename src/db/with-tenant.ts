@@ -133,7 +133,7 @@ const SETTING_NAME = /^((hnsw|ivfflat)\.[a-z_]+|enable_[a-z_]+|work_mem|jit)$/;
 const SETTING_VALUE = /^[A-Za-z0-9_.]+$/;
 
 /** BEGIN and the transaction-scoped tenant context, as one simple-protocol message. */
-function contextStatements(
+export function contextStatements(
   tenant: TenantContext,
   options: { readOnly?: boolean; settings?: Record<string, string | number> },
   lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS,

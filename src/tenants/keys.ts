@@ -15,7 +15,7 @@ import { AppError, notFound } from '../errors.ts';
 import type { RowOf } from '../db/rows.ts';
 import type { apiKeys } from '../db/schema.ts';
 import { isUuid } from '../ids.ts';
-import { PLANS, type PlanName } from './plans.ts';
+import { type PlanName, tenantContext } from './plans.ts';
 import type { Actor, TenantService } from './service.ts';
 import { AccessWatch, bumpAccessVersion } from './access-watch.ts';
 
@@ -160,14 +160,7 @@ function answerFor(
     );
   if (row.status !== 'active')
     return new AppError(403, 'tenant_deleted', 'Tenant deleted', 'this tenant has been deleted');
-  const plan = PLANS[row.plan];
-  return {
-    id: row.id,
-    schema: row.schema_name,
-    role: row.role_name,
-    statementTimeoutMs: plan.statementTimeoutMs,
-    chunkQuota: plan.chunkQuota,
-  };
+  return tenantContext({ ...row, id: row.id });
 }
 
 const invalidKey = () =>

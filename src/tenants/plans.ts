@@ -5,6 +5,8 @@
  * enforced from outside by the login watchdog where a login could lift them); backup
  * schedules and retention by the backup scheduler.
  */
+import type { TenantContext } from '../db/with-tenant.ts';
+
 const HOUR = 3_600_000;
 
 /** `backups`: how often a scheduled backup runs (0 = never) and how many backups are kept. */
@@ -38,3 +40,20 @@ export const PLANS = {
 export type PlanName = keyof typeof PLANS;
 export const PLAN_NAMES = Object.keys(PLANS) as [PlanName, ...PlanName[]];
 export const DEFAULT_PLAN: PlanName = 'free';
+
+/** What the data plane needs of an active tenant: where its data is and its plan's limits. */
+export function tenantContext(row: {
+  id: string;
+  schema_name: string;
+  role_name: string;
+  plan: PlanName;
+}): TenantContext {
+  const plan = PLANS[row.plan];
+  return {
+    id: row.id,
+    schema: row.schema_name,
+    role: row.role_name,
+    statementTimeoutMs: plan.statementTimeoutMs,
+    chunkQuota: plan.chunkQuota,
+  };
+}

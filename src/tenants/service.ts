@@ -22,6 +22,8 @@ import type { CreateTenantInput, ListTenantsQuery, UpdateTenantInput } from './s
 import { SQLSTATE } from '../db/sqlstate.ts';
 import { claimPooled } from './warm-pool.ts';
 import { bumpAccessVersion } from './access-watch.ts';
+import { type PlanName, tenantContext } from './plans.ts';
+import type { TenantContext } from '../db/with-tenant.ts';
 
 export type Tenant = {
   id: string;
@@ -63,6 +65,7 @@ export type TenantServiceDeps = {
 
 export class TenantService {
   readonly #accessListeners: (() => void)[] = [];
+  readonly #createdListeners: ((tenant: TenantContext) => void)[] = [];
   #inFlight = 0;
   #lastDemandAt = Number.NEGATIVE_INFINITY;
 
@@ -71,6 +74,11 @@ export class TenantService {
   /** Called after a change that takes a tenant's access away or gives it back. */
   onAccessChange(listener: () => void): void {
     this.#accessListeners.push(listener);
+  }
+
+  /** Called after a tenant is created (cloned, claimed or restored), with its data-plane context. */
+  onCreated(listener: (tenant: TenantContext) => void): void {
+    this.#createdListeners.push(listener);
   }
 
   #accessChanged(): void {
@@ -162,6 +170,7 @@ export class TenantService {
         return { tenant: await this.#replayed(row.replayOf!, requestHash, idempotencyKey!), replayed: true };
       const tenant = toTenant(row.row);
       this.created[path]++;
+      for (const listener of this.#createdListeners) listener(tenantContext(row.row as TenantRow & { plan: PlanName }));
       log.info(
         {
           tenantId: tenant.id,
@@ -272,6 +281,13 @@ export class TenantService {
         >`select * from platform.tenants where lower(slug) = lower(${idOrSlug}) ${lock ? tx`for update` : tx``}`;
     if (!row) throw notFound('tenant', idOrSlug);
     return row;
+  }
+
+  /** Every active tenant's data-plane context. */
+  async activeContexts(): Promise<TenantContext[]> {
+    const rows = await this.deps.sql<{ id: string; schema_name: string; role_name: string; plan: PlanName }[]>`
+      select id, schema_name, role_name, plan from platform.tenants where status = 'active'`;
+    return rows.map(tenantContext);
   }
 
   /** Oldest first, by (created_at, id); `cursor` is opaque to callers. */

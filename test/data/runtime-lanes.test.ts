@@ -157,6 +157,34 @@ describe('renewing a seat after it has served its share of tenants', () => {
     expect(await connected("application_name like 'tenantforge:' || $1", 'renewing-%')).toBe(0);
   });
 
+  it('replaces a connection older than its age limit before its next request, and says whom it served', async () => {
+    const open = (seat: number) => openPool(t.db.url, { max: 1, name: `aging-${seat}` });
+    const told: string[][] = [];
+    const aging = new Lane([open(0)], 5, { maxAgeMs: 200, open, onAged: (names) => told.push(names) });
+    try {
+      const served = async (name: string) => {
+        const taken = await aging.reserve(name);
+        const pid = await pidOf(taken);
+        taken.release();
+        return pid;
+      };
+      const first = await served(named(0));
+      expect(await served(named(0, 1))).toBe(first);
+      expect(told).toEqual([]);
+      // Each connection lives 200-300 ms.
+      await new Promise((r) => setTimeout(r, 350));
+      const second = await served(named(0));
+      expect(second).not.toBe(first);
+      expect(told).toEqual([[named(0), named(0, 1)]]);
+      expect(aging.stats().renewed).toBe(1);
+      await expect.poll(() => connected('pid = $1', first), { timeout: 5_000 }).toBe(0);
+      // The new one counts from its own start.
+      expect(await served(named(0, 1))).toBe(second);
+    } finally {
+      await aging.end({ timeout: 1 });
+    }
+  });
+
   it('is what the service runs with (TENANTFORGE_POOL_MAX_TENANTS)', async () => {
     const limited = await testPlatform({
       env: {

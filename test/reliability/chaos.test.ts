@@ -193,6 +193,14 @@ describe('the service when PostgreSQL is killed under load', () => {
       };
       const workers = [0, 1, 2].map(provisioner).concat([0, 1, 2].map(trader));
 
+      /** Tenants the service has warmed on its runtime connections (db/lane-warming.ts). */
+      const warmedSoFar = async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        const line = /^tenantforge_runtime_warmed_tenants_total\{outcome="warmed"\} (\d+)$/m.exec(await res.text());
+        return Number(line?.[1] ?? Number.NaN);
+      };
       const outages: { downMs: number; restartMs: number; recoveredMs: number }[] = [];
       for (let kill = 1; kill <= KILLS; kill++) {
         // Load is flowing: new acknowledgements since the last recovery.
@@ -203,6 +211,8 @@ describe('the service when PostgreSQL is killed under load', () => {
           before + 15,
         );
 
+        const activeAtKill = apps.length + acked.tenants.length;
+        const warmedAtKill = await warmedSoFar();
         const pid = postmasterPid(cluster.dir)!;
         process.kill(pid, 'SIGKILL');
         const killedAt = Date.now();
@@ -224,6 +234,14 @@ describe('the service when PostgreSQL is killed under load', () => {
         do serving = await call('GET', '/v1/tenants?limit=1', admin);
         while (serving.status !== 200 && Date.now() - upAt < RECOVERY_LIMIT_MS && (await sleep(100).then(() => true)));
         expect(serving.status, `serving again after kill ${kill}: ${JSON.stringify(serving.body)}`).toBe(200);
+        // Every backend is new: the service opens every tenant's tables on them again (each
+        // tenant made since is warmed once more, as it was created).
+        await expect
+          .poll(
+            async () => (await warmedSoFar()) - warmedAtKill - (apps.length + acked.tenants.length - activeAtKill),
+            { timeout: 20_000, interval: 200 },
+          )
+          .toBeGreaterThanOrEqual(activeAtKill);
         outages.push({ downMs: upAt - killedAt, restartMs: upAt - restartStarted, recoveredMs: Date.now() - upAt });
         expect(server.child.exitCode, 'the service process is alive').toBeNull();
       }
