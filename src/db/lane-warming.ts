@@ -39,6 +39,8 @@ export class LaneWarming {
   #idle: (() => void)[] = [];
   /** The table list, read again with each `add` (a template migration may have changed it). */
   #tablesNow: Promise<readonly string[]> | undefined;
+  /** Whether a failure has been logged since the last `add`: one line per round, the rest counted. */
+  #failureLogged = false;
 
   /** `tables`: the template's tables now (each tenant has them once migrated). */
   constructor(
@@ -51,6 +53,7 @@ export class LaneWarming {
   add(tenants: readonly TenantContext[]): void {
     if (this.#stopped) return;
     this.#tablesNow = this.tables();
+    this.#failureLogged = false;
     this.#tablesNow.catch(() => {}); // each tenant's warming counts the failure
     for (const tenant of tenants) {
       this.#queue.set(tenant.id, tenant);
@@ -99,7 +102,9 @@ export class LaneWarming {
         } catch (err) {
           // The tenant's requests will open its tables themselves: only slower.
           this.#stats.failed++;
-          if (this.#stats.failed === 1) this.log.warn({ err, tenantId: tenant.id }, 'warming a tenant failed');
+          if (!this.#failureLogged)
+            this.log.warn({ err, tenantId: tenant.id }, 'warming a tenant failed (more failures are only counted)');
+          this.#failureLogged = true;
         }
       }
     } finally {

@@ -41,7 +41,7 @@ export function renderRuntimeMetrics(lanes: RuntimeLanes, warming?: WarmingStats
     )
     .counter(
       'tenantforge_runtime_connections_renewed_total',
-      'Runtime connections replaced after serving TENANTFORGE_POOL_MAX_TENANTS different tenants (their backends exit and free their caches).',
+      'Runtime connections replaced after serving TENANTFORGE_POOL_MAX_TENANTS different tenants or after TENANTFORGE_POOL_MAX_LIFETIME (their backends exit and free their caches).',
       sum.renewed,
     )
     .gauge(
