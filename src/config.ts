@@ -106,7 +106,7 @@ export type Config = {
   poolMaxLifetimeMs: number;
   /** A runtime connection is replaced after serving this many different tenants; 0 never. */
   poolMaxTenants: number;
-  /** Open each active tenant's tables on its home runtime connection at start and at creation (db/lane-warming.ts). */
+  /** Open tenants' tables on their home runtime connections ahead of requests (db/lane-warming.ts). */
   warmConnections: boolean;
   statementTimeoutMs: number;
   deletedRetentionMs: number;

@@ -185,7 +185,6 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     });
     pools.push(refillSql);
     const warmPool = new WarmPool({ sql: refillSql, provisioner, log, size: config.warmPool });
-
     const keys = new ApiKeyService(control, tenants);
     const accessWatch = keys.watchAccess();
     const where = new URL(appUrl);

@@ -135,6 +135,9 @@ describe('warming a tenant on its home seat', () => {
       warming.add([tenant.context]);
       await warming.idle();
       expect(warming.stats()).toMatchObject({ warmed: 0, failed: 1 });
+      // Not warmed again on a replaced connection: it may be suspended or gone.
+      warming.again([tenant.role]);
+      expect(warming.stats()).toMatchObject({ pending: 0, failed: 1 });
       const [row] = await withTenant(
         lanes,
         tenant.context,
