@@ -34,7 +34,10 @@ export async function settleServer(su: Sql): Promise<number> {
  */
 export async function serviceWarmed(baseUrl: string, adminToken: string): Promise<number> {
   const started = performance.now();
+  // 10,000 tenants took about a minute on a 2-core machine.
+  const deadline = started + 15 * 60_000;
   for (;;) {
+    if (performance.now() > deadline) throw new Error(`the service at ${baseUrl} was still warming after 15 minutes`);
     const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
     const text = await res.text();
     const pending = /^tenantforge_runtime_warming_tenants (\d+)$/m.exec(text)?.[1];

@@ -111,7 +111,7 @@ export const spread: Scenario = {
         const oneBackends = await runtimeBackends(env.su, serviceStart);
         /**
          * The spread load and half the one-tenant load in BLOCKS alternating blocks, so the
-         * machine's drift over those minutes (and the service's own warming) moves both alike.
+         * machine's drift over those minutes (and the service process's own warm-up) moves both alike.
          */
         const alternating = async (oneHalf: Request[]) => {
           const spreadBlocks: LoadRun[] = [];

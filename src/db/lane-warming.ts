@@ -51,7 +51,7 @@ export class LaneWarming {
 
   /** Queues tenants to warm on their home seats. */
   add(tenants: readonly TenantContext[]): void {
-    if (this.#stopped) return;
+    if (this.#stopped || tenants.length === 0) return;
     this.#tablesNow = this.tables();
     this.#failureLogged = false;
     this.#tablesNow.catch(() => {}); // each tenant's warming counts the failure
