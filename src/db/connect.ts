@@ -53,7 +53,12 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
 }
 
 function jittered(seconds: number): () => number {
-  return () => seconds * (1 + Math.random() / 2);
+  return () => withJitter(seconds);
+}
+
+/** A duration drawn between `value` and half again, so things started together do not all end together. */
+export function withJitter(value: number): number {
+  return value * (1 + Math.random() / 2);
 }
 
 export class DatabaseUnavailableError extends Error {

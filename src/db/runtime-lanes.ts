@@ -13,7 +13,7 @@
  * await withTenant(lanes, tenant, (tx) => tx`select 1`);   // on the tenant's home seat
  */
 import type { ReservedSql } from 'postgres';
-import { openPool, type PoolOptions, type Sql } from './connect.ts';
+import { openPool, type PoolOptions, type Sql, withJitter } from './connect.ts';
 import { runtimeRoleOf } from './names.ts';
 import { RUNTIME_ROLES } from './roles.ts';
 
@@ -144,18 +144,14 @@ export class Lane {
    */
   async whenHomeIdle(tenantName: string, work: (conn: ReservedSql) => Promise<void>): Promise<boolean> {
     const home = homeSeat(tenantName, this.seats.length);
-    const full = () => {
-      const served = this.#served[home]!;
-      return !served.has(tenantName) && served.size >= (this.renewal?.maxTenants ?? Number.POSITIVE_INFINITY);
-    };
-    if (full()) return false;
+    if (this.#full(home, tenantName)) return false;
     const seat =
       !this.#busy[home] && !this.#waiting.some((w) => w.home === home)
         ? this.#take(home)
         : await new Promise<number>((grant) => this.#waiting.push({ home, spill: false, idle: true, grant }));
     try {
       // Checked again: requests may have brought the seat new tenants meanwhile.
-      if (full()) return false;
+      if (this.#full(seat, tenantName)) return false;
       if (this.renewal) this.#served[seat]!.add(tenantName);
       const conn = await this.#seats[seat]!.reserve();
       try {
@@ -243,7 +239,7 @@ export class Lane {
   #admit(seat: number, tenantName: string, renewal: SeatRenewal): void {
     const served = this.#served[seat]!;
     const aged = performance.now() >= this.#replaceAt[seat]!;
-    if (!aged && (served.has(tenantName) || served.size < (renewal.maxTenants ?? Number.POSITIVE_INFINITY))) {
+    if (!aged && !this.#full(seat, tenantName)) {
       served.add(tenantName);
       return;
     }
@@ -260,9 +256,15 @@ export class Lane {
     if (aged) renewal.onAged?.([...served]);
   }
 
+  /** Whether serving this tenant would make the seat's connection serve more tenants than it may. */
+  #full(seat: number, tenantName: string): boolean {
+    const served = this.#served[seat]!;
+    return !served.has(tenantName) && served.size >= (this.renewal?.maxTenants ?? Number.POSITIVE_INFINITY);
+  }
+
   #lifetimeEnd(): number {
     const maxAgeMs = this.renewal?.maxAgeMs;
-    return maxAgeMs ? performance.now() + maxAgeMs * (1 + Math.random() / 2) : Number.POSITIVE_INFINITY;
+    return maxAgeMs ? performance.now() + withJitter(maxAgeMs) : Number.POSITIVE_INFINITY;
   }
 }
 
