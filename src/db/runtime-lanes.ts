@@ -101,7 +101,7 @@ export class Lane {
     const home = homeSeat(tenantName, this.seats.length);
     const seat = await this.#seatFor(tenantName, home);
     if (seat !== home) this.#awayFromHome++;
-    if (this.renewal) this.#admit(seat, tenantName, this.renewal);
+    this.#admit(seat, tenantName);
     this.#holding.set(tenantName, (this.#holding.get(tenantName) ?? 0) + 1);
     let holding = true;
     let released = false;
@@ -232,11 +232,13 @@ export class Lane {
 
   /**
    * Counts the tenant at the seat, first replacing the seat's connection if it is too old
-   * or this tenant would be one more than it may serve. Runs while the request holds the
-   * seat and before it takes the connection, which is therefore idle: the old pool ends
-   * at once.
+   * or this tenant would be one more than it may serve (lanes given a renewal only). Runs
+   * while the request holds the seat and before it takes the connection, which is
+   * therefore idle: the old pool ends at once.
    */
-  #admit(seat: number, tenantName: string, renewal: SeatRenewal): void {
+  #admit(seat: number, tenantName: string): void {
+    const renewal = this.renewal;
+    if (!renewal) return;
     const served = this.#served[seat]!;
     const aged = performance.now() >= this.#replaceAt[seat]!;
     if (!aged && !this.#full(seat, tenantName)) {
