@@ -138,7 +138,7 @@ export function composeApp(platform: Platform): { app: Hono<AppEnv>; docs: OpenA
   app.route('/', backupRoutes(platform.backups, docs));
 
   // The data plane: the tenant comes from the API key, every query runs in withTenant.
-  const auth = tenantAuth(platform.keys);
+  const auth = tenantAuth(platform.keys, platform.activity);
   for (const resource of ['portfolios', 'orders', 'trades', 'market-data', 'embeddings']) {
     app.use(`/v1/${resource}`, auth, bodyLimit({ maxSize: DATA_BODY_LIMIT, onError: tooLarge }));
     app.use(`/v1/${resource}/*`, auth, bodyLimit({ maxSize: DATA_BODY_LIMIT, onError: tooLarge }));

@@ -44,6 +44,7 @@ const schema = z.object({
   TENANTFORGE_POOL_MAX_LIFETIME: intervalOrOff('30m'),
   TENANTFORGE_POOL_MAX_TENANTS: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
   TENANTFORGE_WARM_CONNECTIONS: boolean.default(true),
+  TENANTFORGE_WARM_WITHIN: intervalOrOff('7d'),
   TENANTFORGE_STATEMENT_TIMEOUT: duration('5s'),
   TENANTFORGE_DELETED_RETENTION: duration('30d'),
   TENANTFORGE_PURGE_INTERVAL: duration('1h'),
@@ -108,6 +109,8 @@ export type Config = {
   poolMaxTenants: number;
   /** Open tenants' tables on their home runtime connections ahead of requests (db/lane-warming.ts). */
   warmConnections: boolean;
+  /** At start, warm only the tenants created or that sent a request within this; 0 = every active tenant. */
+  warmWithinMs: number;
   statementTimeoutMs: number;
   deletedRetentionMs: number;
   purgeIntervalMs: number;
@@ -197,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     poolMaxLifetimeMs: e.TENANTFORGE_POOL_MAX_LIFETIME,
     poolMaxTenants: e.TENANTFORGE_POOL_MAX_TENANTS,
     warmConnections: e.TENANTFORGE_WARM_CONNECTIONS,
+    warmWithinMs: e.TENANTFORGE_WARM_WITHIN,
     statementTimeoutMs: e.TENANTFORGE_STATEMENT_TIMEOUT,
     deletedRetentionMs: e.TENANTFORGE_DELETED_RETENTION,
     purgeIntervalMs: e.TENANTFORGE_PURGE_INTERVAL,

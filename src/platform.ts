@@ -36,6 +36,7 @@ import type { Logger } from './log.ts';
 import { readTenantMigrations } from './migrations/files.ts';
 import { migrateTemplate } from './migrations/template.ts';
 import { Provisioner, type ProvisionerOptions } from './provisioning/provisioner.ts';
+import { TenantActivity } from './tenants/activity.ts';
 import { CredentialService } from './tenants/credentials.ts';
 import { ApiKeyService } from './tenants/keys.ts';
 import { startLoginWatchdog } from './tenants/login-watchdog.ts';
@@ -54,6 +55,8 @@ export type Platform = {
   app: RuntimeLanes;
   /** Opens tenants' tables on their home runtime connections ahead of requests (TENANTFORGE_WARM_CONNECTIONS). */
   warming: LaneWarming | undefined;
+  /** Which tenants send requests (tenants.last_request_at), written once a minute. */
+  activity: TenantActivity;
   server: ServerInfo;
   adminToken: string;
   provisioner: Provisioner;
@@ -97,6 +100,8 @@ export type StartOptions = {
 
 /** A refill round every quarter second makes up to 4 tenants a second when nothing else runs. */
 const REFILL_INTERVAL_MS = 250;
+/** How often the requests seen are written to the registry. */
+const ACTIVITY_FLUSH_MS = 60_000;
 /** The refill stays away for a second after this instance's last provisioning request. */
 const REFILL_QUIET_MS = 1_000;
 
@@ -198,20 +203,30 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
     pools.push(probe);
     const availability = new DatabaseAvailability(() => probe`select 1`, log);
 
+    const activity = new TenantActivity(control);
     if (options.warmConnections ?? config.warmConnections) {
       const lanes = new LaneWarming(app, async () => (await provisioner.plan()).tables, log);
       // In the background: the service answers meanwhile, a cold request only costs more.
-      // After an outage every backend is new, so all of them again.
-      const warmActive = () =>
-        tenants.activeContexts().then(
-          (active) => lanes.add(active),
+      // After an outage every backend is new, so all of them again. A tenant idle for
+      // longer than the window is warmed from its first request on (its other tables).
+      const warmRecent = () =>
+        tenants.activeContexts(config.warmWithinMs).then(
+          (recent) => lanes.add(recent),
           (err: unknown) => log.warn({ err }, 'could not list the tenants to warm'),
         );
-      void warmActive();
-      availability.onBack(() => void warmActive());
+      void warmRecent();
+      availability.onBack(() => void warmRecent());
       tenants.onCreated((tenant) => lanes.add([tenant]));
+      activity.onFirstRequest((tenant) => lanes.addUnwarmed(tenant));
       warming = lanes;
     }
+    const activityJob = startPeriodic({
+      name: 'tenant activity',
+      intervalMs: ACTIVITY_FLUSH_MS,
+      firstDelayMs: ACTIVITY_FLUSH_MS,
+      log,
+      run: () => activity.flush(),
+    });
 
     const store = config.backup.bucket ? openStore(config.backup) : undefined;
     const backups = new BackupService({ sql: control, store, tenants, log, ...options.backupJobs });
@@ -263,6 +278,7 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
       control,
       app,
       warming,
+      activity,
       server,
       adminToken: secrets.adminToken,
       provisioner,
@@ -280,6 +296,8 @@ export async function startPlatform(config: Config, log: Logger, options: StartO
         backupScheduler?.stop();
         accessWatch.stop();
         const jobs = Promise.all([
+          // What this instance saw since the last flush, written before the pools close.
+          activityJob.stop().then(() => activity.flush().catch(() => {})),
           warming?.stop(),
           availability.stop(),
           sweeper?.stop(),

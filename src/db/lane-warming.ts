@@ -7,10 +7,11 @@
  * It runs only when that seat is free and no request waits for it, a few tenants at a
  * time, so requests keep priority; a seat that may serve no more tenants is left alone.
  *
- * The service warms every active tenant at start and after a database outage (so a
- * restart or failover does not land the first requests of every tenant on cold
- * backends), each tenant it creates, and the tenants a connection replaced for its age
- * had served, on its successor.
+ * The service warms the recently active tenants at start and after a database outage
+ * (so a restart or failover does not land the first requests of every tenant on cold
+ * backends; tenants/activity.ts says which), each tenant it creates, any other tenant at
+ * its first request, and the tenants a connection replaced for its age had served, on
+ * its successor.
  *
  * @example
  * const warming = new LaneWarming(lanes, async () => ['portfolios', 'orders'], log);
@@ -60,6 +61,11 @@ export class LaneWarming {
       this.#known.set(tenant.role, tenant);
     }
     while (this.#running < CONCURRENCY && this.#queue.size) void this.#work();
+  }
+
+  /** Queues the tenant unless it was added before (a tenant's first request, when it was not warmed at start). */
+  addUnwarmed(tenant: TenantContext): void {
+    if (!this.#known.has(tenant.role)) this.add([tenant]);
   }
 
   /** Warms again the tenants with these role names that were added before (a connection they used was replaced). */

@@ -45,6 +45,8 @@ export const tenants = platform.table(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
     purgeAfter: timestamp('purge_after', { withTimezone: true }),
+    /** When the tenant last sent an API request, to within a quarter of an hour (tenants/activity.ts). */
+    lastRequestAt: timestamp('last_request_at', { withTimezone: true }),
   },
   (t) => [
     // Slugs stay taken after a soft delete, compared case-insensitively.

@@ -94,6 +94,8 @@ export const tenantView = z.object({
   deletedAt: z.string().nullable(),
   purgeAfter: z.string().nullable(),
   provisioningMs: z.number().nullable(),
+  /** The tenant's last API request, to within a quarter of an hour and a minute; null before its first. */
+  lastRequestAt: z.string().nullable(),
 });
 
 /** An API key without its secret (the prefix identifies it). */

@@ -37,6 +37,7 @@ export type Tenant = {
   deletedAt: string | null;
   purgeAfter: string | null;
   provisioningMs: number | null;
+  lastRequestAt: string | null;
 };
 
 /** `select *` from platform.tenants (types from the drizzle schema). */
@@ -283,10 +284,13 @@ export class TenantService {
     return row;
   }
 
-  /** Every active tenant's data-plane context. */
-  async activeContexts(): Promise<TenantContext[]> {
-    const rows = await this.deps.sql<{ id: string; schema_name: string; role_name: string; plan: PlanName }[]>`
-      select id, schema_name, role_name, plan from platform.tenants where status = 'active'`;
+  /** The active tenants' data-plane contexts; with `withinMs`, only those created or that sent a request within that time. */
+  async activeContexts(withinMs = 0): Promise<TenantContext[]> {
+    const { sql } = this.deps;
+    const rows = await sql<{ id: string; schema_name: string; role_name: string; plan: PlanName }[]>`
+      select id, schema_name, role_name, plan from platform.tenants
+      where status = 'active'
+        ${withinMs > 0 ? sql`and greatest(created_at, last_request_at) >= now() - ${withinMs} * interval '1 millisecond'` : sql``}`;
     return rows.map(tenantContext);
   }
 
@@ -448,6 +452,7 @@ function toTenant(row: TenantRow): Tenant {
     deletedAt: row.deleted_at?.toISOString() ?? null,
     purgeAfter: row.purge_after?.toISOString() ?? null,
     provisioningMs: row.provisioning_ms === null ? null : round(row.provisioning_ms),
+    lastRequestAt: row.last_request_at?.toISOString() ?? null,
   };
 }
 

@@ -12,7 +12,7 @@ import { RUNTIME_ROLES } from '../../src/db/roles.ts';
 import { Lane, RuntimeLanes } from '../../src/db/runtime-lanes.ts';
 import { withTenant } from '../../src/db/with-tenant.ts';
 import { createLogger } from '../../src/log.ts';
-import { newTenant, type TestTenant } from '../isolation/support.ts';
+import { newTenant, purge, type TestTenant } from '../isolation/support.ts';
 import { createApp } from '../../src/app.ts';
 import { startPlatform } from '../../src/platform.ts';
 import { testConfig, testPlatform, type TestPlatform } from '../support/platform.ts';
@@ -211,6 +211,60 @@ describe('the service warms', () => {
       expect(aging.warming!.stats().failed).toBe(0);
     } finally {
       await aging.close();
+    }
+  });
+
+  it('at start only the tenants recently created or active, and any other at its first request', async () => {
+    const idle = await newTenant(t, 'warmed-when-back');
+    const { key } = await t.keys.issue(idle.id, {}, { actor: 'test' });
+    await t.su`update platform.tenants set created_at = now() - interval '30 days' where id = ${idle.id}`;
+    const [counted] = await t.su<{ recent: number }[]>`
+      select count(*)::int as recent from platform.tenants where status = 'active' and created_at > now() - interval '7 days'`;
+    const recent = counted!.recent;
+
+    const second = await anotherInstance({});
+    try {
+      await expect
+        .poll(() => second.warming!.stats(), { timeout: 10_000 })
+        .toMatchObject({ pending: 0, warmed: recent });
+      const app = createApp(second);
+      const read = () => app.request('/v1/portfolios', { headers: { authorization: `Bearer ${key}` } });
+      expect((await read()).status).toBe(200);
+      await expect.poll(() => second.warming!.stats().warmed, { timeout: 10_000 }).toBe(recent + 1);
+      // Its first request only: the next ones find it warmed.
+      expect((await read()).status).toBe(200);
+      await second.warming!.idle();
+      expect(second.warming!.stats()).toMatchObject({ warmed: recent + 1, failed: 0 });
+
+      // The request is its activity: written once, and not again within the quarter hour.
+      expect(await second.activity.flush()).toEqual({ written: 1, retained: 0 });
+      expect((await read()).status).toBe(200);
+      expect(await second.activity.flush()).toEqual({ written: 0, retained: 0 });
+      const shown = await (await t.http(`/v1/tenants/${idle.id}`)).json();
+      expect(Date.now() - Date.parse(shown.lastRequestAt)).toBeLessThan(60_000);
+    } finally {
+      await second.close();
+    }
+
+    // Active within the window now: the next instance warms it at start.
+    const third = await anotherInstance({});
+    try {
+      await expect
+        .poll(() => third.warming!.stats(), { timeout: 10_000 })
+        .toMatchObject({ pending: 0, warmed: recent + 1 });
+    } finally {
+      await third.close();
+    }
+    // With the window off, every active tenant, however long idle.
+    await t.su`update platform.tenants set last_request_at = now() - interval '30 days' where id = ${idle.id}`;
+    const all = await anotherInstance({ TENANTFORGE_WARM_WITHIN: 'off' });
+    try {
+      await expect
+        .poll(() => all.warming!.stats(), { timeout: 10_000 })
+        .toMatchObject({ pending: 0, warmed: recent + 1 });
+    } finally {
+      await all.close();
+      await purge(t, idle);
     }
   });
 

@@ -1,0 +1,1 @@
+ALTER TABLE "platform"."tenants" ADD COLUMN "last_request_at" timestamp with time zone;
