@@ -13,7 +13,7 @@
  *
  * @example
  * const activity = new TenantActivity(control);
- * activity.onFirstRequest((tenant) => warming.add([tenant]));
+ * activity.onFirstRequest((tenant) => warming.addUnwarmed(tenant));
  * activity.seen(tenant);            // per request
  * await activity.flush();           // on a schedule
  */
@@ -22,7 +22,7 @@ import { SQLSTATE } from '../db/sqlstate.ts';
 import type { TenantContext } from '../db/with-tenant.ts';
 
 /** `last_request_at` is written again only when older than this. */
-export const RESOLUTION = '15 minutes';
+const RESOLUTION = '15 minutes';
 /** How long a flush waits for a tenant row another transaction holds locked. */
 const LOCK_TIMEOUT_MS = 1_000;
 
