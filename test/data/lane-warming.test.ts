@@ -246,24 +246,22 @@ describe('the service warms', () => {
       await second.close();
     }
 
-    // Active within the window now: the next instance warms it at start.
-    const third = await anotherInstance({});
+    /** Starts another instance and waits until its start's warming is done: `warmed` tenants. */
+    const warmsAtStart = async (env: Record<string, string>, warmed: number) => {
+      const instance = await anotherInstance(env);
+      try {
+        await expect.poll(() => instance.warming!.stats(), { timeout: 10_000 }).toMatchObject({ pending: 0, warmed });
+      } finally {
+        await instance.close();
+      }
+    };
     try {
-      await expect
-        .poll(() => third.warming!.stats(), { timeout: 10_000 })
-        .toMatchObject({ pending: 0, warmed: recent + 1 });
+      // Active within the window now: the next instance warms it at start.
+      await warmsAtStart({}, recent + 1);
+      // With the window off, every active tenant, however long idle.
+      await t.su`update platform.tenants set last_request_at = now() - interval '30 days' where id = ${idle.id}`;
+      await warmsAtStart({ TENANTFORGE_WARM_WITHIN: 'off' }, recent + 1);
     } finally {
-      await third.close();
-    }
-    // With the window off, every active tenant, however long idle.
-    await t.su`update platform.tenants set last_request_at = now() - interval '30 days' where id = ${idle.id}`;
-    const all = await anotherInstance({ TENANTFORGE_WARM_WITHIN: 'off' });
-    try {
-      await expect
-        .poll(() => all.warming!.stats(), { timeout: 10_000 })
-        .toMatchObject({ pending: 0, warmed: recent + 1 });
-    } finally {
-      await all.close();
       await purge(t, idle);
     }
   });

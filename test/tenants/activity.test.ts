@@ -3,7 +3,7 @@
  * flush, which keeps what it could not write (a row held locked, a connection the
  * database ended) for the next one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openPool, type Sql } from '../../src/db/connect.ts';
 import { TenantActivity } from '../../src/tenants/activity.ts';
 import { createApp } from '../../src/app.ts';
@@ -25,6 +25,9 @@ afterAll(async () => {
   await sql?.end();
   await t?.close();
 });
+beforeEach(async () => {
+  await t.su`update platform.tenants set last_request_at = null where id = ${tenant.id}`;
+});
 
 const lastRequestAt = async () => {
   const [row] = await t.su<
@@ -44,7 +47,6 @@ describe('tenant activity', () => {
     expect(await lastRequestAt()).toBeNull();
     expect(await activity.flush()).toEqual({ written: 1, retained: 0 });
     expect(await lastRequestAt()).not.toBeNull();
-    await t.su`update platform.tenants set last_request_at = null where id = ${tenant.id}`;
   });
 
   it('keeps a sighting whose row is locked for the next flush, without waiting long', async () => {
@@ -68,7 +70,6 @@ describe('tenant activity', () => {
     expect(await lastRequestAt()).toBeNull();
     expect(await activity.flush()).toEqual({ written: 1, retained: 0 });
     expect(await lastRequestAt()).not.toBeNull();
-    await t.su`update platform.tenants set last_request_at = null where id = ${tenant.id}`;
   });
 
   it('keeps what a flush cut off by the database had to write, and the next flush writes it', async () => {
@@ -86,7 +87,6 @@ describe('tenant activity', () => {
   });
 
   it('is recorded for a request through the API, and written when the service shuts down', async () => {
-    await t.su`update platform.tenants set last_request_at = null where id = ${tenant.id}`;
     const { key } = await t.keys.issue(tenant.id, {}, { actor: 'test' });
     const instance = await startPlatform(
       testConfig(t.db.url, { TENANTFORGE_VALIDATOR_INTERVAL: 'off' }),
